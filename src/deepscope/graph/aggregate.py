@@ -1,0 +1,118 @@
+"""Per-namespace aggregates: params (shared counted once), MACs, op count, output shapes.
+
+Every prefix of every node's namespace is a group; ``""`` is the whole model. Linear in
+the number of nodes times namespace depth (dicts and sets, no pairwise loops).
+
+Example:
+    >>> from deepscope.graph.ir import Graph, Node, ParamRef
+    >>> w = ParamRef("fc.weight", (2, 3), "float32")
+    >>> g = Graph(nodes=[Node("a", "linear", namespace="fc", params=[w], macs=6)])
+    >>> aggregate(g)[""].params
+    6
+"""
+
+from __future__ import annotations
+
+from deepscope.graph.ir import Edge, Graph, GroupStats, Node, ParamRef, Shape
+
+__all__ = ["PSEUDO_OPS", "aggregate", "prefixes"]
+
+# Nodes that mark graph boundaries rather than compute: not counted as ops.
+PSEUDO_OPS = frozenset({"input", "output"})
+
+
+def prefixes(namespace: str) -> list[str]:
+    """Every group a node with this namespace belongs to, outermost first.
+
+    >>> prefixes("layer1/0/conv1")
+    ['', 'layer1', 'layer1/0', 'layer1/0/conv1']
+    """
+    if not namespace:
+        return [""]
+    parts = namespace.split("/")
+    return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _common_depth(a: list[str], b: list[str]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def aggregate(graph: Graph) -> dict[str, GroupStats]:
+    """Compute `GroupStats` for every namespace prefix, store them in `graph.groups`, return them.
+
+    Module types come from ``graph.meta["moduleTypes"]`` (namespace -> class name) when a
+    source recorded them. Output shapes of a group are the tensors its nodes send to nodes
+    outside it (or out of the graph), each listed once, in edge order.
+    """
+    module_types: dict[str, str] = dict(graph.meta.get("moduleTypes") or {})
+    stats: dict[str, GroupStats] = {}
+    seen_params: dict[str, set[str]] = {}
+    node_prefixes: dict[str, list[str]] = {}
+    by_id: dict[str, Node] = {}
+
+    def group(ns: str) -> GroupStats:
+        g = stats.get(ns)
+        if g is None:
+            g = GroupStats(namespace=ns, module_type=module_types.get(ns, ""))
+            stats[ns] = g
+            seen_params[ns] = set()
+        return g
+
+    for node in graph.nodes:
+        by_id[node.id] = node
+        pre = prefixes(node.namespace)
+        node_prefixes[node.id] = pre
+        counts = node.op not in PSEUDO_OPS
+        for ns in pre:
+            g = group(ns)
+            if counts:
+                g.op_count += 1
+                g.macs += node.macs
+            seen = seen_params[ns]
+            for p in node.params:
+                if p.name not in seen:
+                    seen.add(p.name)
+                    _add_param(g, p)
+
+    outs: dict[str, dict[tuple[str, int], Shape | None]] = {ns: {} for ns in stats}
+    for e in graph.edges:
+        src_pre = node_prefixes.get(e.src)
+        dst_pre = node_prefixes.get(e.dst)
+        if src_pre is None or dst_pre is None:
+            continue
+        for ns in src_pre[_common_depth(src_pre, dst_pre) :]:
+            outs[ns].setdefault((e.src, e.src_output), _edge_shape(e, by_id[e.src]))
+    for nid in graph.outputs:
+        node = by_id.get(nid)
+        if node is None:
+            continue
+        for i, t in enumerate(node.outputs):
+            for ns in node_prefixes[nid]:
+                outs[ns].setdefault((nid, i), t.shape)
+    for ns, shapes in outs.items():
+        stats[ns].output_shapes = list(shapes.values())
+
+    graph.groups = stats
+    return stats
+
+
+def _add_param(g: GroupStats, p: ParamRef) -> None:
+    n = p.numel
+    g.params += n
+    if p.trainable:
+        g.trainable_params += n
+    else:
+        g.frozen_params += n
+
+
+def _edge_shape(e: Edge, src: Node) -> Shape | None:
+    if e.tensor is not None:
+        return e.tensor.shape
+    if 0 <= e.src_output < len(src.outputs):
+        return src.outputs[e.src_output].shape
+    return None

@@ -1,0 +1,244 @@
+"""Graph IR <-> strict JSON. camelCase keys on the wire, snake_case in Python.
+
+The document carries a top-level ``schemaVersion``; `from_dict` refuses a newer version
+than this deepscope knows. Non-finite floats (in overlays, attrs or meta) never become the
+``NaN``/``Infinity`` literals: they travel as ``{"nonfinite": "nan" | "+inf" | "-inf"}``, the
+same encoding as `deepscope.store.jsonenc`.
+
+Example:
+    >>> from deepscope.graph.ir import Graph, Node
+    >>> g = Graph(nodes=[Node(id="n0", op="relu")])
+    >>> from_json(to_json(g)).nodes[0].op
+    'relu'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from deepscope.errors import ModelFormatError
+from deepscope.graph.ir import (
+    SCHEMA_VERSION,
+    Edge,
+    Graph,
+    GroupStats,
+    Node,
+    ParamRef,
+    Shape,
+    TensorMeta,
+)
+
+__all__ = ["from_dict", "from_json", "to_dict", "to_json"]
+
+_NONFINITE_KEY = "nonfinite"
+
+
+def _enc_float(x: float) -> Any:
+    if math.isfinite(x):
+        return x
+    if math.isnan(x):
+        return {_NONFINITE_KEY: "nan"}
+    return {_NONFINITE_KEY: "+inf" if x > 0 else "-inf"}
+
+
+def _enc(value: Any) -> Any:
+    """Make any JSON-ish value strict-JSON-safe (tuples become lists)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return _enc_float(value)
+    if isinstance(value, dict):
+        return {str(k): _enc(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_enc(v) for v in value]
+    raise TypeError(f"graph JSON holds only JSON values, got {type(value).__name__}: {value!r}")
+
+
+def _dec(value: Any) -> Any:
+    if isinstance(value, dict):
+        if len(value) == 1 and _NONFINITE_KEY in value:
+            tag = value[_NONFINITE_KEY]
+            return {"nan": math.nan, "+inf": math.inf, "-inf": -math.inf}.get(tag, value)
+        return {k: _dec(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dec(v) for v in value]
+    return value
+
+
+def _shape(shape: Shape | None) -> list[int | None] | None:
+    return None if shape is None else list(shape)
+
+
+def _tensor(t: TensorMeta | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    return {"shape": _shape(t.shape), "dtype": t.dtype}
+
+
+def _param(p: ParamRef) -> dict[str, Any]:
+    return {"name": p.name, "shape": list(p.shape), "dtype": p.dtype, "trainable": p.trainable}
+
+
+def _node(n: Node) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "op": n.op,
+        "label": n.label,
+        "namespace": n.namespace,
+        "attrs": _enc(n.attrs),
+        "inputs": [_tensor(t) for t in n.inputs],
+        "outputs": [_tensor(t) for t in n.outputs],
+        "params": [_param(p) for p in n.params],
+        "macs": n.macs,
+    }
+
+
+def _edge(e: Edge) -> dict[str, Any]:
+    return {
+        "src": e.src,
+        "dst": e.dst,
+        "srcOutput": e.src_output,
+        "dstInput": e.dst_input,
+        "tensor": _tensor(e.tensor),
+    }
+
+
+def _group(g: GroupStats) -> dict[str, Any]:
+    return {
+        "namespace": g.namespace,
+        "moduleType": g.module_type,
+        "params": g.params,
+        "trainableParams": g.trainable_params,
+        "frozenParams": g.frozen_params,
+        "macs": g.macs,
+        "opCount": g.op_count,
+        "outputShapes": [_shape(s) for s in g.output_shapes],
+    }
+
+
+def to_dict(graph: Graph) -> dict[str, Any]:
+    """The wire form of `graph`: a dict of JSON values only (strict, camelCase)."""
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "nodes": [_node(n) for n in graph.nodes],
+        "edges": [_edge(e) for e in graph.edges],
+        "inputs": list(graph.inputs),
+        "outputs": list(graph.outputs),
+        "groups": {ns: _group(g) for ns, g in graph.groups.items()},
+        "overlays": {
+            name: {nid: (None if v is None else _enc_float(float(v))) for nid, v in vals.items()}
+            for name, vals in graph.overlays.items()
+        },
+        "meta": _enc(graph.meta),
+    }
+
+
+def to_json(graph: Graph, *, indent: int | None = None) -> str:
+    """Strict JSON text of `graph` (never a ``NaN`` literal)."""
+    separators = (",", ":") if indent is None else None
+    return json.dumps(to_dict(graph), indent=indent, separators=separators, allow_nan=False)
+
+
+def _shape_in(raw: Any) -> Shape | None:
+    if raw is None:
+        return None
+    return tuple(None if d is None else int(d) for d in raw)
+
+
+def _tensor_in(raw: Any) -> TensorMeta | None:
+    if raw is None:
+        return None
+    return TensorMeta(shape=_shape_in(raw.get("shape")), dtype=raw.get("dtype"))
+
+
+def _param_in(raw: dict[str, Any]) -> ParamRef:
+    return ParamRef(
+        name=str(raw["name"]),
+        shape=tuple(int(d) for d in raw["shape"]),
+        dtype=str(raw["dtype"]),
+        trainable=bool(raw.get("trainable", True)),
+    )
+
+
+def _node_in(raw: dict[str, Any]) -> Node:
+    return Node(
+        id=str(raw["id"]),
+        op=str(raw["op"]),
+        label=str(raw.get("label", "")),
+        namespace=str(raw.get("namespace", "")),
+        attrs=_dec(raw.get("attrs") or {}),
+        inputs=[_tensor_in(t) or TensorMeta() for t in raw.get("inputs", [])],
+        outputs=[_tensor_in(t) or TensorMeta() for t in raw.get("outputs", [])],
+        params=[_param_in(p) for p in raw.get("params", [])],
+        macs=int(raw.get("macs", 0)),
+    )
+
+
+def _edge_in(raw: dict[str, Any]) -> Edge:
+    return Edge(
+        src=str(raw["src"]),
+        dst=str(raw["dst"]),
+        src_output=int(raw.get("srcOutput", 0)),
+        dst_input=int(raw.get("dstInput", 0)),
+        tensor=_tensor_in(raw.get("tensor")),
+    )
+
+
+def _group_in(ns: str, raw: dict[str, Any]) -> GroupStats:
+    return GroupStats(
+        namespace=str(raw.get("namespace", ns)),
+        module_type=str(raw.get("moduleType", "")),
+        params=int(raw.get("params", 0)),
+        trainable_params=int(raw.get("trainableParams", 0)),
+        frozen_params=int(raw.get("frozenParams", 0)),
+        macs=int(raw.get("macs", 0)),
+        op_count=int(raw.get("opCount", 0)),
+        output_shapes=[_shape_in(s) for s in raw.get("outputShapes", [])],
+    )
+
+
+def _overlay_value(v: Any) -> float | None:
+    v = _dec(v)
+    return None if v is None else float(v)
+
+
+def from_dict(data: Any) -> Graph:
+    """Read the wire form back. Raises `ModelFormatError` for a newer schema or bad data."""
+    if not isinstance(data, dict):
+        raise ModelFormatError("graph JSON must be an object with a 'schemaVersion' key")
+    version = data.get("schemaVersion")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelFormatError(
+            "graph JSON has no integer 'schemaVersion': it was not written by deepscope"
+        )
+    if version > SCHEMA_VERSION:
+        raise ModelFormatError(
+            f"graph JSON has schemaVersion {version}, newer than this deepscope reads "
+            f"({SCHEMA_VERSION}): upgrade deepscope (pip install -U deepscope)"
+        )
+    try:
+        return Graph(
+            nodes=[_node_in(n) for n in data.get("nodes", [])],
+            edges=[_edge_in(e) for e in data.get("edges", [])],
+            inputs=[str(i) for i in data.get("inputs", [])],
+            outputs=[str(o) for o in data.get("outputs", [])],
+            groups={str(ns): _group_in(ns, g) for ns, g in data.get("groups", {}).items()},
+            overlays={
+                str(name): {str(k): _overlay_value(v) for k, v in vals.items()}
+                for name, vals in data.get("overlays", {}).items()
+            },
+            meta=_dec(data.get("meta") or {}),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelFormatError(f"graph JSON is malformed ({type(exc).__name__}: {exc})") from exc
+
+
+def from_json(text: str | bytes) -> Graph:
+    """Parse graph JSON written by `to_json`."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ModelFormatError(f"graph JSON does not parse: {exc}") from exc
+    return from_dict(data)
