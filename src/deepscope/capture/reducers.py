@@ -1,0 +1,139 @@
+"""Reductions that run where a tensor lives and return a small tensor on the same device.
+
+Many summaries are concatenated and copied to the host in one go, so watching a model
+costs at most one host synchronisation per logged step. Nothing here calls `.item()`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from deepscope.tracking.histogram import HistogramData
+
+SUMMARY_SCALARS = 8  # count, n_nan, n_posinf, n_neginf, min, max, sum, sum_sq
+
+
+def summary_size(bins: int) -> int:
+    """Length of the vector `tensor_summary` returns."""
+    return SUMMARY_SCALARS + bins
+
+
+def _flat_float(t: torch.Tensor, max_elements: int | None) -> torch.Tensor:
+    x = t.detach().reshape(-1)
+    if max_elements is not None and x.numel() > max_elements:
+        x = x[:: math.ceil(x.numel() / max_elements)]
+    if not x.is_floating_point() or x.element_size() < 4:
+        x = x.float()
+    return x
+
+
+def tensor_summary(
+    t: torch.Tensor, bins: int = 64, *, max_elements: int | None = None
+) -> torch.Tensor:
+    """Histogram sketch of `t` as one float64 vector on `t.device` (see `decode_summary`).
+
+    Finite values are binned between their min and max; NaN and ±Inf are counted apart.
+    """
+    x = _flat_float(t, max_elements)
+    finite = torch.isfinite(x)
+    n_nan = torch.isnan(x).sum()
+    n_posinf = (x == math.inf).sum()
+    n_neginf = (x == -math.inf).sum()
+    count = finite.sum()
+    lo = torch.where(finite, x, math.inf).min() if x.numel() else x.new_tensor(math.inf)
+    hi = torch.where(finite, x, -math.inf).max() if x.numel() else x.new_tensor(-math.inf)
+    x64 = torch.where(finite, x, 0.0).double()
+    total = x64.sum()
+    total_sq = (x64 * x64).sum()
+    any_finite = count > 0
+    lo_safe = torch.where(any_finite, lo, 0.0).double()
+    hi_safe = torch.where(any_finite, hi, 0.0).double()
+    width = hi_safe - lo_safe
+    flat = width == 0
+    lo_b = torch.where(flat, lo_safe - 0.5, lo_safe)
+    width = torch.where(flat, torch.ones_like(width), width)
+    pos = ((x.double() - lo_b) / width * bins).floor().clamp_(0, bins - 1)
+    idx = torch.where(finite, pos, float(bins)).long()
+    counts = torch.bincount(idx, minlength=bins + 1)[:bins].double()
+    head = torch.stack(
+        [
+            count.double(),
+            n_nan.double(),
+            n_posinf.double(),
+            n_neginf.double(),
+            lo.double(),
+            hi.double(),
+            total,
+            total_sq,
+        ]
+    )
+    return torch.cat([head, counts])
+
+
+def decode_summary(row: np.ndarray, bins: int) -> HistogramData:
+    """Turn one host copy of a `tensor_summary` vector into a `HistogramData`."""
+    count, n_nan, n_posinf, n_neginf = (int(v) for v in row[:4])
+    lo, hi, total, total_sq = (float(v) for v in row[4:8])
+    counts = row[SUMMARY_SCALARS : SUMMARY_SCALARS + bins].astype(np.int64)
+    if count == 0:
+        edges = np.linspace(-0.5, 0.5, bins + 1)
+        return HistogramData(edges, counts, 0, n_nan, n_posinf, n_neginf, None, None, 0.0, 0.0)
+    a, b = (lo - 0.5, lo + 0.5) if hi == lo else (lo, hi)
+    edges = a + (b - a) * np.arange(bins + 1, dtype=np.float64) / bins
+    return HistogramData(edges, counts, count, n_nan, n_posinf, n_neginf, lo, hi, total, total_sq)
+
+
+ACT_FIELDS = ("count", "mean", "std", "zero_frac", "sat_frac", "dead_frac", "nonfinite")
+
+
+def activation_stats(out: torch.Tensor, saturation: str | None) -> torch.Tensor:
+    """[count, mean, std, zero fraction, saturated fraction, dead-unit fraction, non-finite
+    count] of a module output as a float64 vector on its device.
+
+    A unit is a channel (dim 1 of an N×C×… output, or the last dim of N×…×C); it is dead
+    when it is exactly zero for every input in the batch. `saturation` is "tanh" (|y| >
+    0.99), "sigmoid" (y < 0.01 or y > 0.99) or None.
+    """
+    x = out.detach()
+    if not x.is_floating_point():
+        x = x.float()
+    n = x.numel()
+    if n == 0:
+        nan = torch.tensor(math.nan, dtype=torch.float64, device=x.device)
+        zero = torch.zeros((), dtype=torch.float64, device=x.device)
+        return torch.stack([zero, nan, nan, nan, nan, nan, zero])
+    xf = x.float()
+    finite = torch.isfinite(xf)
+    nonfinite = (~finite).sum().double()
+    xs = torch.where(finite, xf, 0.0)
+    mean = xs.double().mean()
+    std = xs.double().std(unbiased=False)
+    zero = xs == 0
+    zero_frac = zero.double().mean()
+    if saturation == "tanh":
+        sat_frac = (xs.abs() > 0.99).double().mean()
+    elif saturation == "sigmoid":
+        sat_frac = ((xs < 0.01) | (xs > 0.99)).double().mean()
+    else:
+        sat_frac = torch.zeros((), dtype=torch.float64, device=x.device)
+    if x.dim() >= 3:
+        per_unit = zero.transpose(0, 1).reshape(x.shape[1], -1).all(dim=1)
+    elif x.dim() == 2:
+        per_unit = zero.all(dim=0)
+    else:
+        per_unit = zero.reshape(1, -1).all(dim=1)
+    dead_frac = per_unit.double().mean()
+    return torch.stack(
+        [
+            torch.tensor(float(n), dtype=torch.float64, device=x.device),
+            mean,
+            std,
+            zero_frac,
+            sat_frac,
+            dead_frac,
+            nonfinite,
+        ]
+    )

@@ -1,0 +1,378 @@
+"""`run.watch(model)`: weights, gradients and activations over training, cheaply, plus the
+non-finite guard and the diagnosis rules.
+
+Example:
+    >>> run = deepscope.init(logdir="runs")                     # doctest: +SKIP
+    >>> run.watch(model, every=100)                             # doctest: +SKIP
+    >>> for x, y in loader:                                     # doctest: +SKIP
+    ...     loss = F.cross_entropy(model(x), y); loss.backward(); opt.step(); opt.zero_grad()
+    ...     run.log({"loss": loss})
+
+The watcher's clock is the model's training iteration: the number of forward passes of
+the watched model made with gradients enabled (0-based). Every `every` iterations it
+reduces weights (before the forward), activations (during it) and gradients (as each is
+accumulated) on their device, and at the next iteration (after the optimizer step) the
+update ratio ||dw||/||w||; then everything crosses to the host in one copy, is logged and
+checked by the rules. Between logged iterations it keeps nothing but the guard: each
+module output's sum (NaN and Inf propagate into it), checked once per iteration, and each
+gradient's sum.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepscope.analysis.diagnostics.rules import Diagnoser, Diagnosis, StepStats
+from deepscope.capture.reducers import (
+    ACT_FIELDS,
+    activation_stats,
+    decode_summary,
+    summary_size,
+    tensor_summary,
+)
+from deepscope.errors import DeepscopeError
+
+if TYPE_CHECKING:
+    from deepscope.tracking.run import Run
+
+WHAT = ("weights", "grads", "activations")
+_RELU_LIKE = (nn.ReLU, nn.ReLU6)
+_SATURATING: dict[type[nn.Module], str] = {
+    nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid",
+    nn.Hardtanh: "tanh",
+}
+
+
+class NonFiniteError(DeepscopeError, FloatingPointError):
+    """Raised by `watch(..., raise_on_nonfinite=True)` at the first NaN/Inf."""
+
+
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)):
+        for o in out:
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    if isinstance(out, dict):
+        return _first_tensor(list(out.values()))
+    return None
+
+
+def _namespace(name: str) -> str:
+    return name.replace(".", "/")
+
+
+class Watcher:
+    """Hooks on one model, logging into one run. Created by `Run.watch`; `close()` removes
+    every hook (also called by `Run.unwatch` and `Run.finish`)."""
+
+    def __init__(
+        self,
+        run: Run,
+        model: nn.Module,
+        every: int = 100,
+        what: Iterable[str] = WHAT,
+        layers: Iterable[str] | None = None,
+        raise_on_nonfinite: bool = False,
+        bins: int = 64,
+        guard: bool = True,
+    ) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.what = set(what)
+        unknown = self.what - set(WHAT)
+        if unknown:
+            raise ValueError(f"unknown 'what' entries {sorted(unknown)}; choose from {WHAT}")
+        self.run, self.model, self.every, self.bins = run, model, every, bins
+        self.raise_on_nonfinite, self.guard = raise_on_nonfinite, guard
+        self.iteration = -1
+        self.diagnoser = Diagnoser()
+        self._patterns = list(layers) if layers is not None else None
+        self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self._modules = [
+            (n or type(model).__name__, m) for n, m in model.named_modules() if self._selected(n, m)
+        ]
+        self._logging = False
+        self._calls: list[tuple[str, torch.Tensor]] = []  # guard: (module call name, output sum)
+        self._acts: list[tuple[str, nn.Module, torch.Tensor]] = []
+        self._grad_sums: list[tuple[str, torch.Tensor]] = []
+        self._grad_summaries: dict[str, torch.Tensor] = {}
+        self._weight_summaries: dict[str, torch.Tensor] = {}
+        self._snapshot: dict[str, torch.Tensor] = {}
+        self._pending_step: int | None = None
+        self._nan_reported = False
+        self._deferred: tuple[int, list[str], torch.Tensor, Any] | None = None
+        self._handles: list[Any] = []
+        self._install()
+
+    # ----------------------------------------------------------------- hooks
+    def _selected(self, name: str, module: nn.Module) -> bool:
+        if self._patterns is None:
+            return next(iter(module.children()), None) is None  # leaf modules
+        return any(fnmatch.fnmatchcase(name, p) for p in self._patterns)
+
+    def _install(self) -> None:
+        try:
+            self._handles.append(self.model.register_forward_pre_hook(self._on_root_pre))
+            self._handles.append(self.model.register_forward_hook(self._on_root_post))
+            for name, module in self._modules:
+                self._handles.append(module.register_forward_hook(self._make_module_hook(name)))
+            for name, p in self._params:
+                hook = self._make_grad_hook(name)
+                self._handles.append(p.register_post_accumulate_grad_hook(hook))  # type: ignore[no-untyped-call]
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Remove every hook and log what the last logged iteration still holds."""
+        handles, self._handles = self._handles, []
+        for h in handles:
+            h.remove()
+        self._check_deferred()
+        if self._pending_step is not None:
+            self._finish_logged_iteration(with_updates=False)
+
+    def _training(self) -> bool:
+        return torch.is_grad_enabled()
+
+    def _on_root_pre(self, module: nn.Module, args: Any) -> None:
+        if not self._training():
+            return
+        self._check_deferred()
+        self._check_grads()
+        if self._pending_step is not None:
+            self._finish_logged_iteration(with_updates=True)
+        self.iteration += 1
+        self._calls.clear()
+        self._logging = self.iteration % self.every == 0
+        if self._logging:
+            self._start_logged_iteration()
+
+    def _make_module_hook(self, name: str) -> Any:
+        counts: dict[int, int] = {}
+
+        def hook(module: nn.Module, args: Any, out: Any) -> None:
+            if not self._training():
+                return
+            t = _first_tensor(out)
+            if t is None or not t.is_floating_point():
+                return
+            seen = counts.get(self.iteration, 0)
+            counts.clear()
+            counts[self.iteration] = seen + 1
+            call = name if seen == 0 else f"{name}#{seen + 1}"
+            if self.guard:
+                self._calls.append((call, t.detach().sum(dtype=torch.float32)))
+            if self._logging and "activations" in self.what:
+                kind = _SATURATING.get(type(module))
+                self._acts.append((call, module, activation_stats(t, kind)))
+
+        return hook
+
+    def _on_root_post(self, module: nn.Module, args: Any, out: Any) -> None:
+        if not self._training() or not self.guard or not self._calls:
+            return
+        sums = torch.stack([s for _, s in self._calls])
+        names = [n for n, _ in self._calls]
+        if sums.is_cuda and not self.raise_on_nonfinite:
+            # no stall: copy asynchronously, look at it at the next iteration
+            buf = torch.empty(sums.shape, dtype=sums.dtype, pin_memory=True)
+            buf.copy_(sums, non_blocking=True)
+            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
+            event.record()
+            self._deferred = (self.iteration, names, buf, event)
+            return
+        self._check_activation_sums(self.iteration, names, sums)
+
+    def _check_activation_sums(self, iteration: int, names: list[str], sums: torch.Tensor) -> None:
+        bad = ~torch.isfinite(sums)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            self._report_nonfinite("nonfinite_activation", names[first], "output", step=iteration)
+
+    def _check_deferred(self) -> None:
+        if self._deferred is not None:
+            iteration, names, buf, event = self._deferred
+            self._deferred = None
+            event.synchronize()
+            self._check_activation_sums(iteration, names, buf)
+
+    def _make_grad_hook(self, name: str) -> Any:
+        def hook(p: torch.Tensor) -> None:
+            g = p.grad
+            if g is None:
+                return
+            if self.guard:
+                self._grad_sums.append((name, g.detach().sum(dtype=torch.float32)))
+            if self._logging and "grads" in self.what:
+                self._grad_summaries[name] = torch.cat(
+                    [tensor_summary(g, self.bins), g.detach().double().norm().reshape(1)]
+                )
+
+        return hook
+
+    def _check_grads(self) -> None:
+        if not self._grad_sums:
+            return
+        sums = torch.stack([s for _, s in self._grad_sums])
+        names = [n for n, _ in self._grad_sums]
+        self._grad_sums.clear()
+        bad = ~torch.isfinite(sums)
+        if bool(bad.any()):
+            idx = bad.nonzero()[:, 0].tolist()
+            self._report_nonfinite(
+                "nonfinite_gradient", names[idx[0]], "gradient", others=[names[i] for i in idx[1:5]]
+            )
+
+    def _report_nonfinite(
+        self,
+        kind: str,
+        layer: str,
+        what: str,
+        others: list[str] | None = None,
+        step: int | None = None,
+    ) -> None:
+        step = max(self.iteration, 0) if step is None else step
+        if not self._nan_reported:
+            more = f" (also: {', '.join(others)})" if others else ""
+            msg = (
+                f"first NaN/Inf {what} at iteration {step}: '{layer}'{more}. Inspect its inputs "
+                "and weights at that step; common causes are a too-high learning rate, log/sqrt/"
+                "division of zero or negative values, and fp16 overflow."
+            )
+            self._emit([Diagnosis(kind, "error", layer, msg, step)])
+            if kind == "nonfinite_activation":
+                self._nan_reported = True
+        if self.raise_on_nonfinite:
+            raise NonFiniteError(f"non-finite {what} in '{layer}' at iteration {step}")
+
+    # --------------------------------------------------------- logged steps
+    def _start_logged_iteration(self) -> None:
+        self._pending_step = self.iteration
+        self._acts.clear()
+        self._grad_summaries.clear()
+        with torch.no_grad():
+            for name, p in self._params:
+                if "weights" in self.what:
+                    self._weight_summaries[name] = torch.cat(
+                        [tensor_summary(p, self.bins), p.detach().double().norm().reshape(1)]
+                    )
+                if "grads" in self.what and p.dim() >= 2:
+                    self._snapshot[name] = p.detach().clone()
+
+    def _finish_logged_iteration(self, with_updates: bool) -> None:
+        step = self._pending_step
+        assert step is not None
+        self._pending_step = None
+        parts: list[torch.Tensor] = []
+        layout: list[tuple[str, str, int]] = []  # (kind, name, length)
+
+        def add(kind: str, name: str, t: torch.Tensor) -> None:
+            parts.append(t.detach().double().reshape(-1))
+            layout.append((kind, name, parts[-1].numel()))
+
+        with torch.no_grad():
+            for name, t in self._weight_summaries.items():
+                add("w", name, t)
+            for name, t in self._grad_summaries.items():
+                add("g", name, t)
+            for call, _, t in self._acts:
+                add("a", call, t)
+            if with_updates:
+                for name, p in self._params:
+                    old = self._snapshot.get(name)
+                    if old is not None:
+                        ratio = (p.detach() - old).double().norm() / old.double().norm().clamp_min(
+                            1e-30
+                        )
+                        add("u", name, ratio)
+        act_modules = {call: module for call, module, _ in self._acts}
+        self._weight_summaries, self._grad_summaries, self._snapshot = {}, {}, {}
+        self._acts = []
+        if not parts:
+            return
+        host = torch.cat([p.to(parts[0].device) for p in parts]).cpu().numpy()  # the one sync
+        self._log(step, host, layout, act_modules)
+
+    def _log(
+        self,
+        step: int,
+        host: np.ndarray,
+        layout: list[tuple[str, str, int]],
+        act_modules: dict[str, nn.Module],
+    ) -> None:
+        stats = StepStats(step=step)
+        scalars: dict[str, float] = {}
+        overlay: dict[str, dict[str, float]] = {
+            "grad_norm": {},
+            "update_ratio": {},
+            "dead_frac": {},
+            "act_std": {},
+        }
+        offset = 0
+        n_sum = summary_size(self.bins)
+        shapes = dict(self._params)
+        for kind, name, length in layout:
+            row = host[offset : offset + length]
+            offset += length
+            if kind in ("w", "g"):
+                hist = decode_summary(row[:n_sum], self.bins)
+                norm = float(row[n_sum])
+                prefix = "weights" if kind == "w" else "grads"
+                self.run.log_histogram(f"{prefix}/{name}", hist, step=step)
+                scalars[f"{'weight' if kind == 'w' else 'grad'}_norm/{name}"] = norm
+                if kind == "g" and shapes[name].dim() >= 2:
+                    stats.grad_norms[name] = norm
+                    overlay["grad_norm"][_namespace(name.rsplit(".", 1)[0])] = norm
+            elif kind == "u":
+                ratio = float(row[0])
+                scalars[f"update_ratio/{name}"] = ratio
+                stats.update_ratios[name] = ratio
+                overlay["update_ratio"][_namespace(name.rsplit(".", 1)[0])] = ratio
+            else:
+                values = dict(zip(ACT_FIELDS, (float(v) for v in row), strict=True))
+                for field in ("mean", "std", "zero_frac"):
+                    scalars[f"act/{name}/{field}"] = values[field]
+                module = act_modules[name]
+                base = name.split("#")[0]
+                overlay["act_std"][_namespace(base)] = values["std"]
+                if isinstance(module, _RELU_LIKE) and values["count"] > 0:
+                    stats.dead_frac[name] = values["dead_frac"]
+                    overlay["dead_frac"][_namespace(base)] = values["dead_frac"]
+                if type(module) in _SATURATING and values["count"] > 0:
+                    stats.sat_frac[name] = values["sat_frac"]
+                    scalars[f"act/{name}/sat_frac"] = values["sat_frac"]
+        if stats.grad_norms:
+            scalars["grad_norm/total"] = math.sqrt(sum(v * v for v in stats.grad_norms.values()))
+        self.run.log(scalars, step=step)
+        self._log_overlay(overlay, step)
+        self._emit(self.diagnoser.check(stats))
+
+    def _log_overlay(self, overlay: dict[str, dict[str, float]], step: int) -> None:
+        from deepscope.store import jsonenc
+
+        data = {k: v for k, v in overlay.items() if v}
+        if data:
+            self.run.log_blob(
+                "overlay", "watch", jsonenc.dumps(data).encode(), ext="json", step=step
+            )
+
+    def observe_scalar(self, tag: str, value: float, step: int) -> None:
+        """Called by `Run.log` for every scalar: loss tags feed the spike/divergence rules."""
+        if "loss" in tag.lower():
+            self._emit(self.diagnoser.observe_loss(tag, value, step))
+
+    def _emit(self, items: list[Diagnosis]) -> None:
+        for d in items:
+            self.run.log_event(d.kind, d.message, severity=d.severity, layer=d.layer, step=d.step)
