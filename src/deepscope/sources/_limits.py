@@ -1,0 +1,71 @@
+"""Size caps and version pins shared by the model-file sources (THREATS.md A)."""
+
+from __future__ import annotations
+
+import re
+
+MB = 1024 * 1024
+
+#: Largest JSON member we read from an archive (e.g. a `.keras` `config.json`).
+MEMBER_CAP = 256 * MB
+#: Largest total of bytes read from one archive.
+ARCHIVE_TOTAL_CAP = 1024 * MB
+#: Most members an archive may list.
+ARCHIVE_MAX_MEMBERS = 100_000
+#: safetensors: largest header (the format's own limit).
+SAFETENSORS_HEADER_CAP = 100 * MB
+#: safetensors: most tensors (plus metadata items) in one header.
+SAFETENSORS_MAX_ENTRIES = 65_536
+#: Largest offset or length accepted in ONNX external-data records.
+EXTERNAL_DATA_CAP = 2**40
+#: Tensors up to this many elements get their values loaded eagerly.
+SMALL_TENSOR_NUMEL = 1 << 16
+#: Address-space limit of sandbox workers, and their wall-clock timeout.
+SANDBOX_MEMORY = 4096 * MB
+SANDBOX_TIMEOUT_S = 60.0
+
+MIN_TORCH = (2, 10)
+MIN_ONNX = (1, 21, 0)
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """`"2.13.0+cpu"` → `(2, 13, 0)`; stops at the first non-numeric part."""
+    parts: list[int] = []
+    for piece in version.split("+")[0].split("."):
+        m = re.match(r"\d+", piece)
+        if m is None:
+            break
+        parts.append(int(m.group()))
+        if m.end() != len(piece):
+            break
+    return tuple(parts)
+
+
+def check_torch_version(version: str | None = None) -> None:
+    """Refuse untrusted `torch.load` on torch older than 2.10 (CVE-2025-32434, CVE-2026-24747)."""
+    from deepscope.errors import UnsafeModelError
+
+    if version is None:
+        import torch
+
+        version = str(torch.__version__)
+    if version_tuple(version) < MIN_TORCH:
+        raise UnsafeModelError(
+            f"torch {version} cannot load untrusted checkpoints safely "
+            "(weights_only bypasses fixed in 2.10): pip install 'torch>=2.10'"
+        )
+
+
+def check_onnx_version(version: str | None = None) -> None:
+    """Refuse onnx older than 1.21.0 (external-data traversal CVEs fixed there)."""
+    from deepscope.errors import OptionalDependencyError
+
+    if version is None:
+        import onnx
+
+        version = str(onnx.__version__)
+    if version_tuple(version) < MIN_ONNX:
+        raise OptionalDependencyError(
+            f"onnx {version} has known external-data vulnerabilities: "
+            "pip install 'onnx>=1.21.0' (or 'deepscope[onnx]')"
+        )

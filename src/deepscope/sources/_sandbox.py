@@ -1,0 +1,159 @@
+"""Run a native or untrusted parser in a child process with limits (M8).
+
+The parent starts `python -I -m deepscope.sources._sandbox`, sends one JSON request on
+stdin and reads one JSON answer on stdout. The child runs with `RLIMIT_AS` (memory),
+`RLIMIT_CPU`, no core dumps, a file-size limit, a private TMPDIR/HOME as working folder
+(removed afterwards) and a wall-clock timeout. A crash (SIGSEGV, abort, OOM, timeout) becomes `WorkerDiedError`, never a
+dead server, and the child is always reaped.
+
+Example:
+    >>> run_task("h5_weights", Path("model.weights.h5"))   # doctest: +SKIP
+    {'weights': [...]}
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from deepscope.errors import ModelFormatError, UnsafeModelError
+from deepscope.sources import _limits
+
+# task name -> "module:function(path: str, options: dict) -> JSON-safe value"
+TASKS: dict[str, str] = {
+    "h5_weights": "deepscope.sources.keras_file:worker_h5_weights",
+    "h5_legacy": "deepscope.sources.keras_file:worker_h5_legacy",
+    "torchscript_graph": "deepscope.sources.torchscript_file:worker_trusted_graph",
+    "pickle_tensors": "deepscope.sources.state_dict:worker_trusted_tensors",
+}
+_ERRORS: dict[str, type[ModelFormatError]] = {
+    "UnsafeModelError": UnsafeModelError,
+    "ModelFormatError": ModelFormatError,
+}
+_MAX_ANSWER = 64 * _limits.MB
+_FSIZE = 256 * _limits.MB  # loaders (torch.export) unpack into TMPDIR, a private folder
+
+
+class WorkerDiedError(ModelFormatError):
+    """The parser worker crashed, ran out of memory or time; the model could not be parsed."""
+
+
+def _limit_child(memory: int, cpu_s: int) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (_FSIZE, _FSIZE))
+    os.setsid()
+
+
+def _describe(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+def run_task(
+    task: str,
+    path: Path,
+    options: dict[str, Any] | None = None,
+    *,
+    timeout: float = _limits.SANDBOX_TIMEOUT_S,
+    memory: int = _limits.SANDBOX_MEMORY,
+    fault: str | None = None,
+) -> Any:
+    """Run `task` on `path` in a limited child; return its JSON answer.
+
+    `fault="abort"` makes the child call `os.abort()` first (for tests of M8).
+    Raises `WorkerDiedError` on a crash or timeout, or the typed error the task raised.
+    """
+    if task not in TASKS:
+        raise ValueError(f"unknown sandbox task {task!r}")
+    request = json.dumps(
+        {"task": task, "path": str(path), "options": options or {}, "fault": fault}
+    )
+    with tempfile.TemporaryDirectory(prefix="deepscope-worker-") as tmp:
+        return _run(request, tmp, timeout, memory)
+
+
+def _run(request: str, tmp: str, timeout: float, memory: int) -> Any:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "OMP_NUM_THREADS": "1",
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": tmp,
+        "HOME": tmp,
+    }
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-I", "-m", "deepscope.sources._sandbox"],
+            input=request.encode(),
+            capture_output=True,
+            timeout=timeout,
+            env=env,
+            cwd=tmp,
+            preexec_fn=lambda: _limit_child(memory, max(1, int(timeout))),  # noqa: PLW1509
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise WorkerDiedError(
+            f"model could not be parsed (worker died: timeout after {timeout:g} s)"
+        ) from None
+    if proc.returncode != 0 and not proc.stdout:
+        raise WorkerDiedError(
+            f"model could not be parsed (worker died: {_describe(proc.returncode)})"
+        )
+    try:
+        answer = json.loads(proc.stdout[:_MAX_ANSWER].decode("utf-8"))
+    except ValueError:
+        raise WorkerDiedError(
+            f"model could not be parsed (worker gave no answer: {_describe(proc.returncode)})"
+        ) from None
+    if "error" in answer:
+        err = answer["error"]
+        raise _ERRORS.get(err.get("type"), ModelFormatError)(str(err.get("message")))
+    return answer["result"]
+
+
+def _child_main() -> int:
+    request = json.loads(sys.stdin.buffer.read(1 << 20))
+    if request.get("fault") == "abort":
+        os.abort()
+    module_name, func_name = TASKS[request["task"]].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        out: dict[str, Any] = {"result": func(request["path"], request["options"])}
+    except UnsafeModelError as e:
+        out = {"error": {"type": "UnsafeModelError", "message": str(e)}}
+    except MemoryError:
+        out = {
+            "error": {
+                "type": "ModelFormatError",
+                "message": "model could not be parsed (worker out of memory)",
+            }
+        }
+    except Exception as e:  # any parser failure becomes a typed error in the parent
+        out = {
+            "error": {
+                "type": "ModelFormatError",
+                "message": f"model could not be parsed: {type(e).__name__}: {e}"[:2000],
+            }
+        }
+    sys.stdout.write(json.dumps(out))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())
