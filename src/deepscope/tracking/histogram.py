@@ -108,9 +108,10 @@ def range_edges(lo: float, hi: float, bins: int) -> npt.NDArray[np.float64]:
 
     Equal to `np.linspace(lo, hi, bins + 1)` whenever `hi - lo` is finite.
     """
-    if math.isfinite(hi - lo):
-        return np.linspace(lo, hi, bins + 1)
-    edges = np.linspace(lo * 0.5, hi * 0.5, bins + 1) * 2.0  # powers of two scale exactly
+    with np.errstate(over="ignore", invalid="ignore"):
+        edges = np.linspace(lo, hi, bins + 1)
+        if not np.isfinite(edges).all():  # powers of two scale exactly
+            edges = np.linspace(lo * 0.5, hi * 0.5, bins + 1) * 2.0
     edges[0], edges[-1] = lo, hi
     return edges
 
