@@ -1,0 +1,123 @@
+"""Each framework callback, with the real library on a tiny model, writes what it saw."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from deepscope.store import open as open_store
+
+
+def _only_run(logdir: Path):  # type: ignore[no-untyped-def]
+    store = open_store(logdir)
+    runs = store.runs()
+    assert len(runs) == 1
+    return store.run(runs[0].name), runs[0]
+
+
+def test_lightning_logger_logs_metrics_and_watches(tmp_path: Path) -> None:
+    L = pytest.importorskip("lightning.pytorch")
+    from deepscope.tracking.callbacks.lightning import DeepscopeLogger, DeepscopeWatch
+
+    class Tiny(L.LightningModule):  # type: ignore[misc,name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+
+        def training_step(self, batch, idx):  # type: ignore[no-untyped-def]
+            x, y = batch
+            loss = nn.functional.mse_loss(self.net(x), y)
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self):  # type: ignore[no-untyped-def]
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 4)
+    data = torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True))
+    loader = torch.utils.data.DataLoader(data, batch_size=8)
+    logger = DeepscopeLogger(logdir=str(tmp_path), watch_every=4)
+    trainer = L.Trainer(
+        max_epochs=2, logger=logger, callbacks=[DeepscopeWatch()], log_every_n_steps=2,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(Tiny(), loader)
+    reader, info = _only_run(tmp_path)
+    assert info.status == "finished"
+    losses = reader.scalars("train_loss")
+    assert len(losses) == 8  # 16 steps, every 2nd
+    assert all(p.value > 0 for p in losses)
+    assert reader.histograms("grads/net.0.weight")
+
+
+def test_huggingface_trainer_callback_logs_loss_at_global_steps(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    from deepscope.tracking.callbacks.huggingface import DeepscopeCallback
+
+    class Regressor(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 1)
+
+        def forward(self, x, labels=None):  # type: ignore[no-untyped-def]
+            out = self.fc(x)
+            loss = nn.functional.mse_loss(out, labels) if labels is not None else None
+            return {"loss": loss, "logits": out}
+
+    class Data(torch.utils.data.Dataset):  # type: ignore[type-arg]
+        def __init__(self) -> None:
+            g = torch.Generator().manual_seed(0)
+            self.x = torch.randn(40, 4, generator=g)
+
+        def __len__(self) -> int:
+            return 40
+
+        def __getitem__(self, i):  # type: ignore[no-untyped-def]
+            return {"x": self.x[i], "labels": self.x[i].sum().reshape(1)}
+
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_train_epochs=1,
+        logging_steps=2, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
+    )  # fmt: skip
+    logdir = tmp_path / "runs"
+    cb = DeepscopeCallback(logdir=str(logdir), watch_every=5)
+    transformers.Trainer(model=Regressor(), args=args, train_dataset=Data(), callbacks=[cb]).train()
+    reader, info = _only_run(logdir)
+    assert info.status == "finished"
+    assert [p.step for p in reader.scalars("loss")] == [2, 4, 6, 8, 10]
+    assert reader.histograms("weights/fc.weight")
+
+
+def test_keras_callback_logs_epochs_and_weight_histograms(tmp_path: Path) -> None:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("keras was imported with another backend")
+    import numpy as np
+
+    from deepscope.tracking.callbacks.keras import DeepscopeCallback
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    y = x.sum(1, keepdims=True)
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(
+        x, y, epochs=3, batch_size=16, verbose=0, callbacks=[DeepscopeCallback(str(tmp_path))]
+    )
+    reader, info = _only_run(tmp_path)
+    assert info.status == "finished"
+    assert [p.step for p in reader.scalars("epoch/loss")] == [0, 1, 2]
+    kernel = model.layers[0].kernel.numpy()
+    hist = reader.histograms(f"weights/{model.layers[0].kernel.path}")[-1]
+    assert hist.count == kernel.size
+    assert hist.max == pytest.approx(float(kernel.max()), rel=1e-6)
