@@ -15,7 +15,7 @@ import numpy as np
 
 from deepscope.errors import require
 
-require("keras", "keras")
+require("keras", "keras3")
 
 import keras  # noqa: E402
 
