@@ -31,7 +31,7 @@ def trusted_load(path: Path, kind: Kind, *, trust: bool) -> Any:
     if kind == "pickle":
         return torch.load(str(path), weights_only=False, map_location="cpu")
     if kind == "torchscript":
-        return torch.jit.load(str(path), map_location="cpu")
+        return torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
     if kind == "export":
-        return torch.export.load(str(path))  # type: ignore[no-untyped-call]
+        return torch.export.load(str(path))
     raise ValueError(f"unknown trusted loader kind {kind!r}")
