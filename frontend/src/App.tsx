@@ -1,0 +1,174 @@
+import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
+import { api, type Health, type RunInfo } from './api';
+import { runColor } from './colors';
+import { DashboardContext, type Dashboard } from './context';
+import { formatHash, parseHash, TABS, type Route, type Tab } from './route';
+import { subscribe } from './sse';
+import { AttributionPanel } from './panels/attribution/AttributionPanel';
+import { EventsPanel } from './panels/events/EventsPanel';
+import { GraphPanel } from './panels/graph/GraphPanel';
+import { HistogramsPanel } from './panels/histograms/HistogramsPanel';
+import { ImagesPanel } from './panels/images/ImagesPanel';
+import { RunsPanel } from './panels/runlist/RunsPanel';
+import { ScalarsPanel } from './panels/scalars/ScalarsPanel';
+
+const TAB_LABELS: Record<Tab, string> = {
+  runs: 'Runs',
+  scalars: 'Scalars',
+  histograms: 'Histograms',
+  images: 'Images',
+  graph: 'Graph',
+  events: 'Events',
+  attribution: 'Attribution',
+};
+
+const RUNS_REFRESH_MS = 5000;
+
+function useRoute(): [Route, (r: Route) => void] {
+  const [route, setRoute] = useState<Route>(() => parseHash(location.hash));
+  useEffect(() => {
+    const onHash = () => setRoute(parseHash(location.hash));
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
+  const navigate = useCallback((r: Route) => {
+    const hash = formatHash(r);
+    if (hash !== location.hash) location.hash = hash;
+    setRoute(r);
+  }, []);
+  return [route, navigate];
+}
+
+export function App() {
+  const [route, navigate] = useRoute();
+  const [health, setHealth] = useState<Health | null>(null);
+  const [runs, setRuns] = useState<RunInfo[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  const [versions, setVersions] = useState<Record<string, number>>({});
+
+  useEffect(() => {
+    api
+      .health()
+      .then((h) => {
+        setHealth(h);
+        // Under `deepscope view` the served model is the point: open the graph unless the
+        // URL already names a tab.
+        if (h.mode === 'model' && !/^#\/\w/.test(location.hash)) {
+          navigate({ tab: 'graph', runs: null });
+        }
+      })
+      .catch((e: unknown) => setError(String(e)));
+  }, [navigate]);
+
+  useEffect(() => {
+    let alive = true;
+    const load = () =>
+      api
+        .runs()
+        .then((r) => {
+          if (!alive) return;
+          setRuns((old) => (sameRuns(old, r.runs) ? old : r.runs));
+          setError(null);
+        })
+        .catch((e: unknown) => alive && setError(String(e)));
+    void load();
+    const timer = window.setInterval(load, RUNS_REFRESH_MS);
+    return () => {
+      alive = false;
+      window.clearInterval(timer);
+    };
+  }, []);
+
+  const names = useMemo(() => runs.map((r) => r.name), [runs]);
+  const selected = useMemo(
+    () => (route.runs === null ? names : route.runs.filter((n) => names.includes(n))),
+    [route.runs, names],
+  );
+  const selectedKey = selected.join('\u0000');
+
+  useEffect(
+    () =>
+      subscribe(selected, (u) =>
+        setVersions((v) => (v[u.run] === u.version ? v : { ...v, [u.run]: u.version })),
+      ),
+    [selectedKey],
+  );
+
+  const colorIndex = useMemo(() => new Map(names.map((n, i) => [n, i])), [names]);
+  const dashboard: Dashboard = useMemo(
+    () => ({
+      runs,
+      selected,
+      setSelected: (next: string[]) => navigate({ tab: route.tab, runs: next }),
+      colorOf: (run: string) => runColor(colorIndex.get(run) ?? 0),
+      versions,
+      modelMode: health?.mode === 'model',
+    }),
+    [runs, selected, navigate, route.tab, colorIndex, versions, health],
+  );
+
+  return (
+    <DashboardContext.Provider value={dashboard}>
+      <header class="topbar">
+        <span class="brand">deepscope</span>
+        <nav class="tabs" role="tablist">
+          {TABS.map((tab) => (
+            <button
+              key={tab}
+              type="button"
+              role="tab"
+              aria-selected={route.tab === tab}
+              class={route.tab === tab ? 'tab active' : 'tab'}
+              data-testid={`tab-${tab}`}
+              onClick={() => navigate({ tab, runs: route.runs })}
+            >
+              {TAB_LABELS[tab]}
+            </button>
+          ))}
+        </nav>
+        <span class="status-line">
+          {error !== null ? (
+            <span class="error">{error}</span>
+          ) : (
+            `${selected.length}/${runs.length} runs${health ? ` · v${health.version}` : ''}`
+          )}
+        </span>
+      </header>
+      <main class="panel-host">{renderPanel(route.tab, selected, health)}</main>
+    </DashboardContext.Provider>
+  );
+}
+
+function renderPanel(tab: Tab, selected: string[], health: Health | null) {
+  switch (tab) {
+    case 'runs':
+      return <RunsPanel />;
+    case 'scalars':
+      return <ScalarsPanel />;
+    case 'histograms':
+      return <HistogramsPanel />;
+    case 'images':
+      return <ImagesPanel />;
+    case 'events':
+      return <EventsPanel />;
+    case 'attribution':
+      return <AttributionPanel />;
+    case 'graph':
+      return (
+        <section class="panel panel-graph" data-testid="panel-graph">
+          <GraphPanel runs={selected} modelMode={health?.mode === 'model'} />
+        </section>
+      );
+  }
+}
+
+function sameRuns(a: RunInfo[], b: RunInfo[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every(
+    (r, i) =>
+      r.name === b[i].name &&
+      r.status === b[i].status &&
+      r.finished === b[i].finished &&
+      JSON.stringify(r.config) === JSON.stringify(b[i].config),
+  );
+}

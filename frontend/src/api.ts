@@ -1,0 +1,172 @@
+// Typed fetch wrappers over the dashboard HTTP API (docs/api.md).
+// Every response is strict JSON; a non-finite float arrives as {"nonfinite": "nan"|"+inf"|"-inf"}
+// and is decoded back to NaN / ±Infinity here, so panels only ever see numbers.
+
+export type RunStatus = 'running' | 'finished' | 'interrupted';
+
+export interface RunInfo {
+  name: string;
+  status: RunStatus;
+  created: number;
+  heartbeat: number;
+  finished: number | null;
+  config: Record<string, unknown>;
+}
+
+export interface TagInfo {
+  run: string;
+  tag: string;
+  kind: string;
+  count: number;
+  firstStep: number;
+  lastStep: number;
+}
+
+/** [step, wallTime, value]; value may be NaN or ±Infinity. */
+export type ScalarPoint = [number, number, number];
+
+export interface HistogramPoint {
+  step: number;
+  wallTime: number;
+  edges: number[];
+  counts: number[];
+  count: number;
+  nNan: number;
+  nPosinf: number;
+  nNeginf: number;
+  min: number | null;
+  max: number | null;
+  sum: number;
+  sumSq: number;
+}
+
+export interface ImageInfo {
+  id: number | string;
+  step: number;
+  wallTime: number;
+  meta: Record<string, unknown>;
+  url?: string;
+}
+
+export interface TextInfo {
+  step: number;
+  wallTime: number;
+  text: string;
+}
+
+export interface EventInfo {
+  run: string;
+  id: number;
+  step: number;
+  wallTime: number;
+  severity: string;
+  kind: string;
+  layer: string | null;
+  message: string;
+}
+
+export interface Health {
+  ok: boolean;
+  version: string;
+  mode: 'logdir' | 'model';
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const NONFINITE: Record<string, number> = { nan: NaN, '+inf': Infinity, '-inf': -Infinity };
+
+/** Replace every {"nonfinite": ...} object with the number it stands for. */
+export function decodeNonfinite(value: unknown): unknown {
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      if (v !== null && typeof v === 'object') value[i] = decodeNonfinite(v);
+    }
+    return value;
+  }
+  if (value !== null && typeof value === 'object') {
+    const obj = value as Record<string, unknown>;
+    const keys = Object.keys(obj);
+    if (keys.length === 1 && keys[0] === 'nonfinite' && typeof obj.nonfinite === 'string') {
+      const n = NONFINITE[obj.nonfinite];
+      if (n !== undefined) return n;
+    }
+    for (const k of keys) {
+      const v = obj[k];
+      if (v !== null && typeof v === 'object') obj[k] = decodeNonfinite(v);
+    }
+  }
+  return value;
+}
+
+type Query = Record<string, string | number | undefined | null | (string | number)[]>;
+
+/** Build "api/<path>?a=1&run=x&run=y" (relative: the app is served at the server root). */
+export function apiUrl(path: string, query: Query = {}): string {
+  const params = new URLSearchParams();
+  for (const [key, val] of Object.entries(query)) {
+    if (val === undefined || val === null) continue;
+    if (Array.isArray(val)) for (const v of val) params.append(key, String(v));
+    else params.append(key, String(val));
+  }
+  const qs = params.toString();
+  return `api/${path}${qs ? `?${qs}` : ''}`;
+}
+
+export async function getJson<T>(path: string, query: Query = {}, signal?: AbortSignal): Promise<T> {
+  const resp = await fetch(apiUrl(path, query), { signal, credentials: 'same-origin' });
+  const text = await resp.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new ApiError(resp.status, 'BadResponse', `unreadable answer from ${path} (${resp.status})`);
+  }
+  if (!resp.ok) {
+    const err = (body as { error?: { type?: string; message?: string } }).error ?? {};
+    throw new ApiError(resp.status, err.type ?? 'HttpError', err.message ?? `HTTP ${resp.status}`);
+  }
+  return decodeNonfinite(body) as T;
+}
+
+export const api = {
+  health: (signal?: AbortSignal) => getJson<Health>('health', {}, signal),
+  runs: (signal?: AbortSignal) =>
+    getJson<{ runs: RunInfo[]; total: number }>('runs', { limit: 1000 }, signal),
+  tags: (runs: string[], kind?: string, signal?: AbortSignal) =>
+    getJson<{ tags: TagInfo[] }>('tags', { run: runs, kind }, signal),
+  scalars: (
+    run: string,
+    tag: string,
+    opts: { maxPoints: number; startStep?: number; endStep?: number },
+    signal?: AbortSignal,
+  ) =>
+    getJson<{ run: string; tag: string; points: ScalarPoint[] }>(
+      'scalars',
+      { run, tag, maxPoints: opts.maxPoints, startStep: opts.startStep, endStep: opts.endStep },
+      signal,
+    ),
+  histograms: (run: string, tag: string, maxPoints: number, signal?: AbortSignal) =>
+    getJson<{ histograms: HistogramPoint[] }>('histograms', { run, tag, maxPoints }, signal),
+  images: (run: string, tag: string, signal?: AbortSignal) =>
+    getJson<{ images: ImageInfo[] }>('images', { run, tag }, signal),
+  texts: (run: string, tag: string, signal?: AbortSignal) =>
+    getJson<{ texts: TextInfo[] }>('text', { run, tag }, signal),
+  events: (runs: string[], limit: number, signal?: AbortSignal) =>
+    getJson<{ events: EventInfo[] }>('events', { run: runs, limit }, signal),
+  attributions: (run: string, tag: string, signal?: AbortSignal) =>
+    getJson<{ items: ImageInfo[] }>('attributions', { run, tag }, signal),
+};
+
+/** URL of a stored blob; built here from run + id, never taken from data as an href. */
+export function blobUrl(run: string, id: number | string): string {
+  return apiUrl('blob', { run, id });
+}

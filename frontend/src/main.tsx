@@ -1,0 +1,9 @@
+import { render } from 'preact';
+import 'uplot/dist/uPlot.min.css';
+import './styles.css';
+import { App } from './App';
+import { installTestHook } from './testhook';
+
+installTestHook();
+const root = document.getElementById('app');
+if (root !== null) render(<App />, root);

@@ -1,0 +1,242 @@
+import { useEffect, useRef, useState } from 'preact/hooks';
+import uPlot from 'uplot';
+import { api, ApiError } from '../../api';
+import { withAlpha } from '../../colors';
+import { useDashboard } from '../../context';
+import { formatDuration, formatValue } from '../../format';
+import { useDebounced, useRunsVersion, useWidth } from '../../hooks';
+import { registerZoom } from '../../testhook';
+import { drawMarkers } from './markers';
+import { buildData, stepRange, type Marker, type NonfiniteKind, type RunSeries, type XMode } from './series';
+
+export interface ScalarChartProps {
+  tag: string;
+  runs: string[];
+  xMode: XMode;
+  smoothing: number;
+  logY: boolean;
+}
+
+type Range = [number, number];
+
+interface Fetched {
+  range: Range | null;
+  runs: RunSeries[];
+}
+
+interface Live {
+  markers: Marker[];
+  drawn: number;
+  series: RunSeries[];
+  applied: Range | null | undefined;
+  pending: { range: Range; resolve: (n: number) => void } | null;
+}
+
+const HEIGHT = 220;
+const MAX_POINTS = 10000;
+
+export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartProps) {
+  const { colorOf } = useDashboard();
+  const boxRef = useRef<HTMLDivElement>(null);
+  const plotRef = useRef<HTMLDivElement>(null);
+  const chartRef = useRef<uPlot | null>(null);
+  const origins = useRef(new Map<string, number>());
+  const live = useRef<Live>({ markers: [], drawn: 0, series: [], applied: undefined, pending: null });
+  const width = useWidth(plotRef);
+  const [range, setRange] = useState<Range | null>(null);
+  const [fetched, setFetched] = useState<Fetched | null>(null);
+  const [counts, setCounts] = useState<Record<NonfiniteKind, number>>({ nan: 0, '+inf': 0, '-inf': 0 });
+  const [error, setError] = useState<string | null>(null);
+  const version = useDebounced(useRunsVersion(runs), 200);
+  const runsKey = runs.join('\u0000');
+
+  useEffect(() => {
+    if (width <= 0) return;
+    const ctl = new AbortController();
+    const maxPoints = Math.max(16, Math.min(MAX_POINTS, Math.round(width)));
+    const opts = { maxPoints, startStep: range?.[0], endStep: range?.[1] };
+    Promise.all(
+      runs.map((run) =>
+        api
+          .scalars(run, tag, opts, ctl.signal)
+          .then((r) => r.points)
+          .catch((e: unknown) => {
+            if (e instanceof ApiError && e.status === 404) return [];
+            throw e;
+          }),
+      ),
+    )
+      .then((all) => {
+        const series = all.map((points, i) => {
+          const run = runs[i];
+          if (range === null && points.length > 0) origins.current.set(run, points[0][1]);
+          const origin = origins.current.get(run) ?? (points.length > 0 ? points[0][1] : 0);
+          return { run, points, origin };
+        });
+        setFetched({ range, runs: series });
+        setError(null);
+      })
+      .catch((e: unknown) => {
+        if (!ctl.signal.aborted) setError(String(e));
+      });
+    return () => ctl.abort();
+    // `runs` is keyed by runsKey.
+  }, [runsKey, tag, range, width, version]);
+
+  const structure = `${runsKey}|${xMode}|${logY}|${smoothing > 0}|${width}`;
+  useEffect(() => {
+    const mount = plotRef.current;
+    if (mount === null || width <= 0) return;
+    const opts = chartOptions({ runs, colorOf, xMode, logY, smoothed: smoothing > 0, width });
+    opts.hooks = {
+      draw: [
+        (u) => {
+          drawMarkers(u, live.current.markers);
+          const box = boxRef.current;
+          if (box !== null) box.dataset.points = String(live.current.drawn);
+          const p = live.current.pending;
+          const applied = live.current.applied;
+          if (p !== null && applied && applied[0] === p.range[0] && applied[1] === p.range[1]) {
+            live.current.pending = null;
+            p.resolve(live.current.drawn);
+          }
+        },
+      ],
+      setSelect: [
+        (u) => {
+          const sel = u.select;
+          if (sel.width < 3) return;
+          const x0 = u.posToVal(sel.left, 'x');
+          const x1 = u.posToVal(sel.left + sel.width, 'x');
+          u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+          const steps = stepRange(live.current.series, xMode, x0, x1);
+          if (steps !== null) setRange(steps);
+        },
+      ],
+    };
+    const empty: uPlot.AlignedData = [[], ...opts.series.slice(1).map(() => [])];
+    const u = new uPlot(opts, empty, mount);
+    chartRef.current = u;
+    const onDbl = () => setRange(null);
+    u.over.addEventListener('dblclick', onDbl);
+    return () => {
+      u.over.removeEventListener('dblclick', onDbl);
+      u.destroy();
+      chartRef.current = null;
+    };
+  }, [structure]);
+
+  useEffect(() => {
+    const u = chartRef.current;
+    if (u === null || fetched === null) return;
+    const built = buildData(fetched.runs, { xMode, smoothing, logY });
+    live.current.markers = built.markers;
+    live.current.drawn = built.drawn;
+    live.current.series = fetched.runs;
+    live.current.applied = fetched.range;
+    setCounts((c) => (sameCounts(c, built.counts) ? c : built.counts));
+    u.setData(built.data as uPlot.AlignedData, true);
+  }, [fetched, structure, smoothing]);
+
+  useEffect(
+    () =>
+      registerZoom(
+        tag,
+        (start, end) =>
+          new Promise<number>((resolve, reject) => {
+            live.current.pending = { range: [start, end], resolve };
+            setRange([start, end]);
+            window.setTimeout(() => reject(new Error('zoom timed out')), 10000);
+          }),
+      ),
+    [tag],
+  );
+
+  const total = counts.nan + counts['+inf'] + counts['-inf'];
+  return (
+    <div class="card scalar-card" data-testid="scalar-chart" data-tag={tag} ref={boxRef}>
+      <div class="card-head">
+        <span class="card-title">{tag}</span>
+        {range !== null && (
+          <button type="button" class="link" onClick={() => setRange(null)} title="or double-click the chart">
+            reset zoom (steps {range[0]}–{range[1]})
+          </button>
+        )}
+      </div>
+      <div class="plot" ref={plotRef} />
+      {total > 0 && (
+        <div class="nonfinite-note" data-testid="nonfinite-note">
+          <span class="marker-swatch">▲◆▼</span> non-finite values: {counts.nan} NaN (◆), {counts['+inf']} +Inf (▲
+          top), {counts['-inf']} −Inf (▼ bottom)
+        </div>
+      )}
+      {error !== null && <div class="error">{error}</div>}
+    </div>
+  );
+}
+
+function sameCounts(a: Record<NonfiniteKind, number>, b: Record<NonfiniteKind, number>): boolean {
+  return a.nan === b.nan && a['+inf'] === b['+inf'] && a['-inf'] === b['-inf'];
+}
+
+interface OptionArgs {
+  runs: string[];
+  colorOf: (run: string) => string;
+  xMode: XMode;
+  logY: boolean;
+  smoothed: boolean;
+  width: number;
+}
+
+function cssVar(name: string, fallback: string): string {
+  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return v === '' ? fallback : v;
+}
+
+function chartOptions(a: OptionArgs): uPlot.Options {
+  const axisColor = cssVar('--fg-muted', '#6b7280');
+  const gridColor = cssVar('--grid', 'rgba(128,128,128,0.15)');
+  const series: uPlot.Series[] = [{ label: a.xMode === 'step' ? 'step' : a.xMode === 'wall' ? 'time' : 'relative' }];
+  for (const run of a.runs) {
+    const color = a.colorOf(run);
+    series.push({
+      label: run,
+      stroke: a.smoothed ? withAlpha(color, 0.3) : color,
+      width: a.smoothed ? 1 : 1.5,
+      spanGaps: true,
+      value: (_u, v) => (v === null || v === undefined ? '—' : formatValue(v)),
+    });
+    if (a.smoothed) {
+      series.push({
+        label: `${run} (smoothed)`,
+        stroke: color,
+        width: 1.75,
+        spanGaps: true,
+        value: (_u, v) => (v === null || v === undefined ? '—' : formatValue(v)),
+      });
+    }
+  }
+  const xAxis: uPlot.Axis = { stroke: axisColor, grid: { stroke: gridColor, width: 1 }, ticks: { stroke: gridColor } };
+  if (a.xMode === 'relative') xAxis.values = (_u, splits) => splits.map((s) => formatDuration(s));
+  return {
+    width: a.width,
+    height: HEIGHT,
+    series,
+    scales: {
+      x: { time: a.xMode === 'wall' },
+      y: a.logY ? { distr: 3 } : {},
+    },
+    axes: [
+      xAxis,
+      {
+        stroke: axisColor,
+        grid: { stroke: gridColor, width: 1 },
+        ticks: { stroke: gridColor },
+        size: 60,
+        values: (_u, splits) => splits.map((s) => formatValue(s)),
+      },
+    ],
+    cursor: { drag: { x: true, y: false, setScale: false } },
+    legend: { show: true, live: true },
+  };
+}
