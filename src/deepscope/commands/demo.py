@@ -1,0 +1,76 @@
+"""`deepscope demo`: every view on bundled data, offline."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import click
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"port {port} on {host} is taken ({exc.strerror}); pick another with --port"
+            ) from exc
+
+
+def _check_logdir(logdir: Path) -> None:
+    try:
+        logdir.mkdir(parents=True, exist_ok=True)
+        probe = logdir / f".deepscope-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot write to the log directory {logdir} ({exc.strerror}); pass a writable --logdir"
+        ) from exc
+
+
+@click.command()
+@click.option(
+    "--logdir",
+    type=click.Path(path_type=Path),
+    default=Path("demo-runs"),
+    show_default=True,
+    help="Where the demo writes its two runs.",
+)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address the dashboard binds to."
+)
+@click.option("--port", type=int, default=6100, show_default=True, help="Dashboard port.")
+@click.option("--epochs", type=int, default=8, show_default=True, help="Epochs of the healthy run.")
+@click.option("--no-serve", is_flag=True, help="Only write the runs; do not start the dashboard.")
+@click.option("--no-browser", is_flag=True, help="Do not open a web browser.")
+def demo(logdir: Path, host: str, port: int, epochs: int, no_serve: bool, no_browser: bool) -> None:
+    """Train a small CNN on scikit-learn's digits and show every view.
+
+    Writes two runs into LOGDIR: `digits-cnn` (healthy: loss and accuracy curves, weight
+    and gradient histograms, predictions, the model graph, attribution maps) and
+    `digits-cnn-lr3` (a learning rate that diverges, so the diagnosis events show where
+    NaN first appeared and that gradients exploded). Then serves the dashboard and
+    prints its URL. Nothing is downloaded; no GPU is needed.
+    """
+    _check_logdir(logdir)
+    if not no_serve:
+        _check_port(host, port)
+    from deepscope.demo import run_demo
+
+    start = time.perf_counter()
+    result = run_demo(logdir, progress=True, epochs=epochs)
+    took = time.perf_counter() - start
+    click.echo(
+        f"wrote runs '{result.healthy_run}' (test accuracy {result.test_accuracy:.1%}) and "
+        f"'{result.diverging_run}' to {logdir} in {took:.1f} s"
+    )
+    if no_serve:
+        click.echo(f"view them with: deepscope serve {logdir}")
+        return
+    from deepscope.commands.serve import run_dashboard
+
+    run_dashboard(logdir, host=host, port=port, open_browser=not no_browser)

@@ -1,0 +1,148 @@
+"""The demo's two training runs: a healthy CNN and one whose learning rate diverges."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from deepscope.demo.data import Digits
+from deepscope.tracking.run import Run, init
+
+ATTRIBUTION_METHODS = ("saliency", "integrated_gradients", "grad_cam", "grad_cam_plus_plus")
+
+
+class DigitsCNN(nn.Module):
+    """Three conv blocks and a two-layer classifier for 8x8 digits."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        )  # fmt: skip
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    model.train()
+    return float((logits.argmax(1) == y).float().mean()), float(F.cross_entropy(logits, y))
+
+
+def _prediction_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """16 test digits, 4 per row, upscaled 4x, framed green when right and red when wrong."""
+    model.eval()
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    model.train()
+    tiles = []
+    for img, p, t in zip(x, pred, y, strict=True):
+        big = img[0].repeat_interleave(4, 0).repeat_interleave(4, 1).numpy()
+        tile = np.zeros((3, 36, 36), dtype=np.float32)
+        tile[:, 2:34, 2:34] = big
+        frame = (0.1, 0.8, 0.2) if int(p) == int(t) else (0.9, 0.1, 0.1)
+        mask = np.ones((36, 36), dtype=bool)
+        mask[2:34, 2:34] = False
+        for c in range(3):
+            tile[c][mask] = frame[c]
+        tiles.append(tile)
+    rows = [np.concatenate(tiles[i : i + 4], axis=2) for i in range(0, len(tiles), 4)]
+    return np.concatenate(rows, axis=1)
+
+
+def _log_attributions(run: Run, model: nn.Module, x: torch.Tensor, step: int) -> None:
+    import deepscope
+
+    model.eval()
+    target = model(x).argmax(1)
+    for method in ATTRIBUTION_METHODS:
+        try:
+            result = deepscope.attribute(model, x, target, method=method)
+        except (ImportError, ValueError, NotImplementedError) as exc:  # a method not in this build
+            run.log_text("demo/skipped", f"{method}: {exc}", step=step)
+            continue
+        run.log_attribution(f"attribution/{method}", result, step=step)
+    model.train()
+
+
+def train_healthy(
+    logdir: Path, data: Digits, *, epochs: int = 8, progress: bool = True
+) -> tuple[str, float]:
+    """Train `DigitsCNN` with Adam, watching it; return the run name and test accuracy."""
+    torch.manual_seed(0)
+    model = DigitsCNN()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    config = {"model": "DigitsCNN", "optimizer": "Adam", "lr": 2e-3, "epochs": epochs, "batch": 64}
+    with init(logdir=logdir, name="digits-cnn", config=config) as run:
+        run.log_graph(model, torch.zeros(1, 1, 8, 8))
+        run.watch(model, every=10)
+        step = 0
+        n = len(data.y_train)
+        bar = tqdm(range(epochs), desc="digits-cnn", unit="epoch", disable=not progress)
+        for epoch in bar:
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch))
+            for i in range(0, n, 64):
+                idx = perm[i : i + 64]
+                loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                run.log({"train/loss": loss}, step=step)
+                step += 1
+            acc, test_loss = _accuracy(model, data.x_test, data.y_test)
+            train_acc, _ = _accuracy(model, data.x_train, data.y_train)
+            run.log(
+                {"test/accuracy": acc, "test/loss": test_loss, "train/accuracy": train_acc},
+                step=step,
+            )
+            run.log_image(
+                "predictions",
+                _prediction_grid(model, data.x_test[:16], data.y_test[:16]),
+                step=step,
+            )
+            bar.set_postfix(loss=f"{float(loss):.3f}", test_acc=f"{acc:.3f}")
+        run.log_histogram("test/logits", model(data.x_test).detach(), step=step)
+        _log_attributions(run, model, data.x_test[:8], step)
+        run.log_text(
+            "demo/about",
+            "A CNN trained on scikit-learn's 8x8 digits by `deepscope demo`.",
+            step=step,
+        )
+        name = run.name
+    return name, acc
+
+
+def train_diverging(logdir: Path, data: Digits, *, steps: int = 40, progress: bool = True) -> str:
+    """The same CNN with SGD at lr=3: gradients explode and NaN appears; return the run name."""
+    torch.manual_seed(0)
+    model = DigitsCNN()
+    opt = torch.optim.SGD(model.parameters(), lr=3.0, momentum=0.9)
+    config = {"model": "DigitsCNN", "optimizer": "SGD", "lr": 3.0, "momentum": 0.9, "batch": 64}
+    with init(logdir=logdir, name="digits-cnn-lr3", config=config) as run:
+        run.log_graph(model, torch.zeros(1, 1, 8, 8))
+        run.watch(model, every=2)
+        for step in tqdm(range(steps), desc="digits-cnn-lr3", unit="step", disable=not progress):
+            i = (step * 64) % (len(data.y_train) - 64)
+            loss = F.cross_entropy(model(data.x_train[i : i + 64]), data.y_train[i : i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            run.log({"train/loss": loss}, step=step)
+            if not math.isfinite(float(loss)) and step > 10:
+                break
+        name = run.name
+    return name
