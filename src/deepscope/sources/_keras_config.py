@@ -110,7 +110,8 @@ class KerasConfigParser:
         if not isinstance(layer, dict):
             raise ModelFormatError("a Keras layer entry must be an object")
         cls = str(layer.get("class_name", "?"))[:100]
-        cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        raw_cfg = layer.get("config")
+        cfg: dict[str, Any] = raw_cfg if isinstance(raw_cfg, dict) else {}
         name = str(layer.get("name") or cfg.get("name") or f"{cls}_{len(self.nodes)}")[
             :200
         ].replace("/", "_")
