@@ -46,7 +46,8 @@ def aggregate(graph: Graph) -> dict[str, GroupStats]:
     """Compute `GroupStats` for every namespace prefix, store them in `graph.groups`, return them.
 
     Module types come from ``graph.meta["moduleTypes"]`` (namespace -> class name) when a
-    source recorded them. Output shapes of a group are the tensors its nodes send to nodes
+    source recorded them; parameters in ``graph.meta["unusedParams"]`` (``{"name", "shape",
+    "dtype", "trainable"}`` dicts: parameters no traced op used) count in their module's groups. Output shapes of a group are the tensors its nodes send to nodes
     outside it (or out of the graph), each listed once, in edge order.
     """
     module_types: dict[str, str] = dict(graph.meta.get("moduleTypes") or {})
@@ -79,6 +80,16 @@ def aggregate(graph: Graph) -> dict[str, GroupStats]:
                     seen.add(p.name)
                     _add_param(g, p)
 
+    for raw in graph.meta.get("unusedParams") or []:
+        # parameters no traced op used (an untaken branch): still the model's parameters
+        p = ParamRef(raw["name"], tuple(raw["shape"]), raw["dtype"], bool(raw["trainable"]))
+        owner = p.name.rsplit(".", 1)[0].replace(".", "/") if "." in p.name else ""
+        for ns in prefixes(owner):
+            g = group(ns)
+            if p.name not in seen_params[ns]:
+                seen_params[ns].add(p.name)
+                _add_param(g, p)
+
     outs: dict[str, dict[tuple[str, int], Shape | None]] = {ns: {} for ns in stats}
     for e in graph.edges:
         src_pre = node_prefixes.get(e.src)
@@ -88,10 +99,10 @@ def aggregate(graph: Graph) -> dict[str, GroupStats]:
         for ns in src_pre[_common_depth(src_pre, dst_pre) :]:
             outs[ns].setdefault((e.src, e.src_output), _edge_shape(e, by_id[e.src]))
     for nid in graph.outputs:
-        node = by_id.get(nid)
-        if node is None:
+        out_node = by_id.get(nid)
+        if out_node is None:
             continue
-        for i, t in enumerate(node.outputs):
+        for i, t in enumerate(out_node.outputs):
             for ns in node_prefixes[nid]:
                 outs[ns].setdefault((nid, i), t.shape)
     for ns, shapes in outs.items():

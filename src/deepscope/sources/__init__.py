@@ -66,9 +66,9 @@ def load_model(path: Any, trust: bool = False, **options: Any) -> Model:
     for a missing path and `ModelFormatError` for a format no source reads.
     """
     if _is_live_module(path):
-        from deepscope.sources import torch_module
+        from deepscope.sources.torch_module import load
 
-        return torch_module.load(path, trust=trust, **options)
+        return load(path, trust=trust, **options)
     if not isinstance(path, (str, os.PathLike)):
         raise ModelFormatError(
             f"cannot load a {type(path).__name__}: pass a model file path or a torch.nn.Module"
@@ -98,7 +98,7 @@ def graph(model: Any, example_inputs: Any = None, **options: Any) -> Graph:
     if isinstance(model, Model):
         return model.graph
     if _is_live_module(model):
-        from deepscope.sources import torch_module
+        from deepscope.sources.torch_module import graph as trace
 
-        return torch_module.graph(model, example_inputs, **options)
+        return trace(model, example_inputs, **options)
     return load_model(model, **options).graph
