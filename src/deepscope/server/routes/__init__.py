@@ -1,0 +1,1 @@
+"""One module per dashboard panel; each exports `routes: list[Route]`."""

@@ -1,0 +1,48 @@
+"""`Settings`: everything `create_app` needs, in one object (no globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deepscope.graph.ir import Graph
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+STATIC_DIR = Path(__file__).resolve().parent / "static" / "app"
+
+
+@dataclass
+class Settings:
+    """Configuration of one dashboard server.
+
+    Attributes:
+        logdir: the directory of runs to serve (None when only a model is shown).
+        token: when set, every request needs it (Bearer header or the cookie).
+        allowed_hosts: extra names accepted in the ``Host`` header, besides loopback
+            names and `bound_host`.
+        bound_host: the address the server listens on (added to the allowed hosts).
+        model_graph: the model shown by ``deepscope view`` (``model=1`` in graph routes).
+        static_dir: the built frontend (``index.html`` and assets).
+        max_body: the largest request body accepted, in bytes (413 above).
+        max_query: the longest query string accepted, in bytes (414 above).
+        poll_interval: seconds between store version polls in ``/api/stream``.
+        ping_interval: seconds between SSE keep-alive comments.
+        graph_cache_size: parsed graphs (and their level indexes) kept in memory.
+    """
+
+    logdir: Path | None = None
+    token: str | None = None
+    allowed_hosts: frozenset[str] = field(default_factory=frozenset)
+    bound_host: str = "127.0.0.1"
+    model_graph: Graph | None = None
+    static_dir: Path = STATIC_DIR
+    max_body: int = 1024 * 1024
+    max_query: int = 8 * 1024
+    poll_interval: float = 0.5
+    ping_interval: float = 15.0
+    graph_cache_size: int = 4
+
+    def hosts(self) -> frozenset[str]:
+        """Every host name accepted in the ``Host`` header (lower case)."""
+        names = set(LOOPBACK_HOSTS) | {self.bound_host} | set(self.allowed_hosts)
+        return frozenset(h.lower().strip("[]") for h in names if h)
