@@ -3,6 +3,7 @@ fail, stay quiet on a healthy one, and its hooks never outlive it."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ class NaNAt(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.calls += 1
-        return x * (0.0 / 0.0 if self.calls - 1 == self.at else 1.0)
+        return x * (math.nan if self.calls - 1 == self.at else 1.0)
 
 
 def test_nan_event_names_the_layer_and_the_step(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ class Watcher:
         self._weight_summaries: dict[str, torch.Tensor] = {}
         self._snapshot: dict[str, torch.Tensor] = {}
         self._pending_step: int | None = None
-        self._nan_reported = False
+        self._nan_reported: set[str] = set()
         self._deferred: tuple[int, list[str], torch.Tensor, Any] | None = None
         self._handles: list[Any] = []
         self._install()
@@ -244,7 +244,7 @@ class Watcher:
         step: int | None = None,
     ) -> None:
         step = max(self.iteration, 0) if step is None else step
-        if not self._nan_reported:
+        if kind not in self._nan_reported:
             more = f" (also: {', '.join(others)})" if others else ""
             msg = (
                 f"first NaN/Inf {what} at iteration {step}: '{layer}'{more}. Inspect its inputs "
@@ -252,8 +252,7 @@ class Watcher:
                 "division of zero or negative values, and fp16 overflow."
             )
             self._emit([Diagnosis(kind, "error", layer, msg, step)])
-            if kind == "nonfinite_activation":
-                self._nan_reported = True
+            self._nan_reported.add(kind)
         if self.raise_on_nonfinite:
             raise NonFiniteError(f"non-finite {what} in '{layer}' at iteration {step}")
 
@@ -353,6 +352,8 @@ class Watcher:
                 if type(module) in _SATURATING and values["count"] > 0:
                     stats.sat_frac[name] = values["sat_frac"]
                     scalars[f"act/{name}/sat_frac"] = values["sat_frac"]
+        order = {name: i for i, (name, _) in enumerate(self._params)}
+        stats.grad_norms = dict(sorted(stats.grad_norms.items(), key=lambda kv: order[kv[0]]))
         if stats.grad_norms:
             scalars["grad_norm/total"] = math.sqrt(sum(v * v for v in stats.grad_norms.values()))
         self.run.log(scalars, step=step)
