@@ -45,7 +45,9 @@ PANELS = (health, runs, scalars, histograms, images, text, graph, events, attrib
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    name = {404: "NotFound", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+    name = {404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}.get(
+        exc.status_code, "HTTPError"
+    )
     return error_response(exc.status_code, name, str(exc.detail))
 
 

@@ -21,12 +21,13 @@ from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlsplit
 
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deepscope.server.responses import error_response, exception_response
 
-__all__ = ["COOKIE", "CSP", "SECURITY_HEADERS", "SecurityMiddleware", "host_name"]
+__all__ = ["COOKIE", "BodyTooLarge", "CSP", "SECURITY_HEADERS", "SecurityMiddleware", "host_name"]
 
 COOKIE = "deepscope_token"
 CSP = (
@@ -45,8 +46,12 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a streamed body passes the cap (any app layer maps it
+    to 413, since it is an `HTTPException`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes is refused")
 
 
 def host_name(host_header: str) -> str:
@@ -141,7 +146,7 @@ class SecurityMiddleware:
             return
         try:
             await self.app(scope, self._capped(receive), send_secure)
-        except _BodyTooLarge:
+        except BodyTooLarge:
             if not started:
                 await self._too_large()(scope, receive, send_secure)
         except Exception as exc:  # noqa: BLE001 - last line: no stack trace to the client
@@ -205,7 +210,7 @@ class SecurityMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge(limit)
             return message
 
         return capped
