@@ -1,16 +1,200 @@
-// PLACEHOLDER: helper-7 replaces this file with the real graph panel.
-// Contract: App renders <GraphPanel runs={selected} modelMode={health.mode === 'model'} />
-// inside <section data-testid="panel-graph">, so this component must not set that test id.
+// Graph explorer panel (issue #4): a model graph as collapsible module groups, laid out level by
+// level with ELK in a worker. Rendered inside App's <section data-testid="panel-graph">.
+import { useEffect, useMemo, useState } from 'preact/hooks';
+import { getJson } from '../../api';
+import { makeColorer, type ColorMode } from './colorScale';
+import { Explorer } from './explorer';
+import { GraphView, type ViewCommand } from './GraphView';
+import { Inspector } from './Inspector';
+import { Legend } from './Legend';
+import { buildScene } from './scene';
+import { SearchBox } from './SearchBox';
+import { groupNamespace, type GraphEntry, type GraphSource, type SearchMatch } from './types';
+import './graph.css';
+
 export interface GraphPanelProps {
   runs: string[];
   modelMode: boolean;
 }
 
+function parseMode(v: string): ColorMode {
+  if (v === 'none') return { kind: 'none' };
+  if (v.startsWith('ov:')) return { kind: 'overlay', name: v.slice(3) };
+  return { kind: 'op' };
+}
+
+function useGraphs(run: string | null, modelMode: boolean): { graphs: GraphEntry[] | null; error: string | null } {
+  const [graphs, setGraphs] = useState<GraphEntry[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    setGraphs(null);
+    setError(null);
+    if (modelMode || run === null) return;
+    const ctl = new AbortController();
+    getJson<{ graphs: GraphEntry[] }>('graphs', { run }, ctl.signal)
+      .then((r) => setGraphs(r.graphs))
+      .catch((e: unknown) => !ctl.signal.aborted && setError(String(e)));
+    return () => ctl.abort();
+  }, [run, modelMode]);
+  return { graphs, error };
+}
+
 export function GraphPanel(props: GraphPanelProps) {
+  const [pickedRun, setPickedRun] = useState<string | null>(null);
+  const run = props.modelMode ? null : pickedRun !== null && props.runs.includes(pickedRun) ? pickedRun : (props.runs[0] ?? null);
+  const { graphs, error: graphsError } = useGraphs(run, props.modelMode);
+  const [pickedTag, setPickedTag] = useState<string | null>(null);
+  const tag =
+    graphs === null ? null : graphs.some((g) => g.tag === pickedTag) ? pickedTag : (graphs[graphs.length - 1]?.tag ?? null);
+
+  const ready = props.modelMode || (run !== null && tag !== null);
+  const source: GraphSource | null = useMemo(
+    () => (ready ? { run, tag, model: props.modelMode } : null),
+    [ready, run, tag, props.modelMode],
+  );
+
+  const [version, setVersion] = useState(0);
+  const explorer = useMemo(
+    () => (source === null ? null : new Explorer(source, () => setVersion((v) => v + 1))),
+    [source],
+  );
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [selectedId, setSelectedId] = useState<string | null>(null);
+  const [highlightId, setHighlightId] = useState<string | null>(null);
+  const [anchorId, setAnchorId] = useState<string | null>(null);
+  const [command, setCommand] = useState<ViewCommand | null>(null);
+  const [colorValue, setColorValue] = useState('op');
+
+  useEffect(() => {
+    setSelectedId(null);
+    setHighlightId(null);
+    setError(null);
+    if (explorer === null) return;
+    setBusy(true);
+    explorer
+      .open()
+      .catch((e: unknown) => setError(String(e)))
+      .finally(() => setBusy(false));
+  }, [explorer]);
+
+  const scene = useMemo(
+    () => (explorer === null ? buildScene(new Explorer({ run: null, model: false, tag: null }, () => {})) : buildScene(explorer)),
+    [explorer, version],
+  );
+  const mode = parseMode(colorValue);
+  const colorer = useMemo(() => makeColorer(mode, scene.nodes.map((s) => s.node)), [colorValue, scene]);
+
+  const toggle = (id: string) => {
+    const ns = groupNamespace(id);
+    if (explorer === null || ns === null) return;
+    setAnchorId(id);
+    setBusy(true);
+    explorer
+      .toggle(ns)
+      .then(() => setError(null))
+      .catch((e: unknown) => setError(String(e)))
+      .finally(() => setBusy(false));
+  };
+
+  const reveal = (m: SearchMatch) => {
+    if (explorer === null) return;
+    setAnchorId(null);
+    setBusy(true);
+    explorer
+      .reveal(m)
+      .then((id) => {
+        setSelectedId(id);
+        setHighlightId(id);
+        setCommand((c) => ({ kind: 'center', id, seq: (c?.seq ?? 0) + 1 }));
+        setError(null);
+      })
+      .catch((e: unknown) => setError(String(e)))
+      .finally(() => setBusy(false));
+  };
+
+  if (!props.modelMode && props.runs.length === 0) {
+    return <div class="empty">Select a run to see its model graph.</div>;
+  }
+  if (graphs !== null && graphs.length === 0) {
+    return <div class="empty">{`Run ${run ?? ''} has no graph. Log one with run.log_graph(model, example_inputs).`}</div>;
+  }
+  const selected = selectedId === null ? null : (explorer?.nodes.get(selectedId) ?? null);
+  const selectedNs = selectedId === null ? null : groupNamespace(selectedId);
+  const overlayNames = explorer?.overlayNames ?? [];
+
   return (
-    <div class="empty">
-      Graph view ({props.modelMode ? 'served model' : `${props.runs.length} run(s) selected`}) is
-      not built yet.
+    <div
+      class="gx-panel"
+      data-testid="graph-explorer"
+      data-busy={busy ? 'true' : 'false'}
+      data-layout-elk={explorer?.stats.elkCalls ?? 0}
+      data-layout-cached={explorer?.stats.cacheHits ?? 0}
+    >
+      <div class="gx-toolbar">
+        {!props.modelMode && props.runs.length > 1 && (
+          <select data-testid="graph-run" value={run ?? ''} onChange={(e) => setPickedRun((e.target as HTMLSelectElement).value)}>
+            {props.runs.map((r) => (
+              <option key={r} value={r}>
+                {r}
+              </option>
+            ))}
+          </select>
+        )}
+        {graphs !== null && graphs.length > 1 && (
+          <select data-testid="graph-select" value={tag ?? ''} onChange={(e) => setPickedTag((e.target as HTMLSelectElement).value)}>
+            {graphs.map((g) => (
+              <option key={g.id} value={g.tag}>
+                {g.step === null ? g.tag : `${g.tag} @ ${g.step}`}
+              </option>
+            ))}
+          </select>
+        )}
+        {source !== null && <SearchBox source={source} onPick={reveal} />}
+        <label class="gx-color">
+          Colour
+          <select data-testid="graph-color" value={colorValue} onChange={(e) => setColorValue((e.target as HTMLSelectElement).value)}>
+            <option value="op">op type</option>
+            <option value="none">none</option>
+            {overlayNames.map((n) => (
+              <option key={n} value={`ov:${n}`}>
+                {n}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" data-testid="graph-fit" onClick={() => setCommand((c) => ({ kind: 'fit', seq: (c?.seq ?? 0) + 1 }))}>
+          Fit
+        </button>
+        <span class="gx-status" data-testid="graph-status">
+          {busy ? 'loading…' : `${scene.nodes.length} nodes`}
+        </span>
+        {(error ?? graphsError) !== null && <span class="gx-error">{error ?? graphsError}</span>}
+      </div>
+      <Legend mode={mode} colorer={colorer} scene={scene} />
+      <div class="gx-body">
+        <div class="gx-view">
+          <GraphView
+            scene={scene}
+            colorer={colorer}
+            selectedId={selectedId}
+            highlightId={highlightId}
+            anchorId={anchorId}
+            command={command}
+            onSelect={(id) => {
+              setSelectedId(id);
+              if (id !== highlightId) setHighlightId(null);
+            }}
+            onToggle={toggle}
+          />
+        </div>
+        <Inspector
+          node={selected}
+          expanded={selectedNs !== null && (explorer?.isExpanded(selectedNs) ?? false)}
+          busy={busy}
+          onToggle={toggle}
+        />
+      </div>
     </div>
   );
 }

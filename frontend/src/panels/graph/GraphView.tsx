@@ -1,0 +1,323 @@
+// The SVG canvas: pan (drag), zoom (wheel), fit and centre; renders only what is in view
+// (plus a margin) and drops text when zoomed far out, so levels of thousands of nodes stay fluid.
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import type { JSX } from 'preact';
+import type { Colorer } from './colorScale';
+import { textOn } from './colorScale';
+import type { Scene, SceneEdge, SceneNode } from './scene';
+import { displayLabel, fit, HEADER_H, outputLine, subtitle } from './text';
+
+export type ViewCommand = { kind: 'fit' | 'center'; id?: string; seq: number };
+
+export interface GraphViewProps {
+  scene: Scene;
+  colorer: Colorer;
+  selectedId: string | null;
+  highlightId: string | null;
+  /** When the scene changes, keep this node where it was on screen. */
+  anchorId: string | null;
+  command: ViewCommand | null;
+  onSelect: (id: string | null) => void;
+  onToggle: (id: string) => void;
+}
+
+interface View {
+  k: number;
+  tx: number;
+  ty: number;
+}
+
+interface Win {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+  low: boolean;
+}
+
+const LOW_DETAIL_K = 0.4;
+const MIN_K = 0.02;
+const MAX_K = 4;
+
+function edgePath(p: number[]): string {
+  if (p.length === 4 && p[0] !== p[2]) {
+    const my = (p[1] + p[3]) / 2;
+    return `M${p[0]},${p[1]} C${p[0]},${my} ${p[2]},${my} ${p[2]},${p[3]}`;
+  }
+  let d = `M${p[0]},${p[1]}`;
+  for (let k = 2; k < p.length; k += 2) d += ` L${p[k]},${p[k + 1]}`;
+  return d;
+}
+
+function nodeClass(sn: SceneNode, selected: boolean, hit: boolean): string {
+  let c = sn.expanded ? 'gx-node gx-open' : `gx-node gx-${sn.node.kind}`;
+  if (selected) c += ' gx-selected';
+  if (hit) c += ' gx-hit';
+  return c;
+}
+
+function renderNode(sn: SceneNode, p: GraphViewProps, low: boolean): JSX.Element {
+  const n = sn.node;
+  const fill = p.colorer.fill(n);
+  const selected = p.selectedId === n.id;
+  const hit = p.highlightId === n.id;
+  const ink = textOn(fill);
+  const label = displayLabel(n);
+  const common = {
+    key: n.id,
+    'data-testid': 'graph-node',
+    'data-node-id': n.id,
+    'data-kind': n.kind,
+    'data-expanded': sn.expanded ? 'true' : undefined,
+    'data-highlighted': hit ? 'true' : undefined,
+    class: nodeClass(sn, selected, hit),
+    transform: `translate(${sn.x},${sn.y})`,
+  };
+  if (sn.expanded) {
+    return (
+      <g {...common}>
+        <rect class="gx-box" width={sn.w} height={sn.h} rx={6} fill={fill} fill-opacity={0.28} />
+        <rect class="gx-header" width={sn.w} height={HEADER_H - 4} rx={6} fill={fill} />
+        <text class="gx-label" x={8} y={14} fill={ink}>
+          {fit(label, sn.w - 40)}
+        </text>
+        <text class="gx-sub" x={8} y={26} fill={ink}>
+          {fit(subtitle(n), sn.w - 40)}
+        </text>
+        <text class="gx-glyph" x={sn.w - 18} y={19} fill={ink}>
+          −
+        </text>
+        <title>{`${label} (${n.moduleType || 'group'}), double-click to collapse`}</title>
+      </g>
+    );
+  }
+  return (
+    <g {...common}>
+      <rect class="gx-box" width={sn.w} height={sn.h} rx={n.kind === 'group' ? 6 : 3} fill={fill} />
+      {!low && (
+        <>
+          <text class="gx-label" x={8} y={16} fill={ink}>
+            {fit(label, sn.w - (n.kind === 'group' ? 28 : 14))}
+          </text>
+          <text class="gx-sub" x={8} y={31} fill={ink}>
+            {fit(subtitle(n), sn.w - 14)}
+          </text>
+          <text class="gx-shape" x={8} y={45} fill={ink}>
+            {fit(outputLine(n), sn.w - 14)}
+          </text>
+          {n.kind === 'group' && (
+            <text class="gx-glyph" x={sn.w - 16} y={17} fill={ink}>
+              +
+            </text>
+          )}
+        </>
+      )}
+      <title>{n.kind === 'group' ? `${label} (${n.moduleType || 'group'}), double-click to expand` : `${label} (${n.op})`}</title>
+    </g>
+  );
+}
+
+function renderEdge(e: SceneEdge): JSX.Element {
+  return (
+    <path key={e.key} class="gx-edge" d={edgePath(e.pts)} marker-end="url(#gx-arrow)">
+      {e.label !== '' && <title>{e.label}</title>}
+    </path>
+  );
+}
+
+function inWin(w: Win, x0: number, y0: number, x1: number, y1: number): boolean {
+  return x1 >= w.x0 && x0 <= w.x1 && y1 >= w.y0 && y0 <= w.y1;
+}
+
+export function GraphView(p: GraphViewProps) {
+  const svgRef = useRef<SVGSVGElement>(null);
+  const gRef = useRef<SVGGElement>(null);
+  const view = useRef<View>({ k: 1, tx: 20, ty: 20 });
+  const winRef = useRef<Win | null>(null);
+  const [win, setWin] = useState<Win | null>(null);
+  const prevScene = useRef<Scene | null>(null);
+  const drag = useRef<{ x: number; y: number; moved: boolean } | null>(null);
+  const suppressClick = useRef(false);
+
+  const size = () => {
+    const r = svgRef.current?.getBoundingClientRect();
+    return { w: r?.width || 800, h: r?.height || 600 };
+  };
+
+  const recull = useCallback((force: boolean) => {
+    const { k, tx, ty } = view.current;
+    const { w, h } = size();
+    const vp = { x0: -tx / k, y0: -ty / k, x1: (w - tx) / k, y1: (h - ty) / k };
+    const low = k < LOW_DETAIL_K;
+    const cur = winRef.current;
+    if (!force && cur !== null && cur.low === low && cur.x0 <= vp.x0 && cur.y0 <= vp.y0 && cur.x1 >= vp.x1 && cur.y1 >= vp.y1) {
+      return;
+    }
+    const mx = (vp.x1 - vp.x0) / 2;
+    const my = (vp.y1 - vp.y0) / 2;
+    const next = { x0: vp.x0 - mx, y0: vp.y0 - my, x1: vp.x1 + mx, y1: vp.y1 + my, low };
+    winRef.current = next;
+    setWin(next);
+  }, []);
+
+  const apply = useCallback(
+    (force = false) => {
+      const { k, tx, ty } = view.current;
+      gRef.current?.setAttribute('transform', `translate(${tx},${ty}) scale(${k})`);
+      recull(force);
+    },
+    [recull],
+  );
+
+  const fitAll = useCallback(() => {
+    const s = p.scene;
+    const { w, h } = size();
+    if (s.width <= 0 || s.height <= 0) return;
+    const k = Math.max(MIN_K, Math.min(1.2, (0.95 * w) / s.width, (0.95 * h) / s.height));
+    view.current = { k, tx: (w - s.width * k) / 2, ty: Math.max(8, (h - s.height * k) / 2) };
+    apply(true);
+  }, [p.scene, apply]);
+
+  const centerOn = useCallback(
+    (id: string) => {
+      const sn = p.scene.byId.get(id);
+      if (sn === undefined) return;
+      const { w, h } = size();
+      const k = Math.max(view.current.k, 0.8);
+      view.current = { k, tx: w / 2 - (sn.x + sn.w / 2) * k, ty: h / 2 - (sn.y + sn.h / 2) * k };
+      apply(true);
+    },
+    [p.scene, apply],
+  );
+
+  // New scene: keep the anchor node in place on screen, or fit the first one.
+  useLayoutEffect(() => {
+    const prev = prevScene.current;
+    prevScene.current = p.scene;
+    const a = p.anchorId === null ? undefined : prev?.byId.get(p.anchorId);
+    const b = p.anchorId === null ? undefined : p.scene.byId.get(p.anchorId);
+    if (prev === null || prev.nodes.length === 0) {
+      fitAll();
+      return;
+    }
+    if (a !== undefined && b !== undefined) {
+      view.current.tx += (a.x - b.x) * view.current.k;
+      view.current.ty += (a.y - b.y) * view.current.k;
+    }
+    apply(true);
+  }, [p.scene]);
+
+  useEffect(() => {
+    const c = p.command;
+    if (c === null) return;
+    if (c.kind === 'fit') fitAll();
+    else if (c.id !== undefined) centerOn(c.id);
+  }, [p.command?.seq]);
+
+  useEffect(() => {
+    const svg = svgRef.current;
+    if (svg === null) return;
+    const onWheel = (ev: WheelEvent) => {
+      ev.preventDefault();
+      const r = svg.getBoundingClientRect();
+      const sx = ev.clientX - r.left;
+      const sy = ev.clientY - r.top;
+      const v = view.current;
+      const k = Math.min(MAX_K, Math.max(MIN_K, v.k * Math.exp(-ev.deltaY * 0.0015)));
+      view.current = { k, tx: sx - ((sx - v.tx) * k) / v.k, ty: sy - ((sy - v.ty) * k) / v.k };
+      apply();
+    };
+    const onResize = new ResizeObserver(() => apply());
+    svg.addEventListener('wheel', onWheel, { passive: false });
+    onResize.observe(svg);
+    return () => {
+      svg.removeEventListener('wheel', onWheel);
+      onResize.disconnect();
+    };
+  }, [apply]);
+
+  const onPointerDown = (ev: PointerEvent) => {
+    if (ev.button !== 0) return;
+    drag.current = { x: ev.clientX, y: ev.clientY, moved: false };
+    const move = (e: PointerEvent) => {
+      const d = drag.current;
+      if (d === null) return;
+      const dx = e.clientX - d.x;
+      const dy = e.clientY - d.y;
+      if (!d.moved && Math.abs(dx) + Math.abs(dy) < 4) return;
+      d.moved = true;
+      d.x = e.clientX;
+      d.y = e.clientY;
+      view.current.tx += dx;
+      view.current.ty += dy;
+      apply();
+    };
+    const up = () => {
+      suppressClick.current = drag.current?.moved ?? false;
+      drag.current = null;
+      window.removeEventListener('pointermove', move);
+      window.removeEventListener('pointerup', up);
+    };
+    window.addEventListener('pointermove', move);
+    window.addEventListener('pointerup', up);
+  };
+
+  const targetId = (ev: Event): string | null => {
+    const el = (ev.target as Element | null)?.closest?.('[data-node-id]');
+    return el?.getAttribute('data-node-id') ?? null;
+  };
+
+  const onClick = (ev: MouseEvent) => {
+    if (suppressClick.current) {
+      suppressClick.current = false;
+      return;
+    }
+    p.onSelect(targetId(ev));
+  };
+
+  const onDblClick = (ev: MouseEvent) => {
+    const id = targetId(ev);
+    if (id !== null && id.startsWith('ns:')) p.onToggle(id);
+  };
+
+  const w = win;
+  const open: JSX.Element[] = [];
+  const leaves: JSX.Element[] = [];
+  const edges: JSX.Element[] = [];
+  if (w !== null) {
+    for (const sn of p.scene.nodes) {
+      if (!inWin(w, sn.x, sn.y, sn.x + sn.w, sn.y + sn.h)) continue;
+      (sn.expanded ? open : leaves).push(renderNode(sn, p, w.low));
+    }
+    for (const e of p.scene.edges) if (inWin(w, e.x0, e.y0, e.x1, e.y1)) edges.push(renderEdge(e));
+  }
+  const ports = w === null ? [] : p.scene.ports.filter((b) => inWin(w, b.x, b.y, b.x + b.w, b.y + b.h));
+
+  return (
+    <svg
+      ref={svgRef}
+      class="gx-canvas"
+      data-testid="graph-canvas"
+      data-rendered-nodes={open.length + leaves.length}
+      onPointerDown={onPointerDown}
+      onClick={onClick}
+      onDblClick={onDblClick}
+    >
+      <defs>
+        <marker id="gx-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+          <path d="M0,0 L10,5 L0,10 z" class="gx-arrowhead" />
+        </marker>
+      </defs>
+      <g ref={gRef} transform={`translate(${view.current.tx},${view.current.ty}) scale(${view.current.k})`}>
+        <g class="gx-groups">{open}</g>
+        <g class="gx-edges">{edges}</g>
+        <g class="gx-ports">
+          {ports.map((b, i) => (
+            <circle key={i} class="gx-port" cx={b.x + b.w / 2} cy={b.y + b.h / 2} r={b.w / 2} />
+          ))}
+        </g>
+        <g class="gx-leaves">{leaves}</g>
+      </g>
+    </svg>
+  );
+}

@@ -1,0 +1,121 @@
+// Side pane: everything known about the selected node, as plain text.
+import type { ComponentChildren } from 'preact';
+import { formatValue } from '../../format';
+import { displayLabel, formatCount, formatShape, formatTensor } from './text';
+import type { LevelNode, TensorMeta } from './types';
+
+export interface InspectorProps {
+  node: LevelNode | null;
+  expanded: boolean;
+  busy: boolean;
+  onToggle: (id: string) => void;
+}
+
+function Row(props: { name: string; children: ComponentChildren }) {
+  return (
+    <div class="gx-row">
+      <dt>{props.name}</dt>
+      <dd>{props.children}</dd>
+    </div>
+  );
+}
+
+function Tensors(props: { list: TensorMeta[]; testid: string }) {
+  if (props.list.length === 0) return <span class="gx-muted">—</span>;
+  return (
+    <ul class="gx-list" data-testid={props.testid}>
+      {props.list.map((t, i) => (
+        <li key={i}>{formatTensor(t)}</li>
+      ))}
+    </ul>
+  );
+}
+
+function attrText(v: unknown): string {
+  if (typeof v === 'number') return formatValue(v);
+  if (typeof v === 'string') return v;
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 200 ? `${s.slice(0, 199)}…` : s;
+}
+
+export function Inspector(p: InspectorProps) {
+  const n = p.node;
+  if (n === null) {
+    return (
+      <aside class="gx-inspector" data-testid="graph-inspector">
+        <p class="gx-muted">Click a node to inspect it; double-click a group to expand it.</p>
+      </aside>
+    );
+  }
+  const attrs = Object.entries(n.attrs);
+  const overlays = Object.entries(n.overlays);
+  return (
+    <aside class="gx-inspector" data-testid="graph-inspector" data-node-id={n.id}>
+      <h3 class="gx-title">{displayLabel(n)}</h3>
+      {n.kind === 'group' && (
+        <button type="button" data-testid="graph-expand" disabled={p.busy} onClick={() => p.onToggle(n.id)}>
+          {p.expanded ? 'Collapse' : 'Expand'}
+        </button>
+      )}
+      <dl>
+        <Row name="kind">{n.kind}</Row>
+        {n.kind === 'op' ? <Row name="op">{n.op}</Row> : <Row name="module">{n.moduleType || '—'}</Row>}
+        <Row name="namespace">{n.namespace === '' ? '(top)' : n.namespace}</Row>
+        <Row name="id">{n.id}</Row>
+        {n.kind === 'group' && <Row name="ops">{String(n.opCount)}</Row>}
+        {n.kind === 'group' && <Row name="children">{String(n.childCount)}</Row>}
+        <Row name="params">
+          {`${formatCount(n.params)} (${formatCount(n.trainableParams)} trainable)`}
+        </Row>
+        <Row name="MACs">{formatCount(n.macs)}</Row>
+        <Row name="inputs">
+          <Tensors list={n.inputs} testid="graph-inspector-inputs" />
+        </Row>
+        <Row name="outputs">
+          <Tensors list={n.outputs} testid="graph-inspector-outputs" />
+        </Row>
+      </dl>
+      {n.paramRefs.length > 0 && (
+        <>
+          <h4>Parameters</h4>
+          <table class="gx-table">
+            <tbody>
+              {n.paramRefs.map((r) => (
+                <tr key={r.name}>
+                  <td>{r.name}</td>
+                  <td>{formatShape(r.shape)}</td>
+                  <td>{r.dtype}</td>
+                  <td>{r.trainable ? 'trainable' : 'frozen'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+      {attrs.length > 0 && (
+        <>
+          <h4>Attributes</h4>
+          <dl>
+            {attrs.map(([k, v]) => (
+              <Row key={k} name={k}>
+                {attrText(v)}
+              </Row>
+            ))}
+          </dl>
+        </>
+      )}
+      {overlays.length > 0 && (
+        <>
+          <h4>Overlays</h4>
+          <dl>
+            {overlays.map(([k, v]) => (
+              <Row key={k} name={k}>
+                {v === null ? 'null' : formatValue(v)}
+              </Row>
+            ))}
+          </dl>
+        </>
+      )}
+    </aside>
+  );
+}

@@ -1,0 +1,40 @@
+// Legend for the current colouring: op swatches, or the overlay's sequential scale.
+import { formatValue } from '../../format';
+import { NO_VALUE, opColor, SEQUENTIAL_CSS, type ColorMode, type Colorer } from './colorScale';
+import type { Scene } from './scene';
+
+const MAX_OPS = 14;
+
+export function Legend(props: { mode: ColorMode; colorer: Colorer; scene: Scene }) {
+  const { mode, colorer } = props;
+  if (mode.kind === 'none') return null;
+  if (mode.kind === 'op') {
+    const counts = new Map<string, number>();
+    for (const sn of props.scene.nodes) {
+      if (sn.node.kind === 'op') counts.set(sn.node.op, (counts.get(sn.node.op) ?? 0) + 1);
+    }
+    const ops = [...counts.entries()].sort((a, b) => b[1] - a[1]).slice(0, MAX_OPS);
+    return (
+      <div class="gx-legend" data-testid="graph-legend">
+        {ops.map(([op]) => (
+          <span key={op} class="gx-swatch-item">
+            <span class="gx-swatch" style={{ background: opColor(op, false) }} />
+            {op}
+          </span>
+        ))}
+      </div>
+    );
+  }
+  return (
+    <div class="gx-legend" data-testid="graph-legend">
+      <span>{mode.name}</span>
+      <span>{colorer.range === null ? '—' : formatValue(colorer.range[0])}</span>
+      <span class="gx-ramp" style={{ background: SEQUENTIAL_CSS }} />
+      <span>{colorer.range === null ? '—' : formatValue(colorer.range[1])}</span>
+      <span class="gx-swatch-item">
+        <span class="gx-swatch" style={{ background: NO_VALUE }} />
+        no value
+      </span>
+    </div>
+  );
+}

@@ -1,0 +1,87 @@
+// Node fills: a stable hue per op (or module) type, or a sequential scale over one overlay.
+import type { LevelNode } from './types';
+
+export const NO_VALUE = '#b8b8b8';
+export const PLAIN_OP = '#f4f5f7';
+export const PLAIN_GROUP = '#e3e8f0';
+
+/** FNV-1a: the same op always gets the same hue, across sessions and graphs. */
+export function hueOf(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % 360;
+}
+
+export function opColor(key: string, group: boolean): string {
+  const h = hueOf(key);
+  return group ? `hsl(${h}, 30%, 88%)` : `hsl(${h}, 62%, 82%)`;
+}
+
+// Viridis-like stops, perceptually ordered from low (dark violet) to high (yellow).
+const STOPS: [number, number, number][] = [
+  [68, 1, 84],
+  [59, 82, 139],
+  [33, 145, 140],
+  [94, 201, 98],
+  [253, 231, 37],
+];
+
+export function sequential(t: number): string {
+  const u = Math.min(1, Math.max(0, t)) * (STOPS.length - 1);
+  const i = Math.min(STOPS.length - 2, Math.floor(u));
+  const f = u - i;
+  const c = STOPS[i].map((v, k) => Math.round(v + (STOPS[i + 1][k] - v) * f));
+  return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
+}
+
+export const SEQUENTIAL_CSS = `linear-gradient(to right, ${STOPS.map((_, i) => sequential(i / (STOPS.length - 1))).join(', ')})`;
+
+/** Dark text on light fills, light text on dark ones. */
+export function textOn(fill: string): string {
+  const m = /^rgb\((\d+), (\d+), (\d+)\)$/.exec(fill);
+  if (m === null) return '#1d2330';
+  const lum = 0.2126 * Number(m[1]) + 0.7152 * Number(m[2]) + 0.0722 * Number(m[3]);
+  return lum < 120 ? '#ffffff' : '#1d2330';
+}
+
+export type ColorMode = { kind: 'none' } | { kind: 'op' } | { kind: 'overlay'; name: string };
+
+export interface Colorer {
+  fill(n: LevelNode): string;
+  /** For the legend of an overlay: the value range (null when no finite value is shown). */
+  range: [number, number] | null;
+}
+
+export function overlayValue(n: LevelNode, name: string): number | null {
+  const v = n.overlays[name];
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+}
+
+export function makeColorer(mode: ColorMode, nodes: Iterable<LevelNode>): Colorer {
+  if (mode.kind === 'none') {
+    return { fill: (n) => (n.kind === 'group' ? PLAIN_GROUP : PLAIN_OP), range: null };
+  }
+  if (mode.kind === 'op') {
+    return { fill: (n) => opColor(n.kind === 'group' ? n.moduleType || 'group' : n.op, n.kind === 'group'), range: null };
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const n of nodes) {
+    const v = overlayValue(n, mode.name);
+    if (v === null) continue;
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  const range: [number, number] | null = lo <= hi ? [lo, hi] : null;
+  return {
+    range,
+    fill: (n) => {
+      const v = overlayValue(n, mode.name);
+      if (v === null || range === null) return NO_VALUE;
+      return sequential(range[1] === range[0] ? 1 : (v - range[0]) / (range[1] - range[0]));
+    },
+  };
+}

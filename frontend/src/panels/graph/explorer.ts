@@ -1,0 +1,235 @@
+// Explorer state: fetched levels, their base layouts, and which groups are expanded.
+// Incremental by design: only the levels of expanded groups are ever fetched
+// (`/api/graph/level`), never the whole graph.
+import { getJson } from '../../api';
+import { layout } from './layoutClient';
+import type { LayoutEdgeIn, LayoutNodeIn } from './layoutTypes';
+import { collapsedSize, PORT } from './text';
+import {
+  groupNamespace,
+  namespacePrefixes,
+  parentNamespace,
+  type GraphSource,
+  type Level,
+  type LevelNode,
+  type SearchMatch,
+} from './types';
+
+export interface Box {
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+}
+
+/** A level laid out with every child collapsed. `boxes[i]` is `level.nodes[i]`; ports are the
+ * virtual input/output nodes inside a group; edge endpoints refer to box indices, or
+ * PORT_IN / PORT_OUT. Shared by every level with the same structure (the layout cache). */
+export interface BaseLayout {
+  width: number;
+  height: number;
+  boxes: Box[];
+  portIn: Box | null;
+  portOut: Box | null;
+  edges: { src: number; dst: number; pts: number[]; edge: number }[];
+}
+
+export const PORT_IN = -1;
+export const PORT_OUT = -2;
+const PORT_IN_ID = '\u0000in';
+const PORT_OUT_ID = '\u0000out';
+
+export interface LayoutStats {
+  elkCalls: number;
+  cacheHits: number;
+}
+
+function normalise(raw: Partial<Level>, ns: string): Level {
+  const nodes = (raw.nodes ?? []).map(
+    (n): LevelNode => ({
+      id: n.id,
+      kind: n.kind === 'group' ? 'group' : 'op',
+      label: n.label ?? '',
+      op: n.op ?? '',
+      moduleType: n.moduleType ?? '',
+      namespace: n.namespace ?? ns,
+      params: n.params ?? 0,
+      trainableParams: n.trainableParams ?? 0,
+      macs: n.macs ?? 0,
+      opCount: n.opCount ?? 0,
+      childCount: n.childCount ?? 0,
+      inputs: n.inputs ?? [],
+      outputs: n.outputs ?? [],
+      attrs: n.attrs ?? {},
+      paramRefs: n.paramRefs ?? [],
+      overlays: n.overlays ?? {},
+    }),
+  );
+  return {
+    namespace: raw.namespace ?? ns,
+    meta: raw.meta ?? {},
+    overlayNames: raw.overlayNames ?? [],
+    nodes,
+    edges: raw.edges ?? [],
+    inputs: raw.inputs ?? [],
+    outputs: raw.outputs ?? [],
+    truncated: raw.truncated ?? false,
+  };
+}
+
+/** Structure signature: levels with equal signatures (e.g. two BasicBlocks) share one layout. */
+function signature(level: Level, moduleType: string): string {
+  const idx = new Map(level.nodes.map((n, i) => [n.id, i]));
+  const parts = [moduleType, String(level.nodes.length)];
+  for (const n of level.nodes) parts.push(`${n.kind[0]}${n.op}:${n.moduleType}`);
+  for (const e of level.edges) parts.push(`${idx.get(e.src) ?? 'x'}>${idx.get(e.dst) ?? 'x'}`);
+  parts.push(`i${level.inputs.map((id) => idx.get(id) ?? 'x').join(',')}`);
+  parts.push(`o${level.outputs.map((id) => idx.get(id) ?? 'x').join(',')}`);
+  return parts.join('|');
+}
+
+export class Explorer {
+  readonly levels = new Map<string, Level>();
+  readonly layouts = new Map<string, BaseLayout>();
+  readonly expanded = new Set<string>();
+  readonly nodes = new Map<string, LevelNode>();
+  readonly stats: LayoutStats = { elkCalls: 0, cacheHits: 0 };
+  overlayNames: string[] = [];
+  version = 0;
+  private readonly loading = new Map<string, Promise<void>>();
+  private readonly cache = new Map<string, Promise<BaseLayout>>();
+
+  constructor(
+    readonly source: GraphSource,
+    private readonly changed: () => void,
+  ) {}
+
+  /** Fetch the top level and lay it out. */
+  open(): Promise<void> {
+    return this.load('').then(() => this.bump());
+  }
+
+  isExpanded(ns: string): boolean {
+    return this.expanded.has(ns);
+  }
+
+  async expand(ns: string): Promise<void> {
+    await Promise.all(namespacePrefixes(ns).map((p) => this.load(p)));
+    for (const p of namespacePrefixes(ns)) this.expanded.add(p);
+    this.bump();
+  }
+
+  collapse(ns: string): void {
+    for (const e of [...this.expanded]) if (e === ns || e.startsWith(`${ns}/`)) this.expanded.delete(e);
+    this.bump();
+  }
+
+  toggle(ns: string): Promise<void> {
+    if (this.expanded.has(ns)) {
+      this.collapse(ns);
+      return Promise.resolve();
+    }
+    return this.expand(ns);
+  }
+
+  /** Expand the groups above a search match so it becomes visible; returns the id to show. */
+  async reveal(match: SearchMatch): Promise<string> {
+    const own = groupNamespace(match.id);
+    const ns = own === null ? match.namespace : parentNamespace(own);
+    if (ns !== '') await this.expand(ns);
+    return match.id;
+  }
+
+  private bump(): void {
+    this.version++;
+    this.changed();
+  }
+
+  private load(ns: string): Promise<void> {
+    let p = this.loading.get(ns);
+    if (p === undefined) {
+      p = this.fetchAndLayout(ns);
+      this.loading.set(ns, p);
+      p.catch(() => this.loading.delete(ns));
+    }
+    return p;
+  }
+
+  private async fetchAndLayout(ns: string): Promise<void> {
+    const { run, tag, model } = this.source;
+    const raw = await getJson<Partial<Level>>('graph/level', {
+      run: model ? undefined : run,
+      model: model ? 1 : undefined,
+      tag: tag ?? undefined,
+      namespace: ns,
+    });
+    const level = normalise(raw, ns);
+    const owner = ns === '' ? undefined : this.nodes.get(`ns:${ns}`);
+    const base = await this.baseLayout(level, ns, owner?.moduleType ?? '');
+    this.levels.set(ns, level);
+    this.layouts.set(ns, base);
+    for (const n of level.nodes) this.nodes.set(n.id, n);
+    for (const name of level.overlayNames) {
+      if (!this.overlayNames.includes(name)) this.overlayNames.push(name);
+    }
+  }
+
+  private baseLayout(level: Level, ns: string, moduleType: string): Promise<BaseLayout> {
+    const key = signature(level, moduleType);
+    const hit = this.cache.get(key);
+    if (hit !== undefined) {
+      this.stats.cacheHits++;
+      return hit;
+    }
+    this.stats.elkCalls++;
+    const p = this.computeLayout(level, ns !== '');
+    this.cache.set(key, p);
+    p.catch(() => this.cache.delete(key));
+    return p;
+  }
+
+  private async computeLayout(level: Level, withPorts: boolean): Promise<BaseLayout> {
+    const idx = new Map(level.nodes.map((n, i) => [n.id, i]));
+    const nodes: LayoutNodeIn[] = level.nodes.map((n) => ({ id: n.id, ...collapsedSize(n) }));
+    const edges: LayoutEdgeIn[] = level.edges.map((e) => ({ src: e.src, dst: e.dst }));
+    const refs: { src: number; dst: number; edge: number }[] = level.edges.map((e, i) => ({
+      src: idx.get(e.src) ?? Number.NaN,
+      dst: idx.get(e.dst) ?? Number.NaN,
+      edge: i,
+    }));
+    const hasIn = withPorts && level.inputs.some((id) => idx.has(id));
+    const hasOut = withPorts && level.outputs.some((id) => idx.has(id));
+    if (hasIn) {
+      nodes.push({ id: PORT_IN_ID, w: PORT, h: PORT, constraint: 'FIRST' });
+      for (const id of level.inputs) {
+        if (!idx.has(id)) continue;
+        edges.push({ src: PORT_IN_ID, dst: id });
+        refs.push({ src: PORT_IN, dst: idx.get(id) ?? 0, edge: -1 });
+      }
+    }
+    if (hasOut) {
+      nodes.push({ id: PORT_OUT_ID, w: PORT, h: PORT, constraint: 'LAST' });
+      for (const id of level.outputs) {
+        if (!idx.has(id)) continue;
+        edges.push({ src: id, dst: PORT_OUT_ID });
+        refs.push({ src: idx.get(id) ?? 0, dst: PORT_OUT, edge: -1 });
+      }
+    }
+    const r = await layout(nodes, edges);
+    const boxes = level.nodes.map((_, i) => ({ x: r.x[i], y: r.y[i], w: nodes[i].w, h: nodes[i].h }));
+    const portBox = (id: string): Box | null => {
+      const i = nodes.findIndex((n) => n.id === id);
+      return i < 0 ? null : { x: r.x[i], y: r.y[i], w: PORT, h: PORT };
+    };
+    return {
+      width: r.width,
+      height: r.height,
+      boxes,
+      portIn: portBox(PORT_IN_ID),
+      portOut: portBox(PORT_OUT_ID),
+      edges: refs
+        .map((ref, i) => ({ ...ref, pts: r.edges[i] ?? [] }))
+        .filter((e) => e.pts.length >= 4 && !Number.isNaN(e.src) && !Number.isNaN(e.dst)),
+    };
+  }
+}
