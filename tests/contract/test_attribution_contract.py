@@ -1,0 +1,217 @@
+"""Every attribution method against its reference implementation, and hook hygiene for all.
+
+Oracles: captum (Saliency, InputXGradient, IntegratedGradients, LayerGradCam, Occlusion) and
+pytorch-grad-cam (GradCAM, GradCAMPlusPlus, HiResCAM, ScoreCAM, LayerCAM, EigenCAM), on the
+same small CNN and inputs. Adding a method = adding a line to ORACLES and to METHODS.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepscope.analysis.attribution import METHODS, attribute
+
+
+def _install_fake_torchvision() -> None:
+    """pytorch-grad-cam imports torchvision at module level for helpers we do not use;
+    torchvision cannot load beside this torch, so give it a stand-in with those names."""
+    if "torchvision" in sys.modules:
+        return
+    tv = types.ModuleType("torchvision")
+    transforms = types.ModuleType("torchvision.transforms")
+    functional = types.ModuleType("torchvision.transforms.functional")
+    ops = types.ModuleType("torchvision.ops")
+    for name in ("Compose", "Normalize", "ToTensor"):
+        setattr(transforms, name, type(name, (), {}))
+    functional.resize = lambda *a, **k: None  # type: ignore[attr-defined]
+    transforms.functional = functional  # type: ignore[attr-defined]
+    tv.transforms, tv.ops = transforms, ops  # type: ignore[attr-defined]
+    sys.modules.update(
+        {
+            "torchvision": tv,
+            "torchvision.transforms": transforms,
+            "torchvision.transforms.functional": functional,
+            "torchvision.ops": ops,
+        }
+    )
+
+
+class Fail(nn.Module):
+    """Raises in forward when armed: proves hooks are removed after a failing module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.armed:
+            raise RuntimeError("boom")
+        return x
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, classes: int = 3) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 12, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.fail = Fail()
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(12 * 8 * 8, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.fail(self.features(x)))
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[SmallCNN, torch.Tensor, list[int]]:
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    return model, torch.rand(4, 3, 16, 16), [0, 1, 2, 1]
+
+
+Map = Callable[[nn.Module, torch.Tensor, list[int]], np.ndarray]
+
+
+def _ours(method: str, **options: object) -> Map:
+    def run(model: nn.Module, x: torch.Tensor, target: list[int]) -> np.ndarray:
+        result = attribute(model, x, target, method=method, **options)
+        if method in {"saliency", "gradient_x_input", "integrated_gradients", "occlusion"}:
+            return result.raw
+        return result.normalized
+
+    return run
+
+
+def _captum(name: str, **options: object) -> Map:
+    def run(model: nn.Module, x: torch.Tensor, target: list[int]) -> np.ndarray:
+        import captum.attr as ca
+
+        if name == "LayerGradCam":
+            out = ca.LayerGradCam(model, model.features[4]).attribute(
+                x, target=target, relu_attributions=True
+            )
+            up = ca.LayerAttribution.interpolate(out, (16, 16), interpolate_mode="bilinear")
+            up = up[:, 0].clamp_min(0)
+            lo = up.flatten(1).min(1).values[:, None, None]
+            hi = up.flatten(1).max(1).values[:, None, None]
+            return ((up - lo) / (hi - lo).clamp_min(1e-12)).detach().numpy()
+        method = getattr(ca, name)(model)
+        return method.attribute(x, target=target, **options).detach().numpy()
+
+    return run
+
+
+def _grad_cam(name: str) -> Map:
+    def run(model: nn.Module, x: torch.Tensor, target: list[int]) -> np.ndarray:
+        _install_fake_torchvision()
+        import pytorch_grad_cam as pgc
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        with getattr(pgc, name)(model=model, target_layers=[model.features[4]]) as cam:
+            cam.batch_size = 64
+            targets = [ClassifierOutputTarget(t) for t in target]
+            return np.asarray(cam(input_tensor=x, targets=targets))
+
+    return run
+
+
+ORACLES: dict[str, tuple[Map, Map]] = {
+    "saliency": (_ours("saliency"), _captum("Saliency")),
+    "gradient_x_input": (_ours("gradient_x_input"), _captum("InputXGradient")),
+    "integrated_gradients": (
+        _ours("integrated_gradients", n_steps=32),
+        _captum("IntegratedGradients", n_steps=32),
+    ),
+    "occlusion": (
+        _ours("occlusion", window=(4, 4), strides=2),
+        _captum("Occlusion", sliding_window_shapes=(3, 4, 4), strides=(3, 2, 2)),
+    ),
+    "grad_cam_vs_captum": (_ours("grad_cam", layer="features.4"), _captum("LayerGradCam")),
+    "grad_cam": (_ours("grad_cam", layer="features.4"), _grad_cam("GradCAM")),
+    "grad_cam_plus_plus": (
+        _ours("grad_cam_plus_plus", layer="features.4"),
+        _grad_cam("GradCAMPlusPlus"),
+    ),
+    "hires_cam": (_ours("hires_cam", layer="features.4"), _grad_cam("HiResCAM")),
+    "score_cam": (_ours("score_cam", layer="features.4"), _grad_cam("ScoreCAM")),
+    "layer_cam": (_ours("layer_cam", layer="features.4"), _grad_cam("LayerCAM")),
+    "eigen_cam": (_ours("eigen_cam", layer="features.4"), _grad_cam("EigenCAM")),
+}
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+@pytest.mark.parametrize("name", list(ORACLES))
+def test_method_agrees_with_reference(
+    name: str, setup: tuple[SmallCNN, torch.Tensor, list[int]]
+) -> None:
+    model, x, target = setup
+    ours_fn, theirs_fn = ORACLES[name]
+    ours, theirs = ours_fn(model, x, target), theirs_fn(model, x, target)
+    assert ours.shape == theirs.shape
+    assert np.isfinite(ours).all()
+    compared = 0
+    for i in range(x.shape[0]):
+        if ours[i].std() == 0:  # a CAM whose weighted sum is negative everywhere: ReLU → 0
+            assert np.allclose(theirs[i], theirs[i].flat[0], atol=1e-6), f"{name} map {i}"
+            continue
+        assert _pearson(ours[i], theirs[i]) >= 0.99, f"{name} map {i}"
+        compared += 1
+    assert compared >= x.shape[0] // 2, "too few non-flat maps to compare"
+
+
+def test_every_method_has_an_oracle() -> None:
+    assert set(METHODS) <= set(ORACLES)
+
+
+def _hooks_left(model: nn.Module) -> list[str]:
+    return [
+        f"{name}.{kind}"
+        for name, m in model.named_modules()
+        for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks")
+        if getattr(m, kind)
+    ]
+
+
+SMALL_OPTIONS: dict[str, dict[str, object]] = {
+    "integrated_gradients": {"n_steps": 4},
+    "occlusion": {"window": (8, 8), "strides": 8},
+}
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("case", ["success", "bad_target", "raising_module"])
+def test_hooks_removed(method: str, case: str) -> None:
+    torch.manual_seed(1)
+    model, x = SmallCNN().eval(), torch.rand(2, 3, 16, 16)
+    options = dict(SMALL_OPTIONS.get(method, {}))
+    try:
+        if case == "success":
+            result = attribute(model, x, 1, method=method, **options)
+            assert np.isfinite(result.raw).all()
+        elif case == "bad_target":
+            with pytest.raises(ValueError, match="out of range"):
+                attribute(model, x, 7, method=method, **options)
+        else:
+            model.fail.armed = True
+            with pytest.raises(RuntimeError, match="boom"):
+                attribute(model, x, 1, method=method, **options)
+    finally:
+        model.fail.armed = False
+    assert _hooks_left(model) == []
+    assert torch.is_grad_enabled()
+    assert all(p.grad is None for p in model.parameters()), "no parameter gradients"
