@@ -39,9 +39,7 @@ def test_torchscript_listing_without_loading(tmp_path: Path, spies: list[str]) -
     assert model.format == "torchscript"
     assert model.notes == [torchscript_file.CODE_NOTE]
     archive = model.graph.meta["archive"]
-    assert any(
-        name.endswith("code/__torch__/torch/nn/modules/linear.py") for name in archive["codeFiles"]
-    )
+    assert any("code/__torch__/torch/nn/modules/linear" in name for name in archive["codeFiles"])
     assert archive["archiveVersion"] and any(n.endswith("data.pkl") for n in archive["pickles"])
     assert spies == []
 
