@@ -60,3 +60,6 @@ def image_png(image: np.ndarray) -> bytes:
 
     data, _ = encode_image(image, dataformats="HWC")
     return data
+
+
+SECRET_MARK = "SECRET-OUTSIDE"

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = ["MAX_LEVEL_NODES", "GraphIndex", "group_id"]
 
 MAX_LEVEL_NODES = 5000
 MAX_GROUP_TENSORS = 16
+LEVEL_CACHE = 64
 
 
 def group_id(namespace: str) -> str:
@@ -74,6 +76,8 @@ class GraphIndex:
         self.group_inputs: dict[str, dict[tuple[str, int], TensorMeta | None]] = defaultdict(dict)
         self.group_overlays: dict[str, dict[str, float | None]] = defaultdict(dict)
         self._prefix: dict[str, list[str]] = {}
+        self._levels: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
         self._build()
 
     def _build(self) -> None:
@@ -178,7 +182,22 @@ class GraphIndex:
         }
 
     def level(self, namespace: str) -> dict[str, Any]:
-        """The direct children of `namespace` with the edges between them (docs/api.md)."""
+        """The direct children of `namespace` with the edges between them (docs/api.md).
+
+        Answers are cached per namespace (at most `LEVEL_CACHE` of them); treat them as
+        read-only."""
+        with self._lock:
+            cached = self._levels.get(namespace)
+        if cached is not None:
+            return cached
+        answer = self._level(namespace)
+        with self._lock:
+            if len(self._levels) >= LEVEL_CACHE:
+                self._levels.pop(next(iter(self._levels)))
+            self._levels[namespace] = answer
+        return answer
+
+    def _level(self, namespace: str) -> dict[str, Any]:
         if namespace and namespace not in self.groups and namespace not in self.subgroups:
             if namespace not in self.ops:
                 raise NotFoundError(f"the graph has no namespace {namespace!r}")

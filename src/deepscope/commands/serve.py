@@ -1,0 +1,182 @@
+"""``deepscope serve LOGDIR`` and ``deepscope view MODEL``: run the dashboard.
+
+Both bind 127.0.0.1 by default. A non-loopback ``--host`` without ``--token`` gets a fresh
+random token (>= 128 bits), printed once in the URL and required on every request. A
+taken port is a one-line error and exit code 2. ``view`` loads the model (torch only when
+the model needs it) before the server starts; the server itself never imports torch.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import socket
+import sys
+import threading
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+import click
+
+from deepscope.errors import DeepscopeError
+
+DEFAULT_PORT = 6100
+VIEW_PORT = 6101
+TOKEN_BYTES = 24  # token_urlsafe(24): 192 bits
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _wildcard_names(host: str) -> set[str]:
+    """Names a browser may use for a server bound to every interface."""
+    if host not in ("0.0.0.0", "::", ""):
+        return set()
+    names = {socket.gethostname(), socket.getfqdn()}
+    try:
+        names.update(socket.gethostbyname_ex(socket.gethostname())[2])
+    except OSError:
+        pass
+    return {n.lower() for n in names if n}
+
+
+def run_server(
+    *,
+    host: str,
+    port: int,
+    token: str | None,
+    allowed_hosts: tuple[str, ...],
+    open_browser: bool,
+    what: str,
+    **settings: Any,
+) -> None:
+    """Bind, print the URL, serve until Ctrl+C. Exit code 2 when the port is taken."""
+    from deepscope.server.runner import PortInUseError, bind, make_server, url_for
+    from deepscope.server.settings import Settings
+
+    generated = False
+    if token is None and not is_loopback(host):
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        generated = True
+    extra = frozenset(h.lower() for h in allowed_hosts) | _wildcard_names(host)
+    config = Settings(token=token, bound_host=host, allowed_hosts=extra, **settings)
+    try:
+        sock = bind(host, port)
+    except PortInUseError as exc:
+        click.echo(f"deepscope: {exc}", err=True)
+        sys.exit(2)
+    except DeepscopeError as exc:
+        click.echo(f"deepscope: {exc}", err=True)
+        sys.exit(2)
+    url = url_for(host, sock.getsockname()[1])
+    visit = f"{url}/?token={token}" if token else f"{url}/"
+    if generated:
+        click.echo(
+            f"deepscope: --host {host} is reachable from the network; a token was generated "
+            "and is required (pass --token to choose one).",
+            err=True,
+        )
+    click.echo(f"deepscope: {what} at {visit}  (Ctrl+C to stop)", err=False)
+    sys.stdout.flush()
+    if open_browser:
+        threading.Timer(0.5, webbrowser.open, args=(visit,)).start()
+    make_server(config).run(sockets=[sock])
+
+
+_host = click.option("--host", default="127.0.0.1", show_default=True,
+                     help="Address to listen on. Anything but loopback requires a token.")  # fmt: skip
+_token = click.option("--token", default=None, envvar="DEEPSCOPE_TOKEN",
+                      help="Access token (generated when --host is not loopback).")  # fmt: skip
+_allowed = click.option("--allowed-host", "allowed_hosts", multiple=True,
+                        help="Extra Host header name to accept (repeatable).")  # fmt: skip
+_open = click.option("--open", "open_browser", is_flag=True, help="Open a browser tab.")
+
+
+@click.command()
+@click.argument("logdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_host
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
+@_token
+@_allowed
+@_open
+def serve(
+    logdir: Path,
+    host: str,
+    port: int,
+    token: str | None,
+    allowed_hosts: tuple[str, ...],
+    open_browser: bool,
+) -> None:
+    """Serve the dashboard for the runs in LOGDIR (default http://127.0.0.1:6100)."""
+    run_server(host=host, port=port, token=token, allowed_hosts=allowed_hosts,
+               open_browser=open_browser, what=f"serving {logdir}",
+               logdir=logdir.resolve())  # fmt: skip
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """``"1,3,32,32"`` (or ``1x3x32x32``) -> ``(1, 3, 32, 32)``."""
+    try:
+        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a shape like 1,3,32,32") from None
+    if not shape or any(d <= 0 for d in shape):
+        raise click.BadParameter(f"{text!r} is not a shape like 1,3,32,32")
+    return shape
+
+
+def load_graph(target: str, input_shape: str | None, trust: bool) -> Any:
+    """The Graph of a model file or a ``package.module:factory`` (called with no arguments)."""
+    import deepscope.sources as sources
+
+    shape = parse_shape(input_shape) if input_shape else None
+    path = Path(target)
+    if not path.exists() and ":" in target:
+        import importlib
+
+        module_name, _, attr = target.partition(":")
+        sys.path.insert(0, str(Path.cwd()))
+        factory = getattr(importlib.import_module(module_name), attr)
+        model = factory() if not hasattr(factory, "forward") else factory
+        if shape is None:
+            raise click.UsageError(f"{target} is a live model: pass --input-shape, e.g. 1,3,32,32")
+        import torch
+
+        return sources.graph(model, torch.randn(*shape))
+    return sources.load_model(path, trust=trust).graph
+
+
+@click.command()
+@click.argument("model")
+@click.option("--input-shape", default=None, help="Example input shape, e.g. 1,3,32,32.")
+@click.option("--port", default=VIEW_PORT, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--trust", is_flag=True, help="Allow TorchScript/.pt2 (runs code from the file).")
+@_host
+@_token
+@_allowed
+@_open
+def view(
+    model: str,
+    input_shape: str | None,
+    port: int,
+    trust: bool,
+    host: str,
+    token: str | None,
+    allowed_hosts: tuple[str, ...],
+    open_browser: bool,
+) -> None:
+    """Open MODEL (a model file or package.module:factory) in the graph panel."""
+    try:
+        graph = load_graph(model, input_shape, trust)
+    except DeepscopeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    run_server(host=host, port=port, token=token, allowed_hosts=allowed_hosts,
+               open_browser=open_browser, what=f"showing {model}",
+               model_graph=graph)  # fmt: skip
