@@ -246,3 +246,55 @@ def test_hypothesis_any_float_array(data: np.ndarray, bins: int) -> None:
         h.n_posinf,
         h.n_neginf,
     )
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_cuda_tensor_is_binned_on_device_like_the_cpu(dtype: torch.dtype) -> None:
+    torch.manual_seed(2)
+    t = (torch.randn(100_000) * 3).to(dtype)
+    t[:5] = NAN
+    t[5:8] = INF
+    t[8] = -INF
+    want = compute_histogram(t, bins=50)
+    got = compute_histogram(t.cuda(), bins=50)
+    _check_invariants(got, t.numel(), 50)
+    assert (got.count, got.n_nan, got.n_posinf, got.n_neginf) == (want.count, 5, 3, 1)
+    assert (got.min, got.max) == (want.min, want.max)
+    np.testing.assert_allclose(got.edges, want.edges, rtol=1e-12)
+    assert np.abs(got.counts - want.counts).sum() <= 2
+
+
+@cuda
+def test_cuda_host_copy_is_only_the_sketch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """N4 on a GPU: a 2^26-element tensor; what crosses to the host is the sketch alone."""
+    copied: list[int] = []
+    real_cpu, real_to = torch.Tensor.cpu, torch.Tensor.to
+
+    def spy_cpu(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        copied.append(self.numel())
+        return real_cpu(self, *args, **kwargs)
+
+    def spy_to(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        out = real_to(self, *args, **kwargs)
+        if self.is_cuda and not out.is_cuda:
+            copied.append(self.numel())
+        return out
+
+    t = torch.randn(1 << 26, device="cuda")
+    monkeypatch.setattr(torch.Tensor, "cpu", spy_cpu)
+    monkeypatch.setattr(torch.Tensor, "to", spy_to)
+    pending = begin_histogram(t, bins=64)
+    h = pending.result()
+    assert copied == [2 * 64 + 1 + 8]
+    assert h.count == 1 << 26
+
+
+@cuda
+@pytest.mark.parametrize("shape", [(0,), (3, 0, 5), ()])
+def test_cuda_empty_and_zero_dim(shape: tuple[int, ...]) -> None:
+    h = compute_histogram(torch.full(shape, 4.0, device="cuda"), bins=3)
+    _check_invariants(h, math.prod(shape), 3)
