@@ -190,7 +190,7 @@ def test_healthy_cnn_on_digits_raises_no_warning(tmp_path: Path) -> None:
     step = 0
     with deepscope.init(logdir=tmp_path) as run:
         run.watch(model, every=10)
-        for _epoch in range(4):
+        for _epoch in range(3):
             for i in range(0, len(ytr), 32):
                 loss = F.cross_entropy(model(xtr[i : i + 32]), ytr[i : i + 32])
                 loss.backward()
