@@ -103,7 +103,9 @@ def test_stream_sends_an_update_after_a_point_is_logged(tmp_path: Path) -> None:
     try:
         run.log({"loss": 1.0}, step=0)
         run.flush()
-        url, stop_server = serve_in_thread(Settings(logdir=tmp_path, poll_interval=0.05))
+        url, stop_server = serve_in_thread(
+            Settings(logdir=tmp_path, poll_interval=0.05, ping_interval=0.1)
+        )
         lines: queue.Queue[str] = queue.Queue()
         stop = threading.Event()
         reader = threading.Thread(
@@ -117,8 +119,10 @@ def test_stream_sends_an_update_after_a_point_is_logged(tmp_path: Path) -> None:
         run.log({"loss": 0.5}, step=1)
         run.flush()
         event = data = ""
-        while not (event == "event: update" and data):
+        pinged = False
+        while not (event == "event: update" and data and pinged):
             line = _next(lines, deadline)
+            pinged = pinged or line == ": ping"
             if line.startswith("event: "):
                 event = line
             elif line.startswith("data: ") and event == "event: update":
