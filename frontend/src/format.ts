@@ -1,6 +1,7 @@
 // Number and time formatting shared by panels (always plain text, rendered as text nodes).
 
-export function formatValue(v: number): string {
+export function formatValue(v: number | null | undefined): string {
+  if (v === null || v === undefined) return '';
   if (Number.isNaN(v)) return 'NaN';
   if (v === Infinity) return '+Inf';
   if (v === -Infinity) return '-Inf';
@@ -16,8 +17,8 @@ export function formatTime(unixSeconds: number | null | undefined): string {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '—';
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '';
   if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)}s`;
   if (seconds < 3600) return `${(seconds / 60).toFixed(1)}m`;
   return `${(seconds / 3600).toFixed(1)}h`;

@@ -115,6 +115,8 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
       ],
     };
     const empty: uPlot.AlignedData = [[], ...opts.series.slice(1).map(() => [])];
+    live.current.drawn = 0;
+    live.current.markers = [];
     const u = new uPlot(opts, empty, mount);
     chartRef.current = u;
     const onDbl = () => setRange(null);
