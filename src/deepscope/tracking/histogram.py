@@ -109,8 +109,9 @@ def range_edges(lo: float, hi: float, bins: int) -> npt.NDArray[np.float64]:
     Equal to `np.linspace(lo, hi, bins + 1)` whenever `hi - lo` is finite.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        edges = np.linspace(lo, hi, bins + 1)
-        if not np.isfinite(edges).all():  # powers of two scale exactly
+        if math.isfinite(hi - lo):
+            edges = np.linspace(lo, hi, bins + 1)
+        else:  # powers of two scale exactly
             edges = np.linspace(lo * 0.5, hi * 0.5, bins + 1) * 2.0
     edges[0], edges[-1] = lo, hi
     return edges
@@ -249,8 +250,14 @@ def _reduce_on_device(x: Any, bins: int) -> Any:
     same = lo_v >= hi_v
     lo = torch.where(same, torch.clamp(lo_v - half, min=-_FMAX), lo_v)
     hi = torch.where(same, torch.clamp(lo_v + half, max=_FMAX), hi_v)
-    t = torch.arange(bins + 1, dtype=torch.float64, device=dev) / bins
-    edges = lo * (1.0 - t) + hi * t
+    # the same arithmetic as np.linspace (and `range_edges`), so edges agree to the bit
+    ar = torch.arange(bins + 1, dtype=torch.float64, device=dev)
+    wide = ~torch.isfinite(hi - lo)
+    base = torch.where(wide, lo * 0.5, lo)
+    delta = torch.where(wide, hi * 0.5 - lo * 0.5, hi - lo)
+    step = delta / bins
+    edges = torch.where(step == 0, ar / bins * delta, ar * step) + base
+    edges = torch.where(wide, edges * 2.0, edges)
     edges[0], edges[-1] = lo, hi
     xs = torch.where(finite, xd, lo)
     idx = (torch.bucketize(xs, edges, right=True) - 1).clamp(0, bins - 1)
