@@ -190,6 +190,22 @@ export function GraphView(p: GraphViewProps) {
     [p.scene, apply],
   );
 
+  // A freshly expanded group that spills out of the view: zoom out (never in) and shift it in.
+  const keepInView = (b: SceneNode) => {
+    const { w, h } = size();
+    const v = view.current;
+    const k = Math.max(MIN_K, Math.min(v.k, (0.95 * w) / b.w, (0.95 * h) / b.h));
+    let tx = v.tx + b.x * (v.k - k);
+    let ty = v.ty + b.y * (v.k - k);
+    const left = b.x * k + tx;
+    const top = b.y * k + ty;
+    if (left + b.w * k > w) tx -= left + b.w * k - w + 0.025 * w;
+    if (top + b.h * k > h) ty -= top + b.h * k - h + 0.025 * h;
+    if (b.x * k + tx < 0) tx -= b.x * k + tx;
+    if (b.y * k + ty < 0) ty -= b.y * k + ty;
+    view.current = { k, tx, ty };
+  };
+
   // New scene: keep the anchor node in place on screen, or fit the first one.
   useLayoutEffect(() => {
     const prev = prevScene.current;
@@ -203,6 +219,7 @@ export function GraphView(p: GraphViewProps) {
     if (a !== undefined && b !== undefined) {
       view.current.tx += (a.x - b.x) * view.current.k;
       view.current.ty += (a.y - b.y) * view.current.k;
+      if (b.expanded) keepInView(b);
     }
     apply(true);
   }, [p.scene]);

@@ -197,11 +197,17 @@ export class Explorer {
       dst: idx.get(e.dst) ?? Number.NaN,
       edge: i,
     }));
-    const hasIn = withPorts && level.inputs.some((id) => idx.has(id));
-    const hasOut = withPorts && level.outputs.some((id) => idx.has(id));
+    // The level names the graph's own inputs/outputs only; inside a group, data enters at the
+    // children with no producer in the level and leaves at those with no consumer in it.
+    const fed = new Set(level.edges.map((e) => e.dst));
+    const used = new Set(level.edges.map((e) => e.src));
+    const entries = level.inputs.length > 0 ? level.inputs : level.nodes.filter((n) => !fed.has(n.id)).map((n) => n.id);
+    const exits = level.outputs.length > 0 ? level.outputs : level.nodes.filter((n) => !used.has(n.id)).map((n) => n.id);
+    const hasIn = withPorts && entries.some((id) => idx.has(id));
+    const hasOut = withPorts && exits.some((id) => idx.has(id));
     if (hasIn) {
       nodes.push({ id: PORT_IN_ID, w: PORT, h: PORT, constraint: 'FIRST' });
-      for (const id of level.inputs) {
+      for (const id of entries) {
         if (!idx.has(id)) continue;
         edges.push({ src: PORT_IN_ID, dst: id });
         refs.push({ src: PORT_IN, dst: idx.get(id) ?? 0, edge: -1 });
@@ -209,7 +215,7 @@ export class Explorer {
     }
     if (hasOut) {
       nodes.push({ id: PORT_OUT_ID, w: PORT, h: PORT, constraint: 'LAST' });
-      for (const id of level.outputs) {
+      for (const id of exits) {
         if (!idx.has(id)) continue;
         edges.push({ src: id, dst: PORT_OUT_ID });
         refs.push({ src: idx.get(id) ?? 0, dst: PORT_OUT, edge: -1 });
