@@ -89,7 +89,10 @@ def test_max_points_is_clamped_not_an_error(client: TestClient) -> None:
     ["/api/runs?limit=abc", "/api/runs?limit=-1", "/api/runs?offset=1.5",
      "/api/scalars?run=alpha&tag=loss&maxPoints=abc", "/api/scalars?run=alpha",
      "/api/scalars?run=alpha&tag=loss&maxPoints=0", "/api/events?run=alpha&limit=-1",
-     "/api/graph/search?run=alpha&q=x&limit=1e3", "/api/graph?model=maybe"],
+     "/api/graph/search?run=alpha&q=x&limit=1e3", "/api/graph?model=maybe",
+     "/api/scalars?run=alpha&tag=loss&startStep=-99999999999999999999",
+     "/api/scalars?run=alpha&tag=loss&endStep=99999999999999999999",
+     "/api/blob?run=alpha&id=%EF%BC%91"],
 )  # fmt: skip
 def test_bad_parameters_are_400_with_a_typed_error(client: TestClient, query: str) -> None:
     body = get_json(client, query, status=400)

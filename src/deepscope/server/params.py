@@ -10,6 +10,7 @@ __all__ = ["BadRequestError", "flag", "integer", "optional_integer", "text", "te
 
 MAX_TEXT = 1024
 MAX_REPEAT = 100
+MAX_INT = 2**62  # SQLite integers are 64-bit
 
 
 class BadRequestError(DeepscopeError):
@@ -54,7 +55,10 @@ def optional_integer(request: Request, name: str) -> int | None:
     raw = raw.strip()
     if not raw.lstrip("-").isdigit() or len(raw) > 20 or not raw.isascii():
         raise BadRequestError(f"query parameter '{name}' must be an integer, got {raw[:40]!r}")
-    return int(raw)
+    value = int(raw)
+    if abs(value) > MAX_INT:
+        raise BadRequestError(f"query parameter '{name}' is out of range (|value| > 2**62)")
+    return value
 
 
 def integer(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
