@@ -1,0 +1,150 @@
+"""Graph extraction speed against torchview and torchinfo, and scale on a 100k-op graph.
+
+Prints one line per measurement and, last, one JSON object with every figure (seconds are
+medians of several runs on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from deepscope.graph.aggregate import aggregate
+from deepscope.graph.ir import Edge, Graph, Node, ParamRef, TensorMeta
+from deepscope.graph.serialize import to_json
+from deepscope.sources.torch_module import graph
+
+
+def _median(fn: Callable[[], Any], runs: int = 5) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+class Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + (self.down(x) if self.down is not None else x))
+
+
+class ResNet18(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        chans = [(64, 64, 1), (64, 128, 2), (128, 256, 2), (256, 512, 2)]
+        self.layers = nn.Sequential(
+            *[nn.Sequential(Block(a, b, s), Block(b, b, 1)) for a, b, s in chans]
+        )
+        self.avg = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(512, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.avg(self.layers(x)), 1))
+
+
+def _transformer() -> nn.Module:
+    layer = nn.TransformerEncoderLayer(256, 8, 1024, batch_first=True)
+    return nn.TransformerEncoder(layer, 6, enable_nested_tensor=False)
+
+
+def _synthetic(n: int = 100_000) -> Graph:
+    nodes, edges = [], []
+    t = TensorMeta((1, 64), "float32")
+    for i in range(n):
+        ns = f"stage{i // 25000}/block{i // 2500}/layer{i // 250}/unit{i // 25}"
+        p = (
+            [ParamRef(f"{ns.replace('/', '.')}.w{i % 25}", (64, 64), "float32")]
+            if i % 3 == 0
+            else []
+        )
+        nodes.append(
+            Node(
+                f"n{i}",
+                "linear" if p else "relu",
+                label=f"op{i}",
+                namespace=ns,
+                inputs=[t],
+                outputs=[t],
+                params=p,
+                macs=4096 if p else 0,
+            )
+        )
+        if i:
+            edges.append(Edge(f"n{i - 1}", f"n{i}", tensor=t))
+    return Graph(nodes, edges, inputs=["n0"], outputs=[f"n{n - 1}"])
+
+
+def main() -> None:
+    from torchinfo import summary as torchinfo_summary
+    from torchview import draw_graph
+
+    torch.manual_seed(0)
+    results: dict[str, Any] = {}
+    cases = {
+        "resnet18": (ResNet18().eval(), torch.randn(1, 3, 224, 224)),
+        "transformer6x256": (_transformer().eval(), torch.randn(1, 128, 256)),
+    }
+    for name, (model, x) in cases.items():
+        ours = _median(lambda m=model, x=x: graph(m, x))
+        tv = _median(
+            lambda m=model, x=x: draw_graph(m, input_data=x, save_graph=False, depth=99), runs=3
+        )
+        ti = _median(lambda m=model, x=x: torchinfo_summary(m, input_data=x, verbose=0), runs=3)
+        g = graph(model, x)
+        results[name] = {
+            "deepscope_s": round(ours, 4),
+            "torchview_s": round(tv, 4),
+            "torchinfo_s": round(ti, 4),
+            "ratio_vs_torchview": round(ours / tv, 3),
+            "trace": g.meta["trace"],
+            "nodes": len(g.nodes),
+            "macs": g.groups[""].macs,
+        }
+        print(name, results[name], flush=True)
+
+    g = _synthetic()
+    t = time.perf_counter()
+    aggregate(g)
+    agg = time.perf_counter() - t
+    t = time.perf_counter()
+    text = to_json(g)
+    ser = time.perf_counter() - t
+    results["synthetic100k"] = {
+        "nodes": len(g.nodes),
+        "groups": len(g.groups),
+        "aggregate_s": round(agg, 3),
+        "to_json_s": round(ser, 3),
+        "json_mb": round(len(text.encode()) / 1e6, 2),
+    }
+    print("synthetic100k", results["synthetic100k"], flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
