@@ -112,10 +112,11 @@ def synthetic_graph() -> Any:
 
 
 def graph_figures(launch_kwargs: dict[str, Any]) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
     import deepscope
     from deepscope.server.runner import serve_in_thread
     from deepscope.server.settings import Settings
-    from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="deepscope-graph-bench-") as tmp:
         root = Path(tmp)
@@ -137,7 +138,9 @@ def graph_figures(launch_kwargs: dict[str, Any]) -> dict[str, Any]:
                     def open_graph() -> float:
                         t = time.perf_counter()
                         page.goto(f"{url}/#/graph?runs=big")
-                        page.wait_for_selector('[data-testid="graph-node"][data-node-id="ns:stage0"]')
+                        page.wait_for_selector(
+                            '[data-testid="graph-node"][data-node-id="ns:stage0"]'
+                        )
                         return time.perf_counter() - t
 
                     open_cold = open_graph()
@@ -149,7 +152,9 @@ def graph_figures(launch_kwargs: dict[str, Any]) -> dict[str, Any]:
                         "document.querySelector('[data-testid=graph-explorer]').dataset.busy"
                         " === 'false'"
                     )
-                    stage_ms = page.evaluate(EXPAND_JS, ['[data-node-id="ns:stage0"]', "ns:stage0/"])
+                    stage_ms = page.evaluate(
+                        EXPAND_JS, ['[data-node-id="ns:stage0"]', "ns:stage0/"]
+                    )
                     times: list[float] = []
                     for b in range(EXPANSIONS):
                         sel = f'[data-node-id="ns:stage0/block{b}"]'
@@ -166,7 +171,9 @@ def graph_figures(launch_kwargs: dict[str, Any]) -> dict[str, Any]:
                     layout_calls = page.get_by_test_id("graph-explorer").get_attribute(
                         "data-layout-elk"
                     )
-                    cached = page.get_by_test_id("graph-explorer").get_attribute("data-layout-cached")
+                    cached = page.get_by_test_id("graph-explorer").get_attribute(
+                        "data-layout-cached"
+                    )
                 finally:
                     browser.close()
         finally:
