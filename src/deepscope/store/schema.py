@@ -150,15 +150,15 @@ def generate_run_name() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(4)
 
 
-def filesystem_type(path: Path) -> tuple[str, str]:
-    """(fs type, mount point) of the mount holding `path`, from ``/proc/mounts``.
-
-    Returns ``("", "")`` where that cannot be told (not Linux).
-    """
-    try:
-        text = Path("/proc/mounts").read_text()
-    except OSError:
-        return "", ""
+def filesystem_type(path: Path, mounts: str | None = None) -> tuple[str, str]:
+    """(fs type, mount point) of the mount holding `path`, from ``/proc/mounts``
+    (or the text `mounts` in that format). ``("", "")`` where that cannot be told."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return "", ""
+    text = mounts
     target = str(path.resolve())
     best, best_type = "", ""
     for line in text.splitlines():

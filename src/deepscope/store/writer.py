@@ -109,7 +109,8 @@ class _Marker:
 
 
 # Items in the queue (tuples, cheap to build in the training thread):
-#   ("s", step, wall, [(tag, value), ...])        value: float or DeviceValue
+#   ("s", step, wall, ((tag, value), ...))        value: float
+#   ("d", step, wall, [(tag, value), ...])        value: float or DeviceValue
 #   ("h", tag, step, wall, histogram)             histogram: HistogramData-like
 #   ("b", kind, tag, step, wall, relpath, data, meta)
 #   ("e", step, wall, severity, kind, layer, message)
@@ -399,14 +400,13 @@ class RunWriter:
             same = False
         if not same:
             self._drop_connection()
+            self._session_id = None
+            self._open()  # raises while the directory cannot be recreated: spilled, degraded
             self._note(
                 f"deepscope: {self.db_path} was deleted or replaced while run '{self.name}' "
                 "was logging; what it held is gone. Logging continues into a new run.db.",
                 None,
-                once_key="deleted",
             )
-            self._session_id = None
-            self._open()
 
     def _fault(self, op: str) -> None:
         hook = self.fault_hook
@@ -454,10 +454,12 @@ class RunWriter:
 
     def _resolve_all(self, items: list[Item]) -> list[Item]:
         """Finish what the caller deferred (device reads, histograms), outside the I/O lock."""
+        if not any(it[0] in "dh" for it in items):
+            return items
         out = []
         for it in items:
             try:
-                out.append(_resolve(it))
+                out.append(_resolve(it) if it[0] in "dh" else it)
             except Exception as exc:  # a tensor that cannot be read: count it, keep the rest
                 self.dropped += _count(it)
                 log.warning(
@@ -486,70 +488,39 @@ class RunWriter:
         hists: list[tuple[Any, ...]] = []
         blobs: list[tuple[Any, ...]] = []
         events: list[tuple[Any, ...]] = []
-        stats: dict[int, list[int]] = {}
-
-        def seen(tid: int, step: int) -> None:
-            s = stats.get(tid)
-            if s is None:
-                stats[tid] = [1, step, step]
-            else:
-                s[0] += 1
-                if step < s[1]:
-                    s[1] = step
-                if step > s[2]:
-                    s[2] = step
-
-        tag_id = self._tag_id
+        ids = self._tag_ids
+        inf = math.inf
         for it in items:
             code = it[0]
             if code == "s":
                 _, step, wall, pairs = it
                 for tag, v in pairs:
-                    tid = tag_id(conn, tag, "scalar")
-                    value, kind = classify(v)
-                    scalars.append((tid, step, wall, value, kind))
-                    seen(tid, step)
+                    tid = ids.get((tag, "scalar")) or self._tag_id(conn, tag, "scalar")
+                    if -inf < v < inf and v != 0.0:  # the common case, inline
+                        scalars.append((tid, step, wall, v, KIND_FINITE))
+                    else:
+                        scalars.append((tid, step, wall, *classify(v)))
             elif code == "h":
                 _, tag, step, wall, h = it
-                tid = tag_id(conn, tag, "histogram")
+                tid = self._tag_id(conn, tag, "histogram")
                 hists.append((tid, step, wall, *_histogram_row(h)))
-                seen(tid, step)
             elif code == "b":
                 _, kind, tag, step, wall, relpath, _data, meta = it
-                tid = tag_id(conn, tag, kind)
+                tid = self._tag_id(conn, tag, kind)
                 blobs.append((tid, kind, step, wall, relpath, meta))
-                seen(tid, step)
             elif code == "e":
                 events.append(it[1:])
-        if scalars:
-            conn.executemany(
-                "INSERT INTO scalar (tag_id, step, wall_time, value, kind) VALUES (?, ?, ?, ?, ?)",
-                scalars,
-            )
-        if hists:
-            conn.executemany(
-                "INSERT INTO histogram (tag_id, step, wall_time, edges, counts, count, n_nan, "
-                "n_posinf, n_neginf, min, max, sum, sum_sq) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                hists,
-            )
-        if blobs:
-            conn.executemany(
-                "INSERT INTO blob (tag_id, kind, step, wall_time, path, meta) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                blobs,
-            )
+        for table, rows, sql in (
+            ("scalar", scalars, _INSERT_SCALAR),
+            ("histogram", hists, _INSERT_HISTOGRAM),
+            ("blob", blobs, _INSERT_BLOB),
+        ):
+            if rows:
+                before = conn.execute(f"SELECT coalesce(MAX(id), 0) FROM {table}").fetchone()[0]
+                conn.executemany(sql, rows)
+                conn.execute(_TAG_STATS.format(table=table), (before,))
         if events:
-            conn.executemany(
-                "INSERT INTO event (step, wall_time, severity, kind, layer, message) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                events,
-            )
-        conn.executemany(
-            "UPDATE tag SET count = count + ?, first_step = min(coalesce(first_step, ?), ?), "
-            "last_step = max(coalesce(last_step, ?), ?) WHERE id = ?",
-            [(n, lo, lo, hi, hi, tid) for tid, (n, lo, hi) in stats.items()],
-        )
+            conn.executemany(_INSERT_EVENT, events)
 
     @staticmethod
     def _bump(conn: sqlite3.Connection) -> None:
@@ -657,12 +628,10 @@ class RunWriter:
 
 def _resolve(item: Item) -> Item:
     code = item[0]
-    if code == "s":
-        pairs = item[3]
-        if any(type(v) is DeviceValue for _, v in pairs):
-            pairs = [(k, v.get() if type(v) is DeviceValue else v) for k, v in pairs]
-            return ("s", item[1], item[2], pairs)
-    elif code == "h" and hasattr(item[4], "result"):
+    if code == "d":  # scalars with device tensors among them
+        pairs = [(k, v.get() if type(v) is DeviceValue else v) for k, v in item[3]]
+        return ("s", item[1], item[2], pairs)
+    if code == "h" and hasattr(item[4], "result"):
         return ("h", item[1], item[2], item[3], item[4].result())
     return item
 
@@ -672,7 +641,7 @@ def _tmp_spill(name: str) -> Path:
 
 
 def _count(item: Item) -> int:
-    if type(item) is tuple and item and item[0] == "s":
+    if type(item) is tuple and item and item[0] in "sd":
         return len(item[3])
     return 0 if type(item) is _Marker else 1
 
@@ -703,7 +672,7 @@ def _histogram_row(h: Any) -> tuple[Any, ...]:
 def _spill_records(items: Iterable[Item]) -> Iterable[dict[str, Any]]:
     for it in items:
         code = it[0]
-        if code == "s":
+        if code in "sd":
             for tag, v in it[3]:
                 value = v.get() if type(v) is DeviceValue else v
                 yield {
@@ -732,6 +701,26 @@ def _spill_records(items: Iterable[Item]) -> Iterable[dict[str, Any]]:
                 "type": "event", "step": it[1], "wallTime": it[2], "severity": it[3],
                 "kind": it[4], "layer": it[5], "message": it[6],
             }  # fmt: skip
+
+
+_INSERT_SCALAR = "INSERT INTO scalar (tag_id, step, wall_time, value, kind) VALUES (?, ?, ?, ?, ?)"
+_INSERT_HISTOGRAM = (
+    "INSERT INTO histogram (tag_id, step, wall_time, edges, counts, count, n_nan, n_posinf, "
+    "n_neginf, min, max, sum, sum_sq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_BLOB = (
+    "INSERT INTO blob (tag_id, kind, step, wall_time, path, meta) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO event (step, wall_time, severity, kind, layer, message) VALUES (?, ?, ?, ?, ?, ?)"
+)
+# per-tag count and step range, from the rows this batch just added (ids above the old max)
+_TAG_STATS = (
+    "UPDATE tag SET count = tag.count + s.n, first_step = min(coalesce(tag.first_step, s.lo), s.lo),"
+    " last_step = max(coalesce(tag.last_step, s.hi), s.hi)"
+    " FROM (SELECT tag_id, COUNT(*) AS n, MIN(step) AS lo, MAX(step) AS hi FROM {table}"
+    " WHERE id > ? GROUP BY tag_id) AS s WHERE tag.id = s.tag_id"
+)
 
 
 # ---- process-wide bookkeeping: fork and exit ----------------------------------------------

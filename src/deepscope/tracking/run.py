@@ -37,7 +37,7 @@ from deepscope.errors import StoreError
 from deepscope.store import jsonenc
 from deepscope.store.blobs import blob_relpath, check_ext
 from deepscope.store.schema import check_local_filesystem, generate_run_name, sanitize_run_name
-from deepscope.store.writer import RunWriter, WriterOptions, install_signal_handlers
+from deepscope.store.writer import DeviceValue, RunWriter, WriterOptions, install_signal_handlers
 from deepscope.tracking.values import to_scalar, to_step
 
 if TYPE_CHECKING:
@@ -85,6 +85,11 @@ def _convert(pairs: tuple[tuple[Any, Any], ...]) -> list[tuple[str, Any]]:
             _bad_tag(k)
         out.append((k, v if type(v) is float else to_scalar(k, v)))
     return out
+
+
+def _code(pairs: list[tuple[str, Any]]) -> str:
+    # "d": some values are device tensors, read in the writer thread
+    return "d" if any(type(v) is DeviceValue for _, v in pairs) else "s"
 
 
 class Run:
@@ -152,7 +157,7 @@ class Run:
         self._step = step
         self._next = step + 1
         if pairs:
-            w.put(("s", step, time.time(), pairs))
+            w.put(("s" if type(pairs) is tuple else _code(pairs), step, time.time(), pairs))
             if self._watchers:
                 self._observe(pairs, step)
 
