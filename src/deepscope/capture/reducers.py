@@ -89,51 +89,40 @@ def decode_summary(row: np.ndarray, bins: int) -> HistogramData:
 ACT_FIELDS = ("count", "mean", "std", "zero_frac", "sat_frac", "dead_frac", "nonfinite")
 
 
-def activation_stats(out: torch.Tensor, saturation: str | None) -> torch.Tensor:
+def activation_stats(out: torch.Tensor, kind: str | None) -> torch.Tensor:
     """[count, mean, std, zero fraction, saturated fraction, dead-unit fraction, non-finite
-    count] of a module output as a float64 vector on its device.
+    flag] of a module output as a float64 vector on its device.
 
-    A unit is a channel (dim 1 of an N×C×… output, or the last dim of N×…×C); it is dead
-    when it is exactly zero for every input in the batch. `saturation` is "tanh" (|y| >
-    0.99), "sigmoid" (y < 0.01 or y > 0.99) or None.
+    `kind` is "relu" (zero and dead-unit fractions are measured: a unit is a channel —
+    dim 1 of N×C×…, the last dim of N×C — and is dead when it is exactly zero for every
+    input in the batch), "tanh" (saturated: |y| > 0.99), "sigmoid" (y < 0.01 or y > 0.99)
+    or None (mean and std only). Few passes over the tensor: this runs inside forward.
     """
     x = out.detach()
-    if not x.is_floating_point():
+    if not x.is_floating_point() or x.element_size() < 4:
         x = x.float()
     n = x.numel()
+    zero = torch.zeros((), dtype=torch.float64, device=x.device)
     if n == 0:
-        nan = torch.tensor(math.nan, dtype=torch.float64, device=x.device)
-        zero = torch.zeros((), dtype=torch.float64, device=x.device)
+        nan = torch.full((), math.nan, dtype=torch.float64, device=x.device)
         return torch.stack([zero, nan, nan, nan, nan, nan, zero])
-    xf = x.float()
-    finite = torch.isfinite(xf)
-    nonfinite = (~finite).sum().double()
-    xs = torch.where(finite, xf, 0.0)
-    mean = xs.double().mean()
-    std = xs.double().std(unbiased=False)
-    zero = xs == 0
-    zero_frac = zero.double().mean()
-    if saturation == "tanh":
-        sat_frac = (xs.abs() > 0.99).double().mean()
-    elif saturation == "sigmoid":
-        sat_frac = ((xs < 0.01) | (xs > 0.99)).double().mean()
-    else:
-        sat_frac = torch.zeros((), dtype=torch.float64, device=x.device)
-    if x.dim() >= 3:
-        per_unit = zero.transpose(0, 1).reshape(x.shape[1], -1).all(dim=1)
-    elif x.dim() == 2:
-        per_unit = zero.all(dim=0)
-    else:
-        per_unit = zero.reshape(1, -1).all(dim=1)
-    dead_frac = per_unit.double().mean()
+    var, mean = torch.var_mean(x, correction=0)
+    nonfinite = (~torch.isfinite(mean)).double()
+    zero_frac = dead_frac = sat_frac = zero
+    if kind == "relu":
+        zero_frac = (x == 0).sum(dtype=torch.float64) / n
+        if x.dim() >= 3:
+            peak = x.abs().amax(dim=[d for d in range(x.dim()) if d != 1])
+        elif x.dim() == 2:
+            peak = x.abs().amax(dim=0)
+        else:
+            peak = x.abs().amax().reshape(1)
+        dead_frac = (peak == 0).double().mean()
+    elif kind == "tanh":
+        sat_frac = (x.abs() > 0.99).sum(dtype=torch.float64) / n
+    elif kind == "sigmoid":
+        sat_frac = ((x < 0.01) | (x > 0.99)).sum(dtype=torch.float64) / n
+    count = torch.full((), float(n), dtype=torch.float64, device=x.device)
     return torch.stack(
-        [
-            torch.tensor(float(n), dtype=torch.float64, device=x.device),
-            mean,
-            std,
-            zero_frac,
-            sat_frac,
-            dead_frac,
-            nonfinite,
-        ]
+        [count, mean.double(), var.double().sqrt(), zero_frac, sat_frac, dead_frac, nonfinite]
     )

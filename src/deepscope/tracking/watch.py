@@ -110,6 +110,7 @@ class Watcher:
         self._weight_summaries: dict[str, torch.Tensor] = {}
         self._snapshot: dict[str, torch.Tensor] = {}
         self._pending_step: int | None = None
+        self._saw_backward = False
         self._nan_reported: set[str] = set()
         self._deferred: tuple[int, list[str], torch.Tensor, Any] | None = None
         self._handles: list[Any] = []
@@ -123,9 +124,10 @@ class Watcher:
 
     def _install(self) -> None:
         try:
-            self._handles.append(self.model.register_forward_pre_hook(self._on_root_pre))
+            self._handles.append(self.model.register_forward_pre_hook(self._on_pre))
             self._handles.append(self.model.register_forward_hook(self._on_root_post))
             for name, module in self._modules:
+                self._handles.append(module.register_forward_pre_hook(self._on_pre))
                 self._handles.append(module.register_forward_hook(self._make_module_hook(name)))
             for name, p in self._params:
                 hook = self._make_grad_hook(name)
@@ -137,24 +139,33 @@ class Watcher:
     def close(self) -> None:
         """Remove every hook and log what the last logged iteration still holds."""
         handles, self._handles = self._handles, []
+        self.raise_on_nonfinite = False  # never raise from cleanup
         for h in handles:
             h.remove()
+        self._flush_guard()
         self._check_deferred()
+        self._check_grads()
         if self._pending_step is not None:
             self._finish_logged_iteration(with_updates=False)
 
     def _training(self) -> bool:
         return torch.is_grad_enabled()
 
-    def _on_root_pre(self, module: nn.Module, args: Any) -> None:
-        if not self._training():
-            return
+    def _on_pre(self, module: nn.Module, args: Any) -> None:
+        """The clock: the first watched forward after a backward pass (or the very first
+        one) starts an iteration. Works whether or not the root module itself is called
+        (Lightning calls submodules from `training_step`)."""
+        if self._training() and (self.iteration < 0 or self._saw_backward):
+            self._new_iteration()
+
+    def _new_iteration(self) -> None:
+        self._flush_guard()
         self._check_deferred()
         self._check_grads()
         if self._pending_step is not None:
             self._finish_logged_iteration(with_updates=True)
         self.iteration += 1
-        self._calls.clear()
+        self._saw_backward = False
         self._logging = self.iteration % self.every == 0
         if self._logging:
             self._start_logged_iteration()
@@ -175,16 +186,22 @@ class Watcher:
             if self.guard:
                 self._calls.append((call, t.detach().sum(dtype=torch.float32)))
             if self._logging and "activations" in self.what:
-                kind = _SATURATING.get(type(module))
+                kind = "relu" if isinstance(module, _RELU_LIKE) else _SATURATING.get(type(module))
                 self._acts.append((call, module, activation_stats(t, kind)))
 
         return hook
 
     def _on_root_post(self, module: nn.Module, args: Any, out: Any) -> None:
-        if not self._training() or not self.guard or not self._calls:
+        if self._training():
+            self._flush_guard()
+
+    def _flush_guard(self) -> None:
+        """Check this iteration's module outputs for NaN/Inf (one small host copy)."""
+        if not self.guard or not self._calls:
             return
         sums = torch.stack([s for _, s in self._calls])
         names = [n for n, _ in self._calls]
+        self._calls.clear()
         if sums.is_cuda and not self.raise_on_nonfinite:
             # no stall: copy asynchronously, look at it at the next iteration
             buf = torch.empty(sums.shape, dtype=sums.dtype, pin_memory=True)
@@ -210,6 +227,7 @@ class Watcher:
 
     def _make_grad_hook(self, name: str) -> Any:
         def hook(p: torch.Tensor) -> None:
+            self._saw_backward = True
             g = p.grad
             if g is None:
                 return
