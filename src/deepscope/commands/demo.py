@@ -71,6 +71,16 @@ def demo(logdir: Path, host: str, port: int, epochs: int, no_serve: bool, no_bro
     if no_serve:
         click.echo(f"view them with: deepscope serve {logdir}")
         return
-    from deepscope.commands.serve import run_dashboard
+    from deepscope.commands.serve import run_server
 
-    run_dashboard(logdir, host=host, port=port, open_browser=not no_browser)
+    run_server(host=host, port=port, token=None, allowed_hosts=(), what="demo dashboard",
+               open_browser=not no_browser and _has_display(), logdir=logdir.resolve())  # fmt: skip
+
+
+def _has_display() -> bool:
+    """Only open a browser where one can show up (not a text browser in this terminal)."""
+    import sys
+
+    return sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )

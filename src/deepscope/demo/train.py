@@ -32,7 +32,8 @@ class DigitsCNN(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        out: torch.Tensor = self.classifier(self.features(x))
+        return out
 
 
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -99,7 +100,7 @@ def train_healthy(
                 idx = perm[i : i + 64]
                 loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
                 opt.zero_grad()
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 opt.step()
                 run.log({"train/loss": loss}, step=step)
                 step += 1
@@ -114,7 +115,7 @@ def train_healthy(
                 _prediction_grid(model, data.x_test[:16], data.y_test[:16]),
                 step=step,
             )
-            bar.set_postfix(loss=f"{float(loss):.3f}", test_acc=f"{acc:.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}", test_acc=f"{acc:.3f}")
         run.log_histogram("test/logits", model(data.x_test).detach(), step=step)
         _log_attributions(run, model, data.x_test[:8], step)
         run.log_text(
@@ -139,7 +140,7 @@ def train_diverging(logdir: Path, data: Digits, *, steps: int = 40, progress: bo
             i = (step * 64) % (len(data.y_train) - 64)
             loss = F.cross_entropy(model(data.x_train[i : i + 64]), data.y_train[i : i + 64])
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
             run.log({"train/loss": loss}, step=step)
             if not math.isfinite(float(loss)) and step > 10:
