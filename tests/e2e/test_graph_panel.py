@@ -73,7 +73,9 @@ def _xss_graph() -> Any:
         Edge(f"n{i}", f"n{i + 1}", tensor=t) for i in range(len(XSS_PAYLOADS) - 1)
     ]
     g = Graph(nodes=nodes, edges=edges, inputs=["in"], outputs=[f"n{len(XSS_PAYLOADS) - 1}"])
-    g.set_overlay("grad_norm", {f"n{i}": float(i) for i in range(len(XSS_PAYLOADS))})
+    values = {f"n{i}": float(i) for i in range(len(XSS_PAYLOADS) - 1)}
+    values[f"n{len(XSS_PAYLOADS) - 1}"] = float("nan")
+    g.set_overlay("grad_norm", values)
     return g
 
 
@@ -258,7 +260,9 @@ def test_payload_layer_names_render_as_text(graph_server: str, page: Any, page_l
     page.get_by_test_id("graph-color").select_option("ov:grad_norm")
     fills = _fills(page)
     assert fills["in"] == "rgb(184, 184, 184)"
-    assert len({fills[f"n{i}"] for i in range(len(XSS_PAYLOADS))}) == len(XSS_PAYLOADS)
+    assert fills[f"n{len(XSS_PAYLOADS) - 1}"] == "rgb(255, 31, 31)"  # NaN: the non-finite red
+    finite = [fills[f"n{i}"] for i in range(len(XSS_PAYLOADS) - 1)]
+    assert len(set(finite)) == len(finite) and "rgb(184, 184, 184)" not in finite
     assert "grad_norm" in page.get_by_test_id("graph-legend").text_content()
     page.get_by_test_id("graph-search").fill("onerror")
     page.get_by_test_id("graph-search-result").first.wait_for()

@@ -78,10 +78,7 @@ export function GraphPanel(props: GraphPanelProps) {
       .finally(() => setBusy(false));
   }, [explorer]);
 
-  const scene = useMemo(
-    () => (explorer === null ? buildScene(new Explorer({ run: null, model: false, tag: null }, () => {})) : buildScene(explorer)),
-    [explorer, version],
-  );
+  const scene = useMemo(() => buildScene(explorer), [explorer, version]);
   const mode = parseMode(colorValue);
   const colorer = useMemo(() => makeColorer(mode, scene.nodes.map((s) => s.node)), [colorValue, scene]);
 

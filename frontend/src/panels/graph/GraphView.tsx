@@ -37,6 +37,8 @@ interface Win {
 
 const LOW_DETAIL_K = 0.4;
 const MIN_K = 0.02;
+/** Expanding never zooms out below this: a huge group shows its first rows legibly. */
+const KEEP_MIN_K = 0.45;
 const MAX_K = 4;
 
 function edgePath(p: number[]): string {
@@ -144,6 +146,15 @@ export function GraphView(p: GraphViewProps) {
     return { w: r?.width || 800, h: r?.height || 600 };
   };
 
+  const windowFor = (): Win => {
+    const { k, tx, ty } = view.current;
+    const { w, h } = size();
+    const vp = { x0: -tx / k, y0: -ty / k, x1: (w - tx) / k, y1: (h - ty) / k };
+    const mx = (vp.x1 - vp.x0) / 2;
+    const my = (vp.y1 - vp.y0) / 2;
+    return { x0: vp.x0 - mx, y0: vp.y0 - my, x1: vp.x1 + mx, y1: vp.y1 + my, low: k < LOW_DETAIL_K };
+  };
+
   const recull = useCallback((force: boolean) => {
     const { k, tx, ty } = view.current;
     const { w, h } = size();
@@ -153,9 +164,7 @@ export function GraphView(p: GraphViewProps) {
     if (!force && cur !== null && cur.low === low && cur.x0 <= vp.x0 && cur.y0 <= vp.y0 && cur.x1 >= vp.x1 && cur.y1 >= vp.y1) {
       return;
     }
-    const mx = (vp.x1 - vp.x0) / 2;
-    const my = (vp.y1 - vp.y0) / 2;
-    const next = { x0: vp.x0 - mx, y0: vp.y0 - my, x1: vp.x1 + mx, y1: vp.y1 + my, low };
+    const next = windowFor();
     winRef.current = next;
     setWin(next);
   }, []);
@@ -169,12 +178,15 @@ export function GraphView(p: GraphViewProps) {
     [recull],
   );
 
-  const fitAll = useCallback(() => {
-    const s = p.scene;
+  const fitView = (s: Scene) => {
     const { w, h } = size();
     if (s.width <= 0 || s.height <= 0) return;
     const k = Math.max(MIN_K, Math.min(1.2, (0.95 * w) / s.width, (0.95 * h) / s.height));
     view.current = { k, tx: (w - s.width * k) / 2, ty: Math.max(8, (h - s.height * k) / 2) };
+  };
+
+  const fitAll = useCallback(() => {
+    fitView(p.scene);
     apply(true);
   }, [p.scene, apply]);
 
@@ -194,34 +206,39 @@ export function GraphView(p: GraphViewProps) {
   const keepInView = (b: SceneNode) => {
     const { w, h } = size();
     const v = view.current;
-    const k = Math.max(MIN_K, Math.min(v.k, (0.95 * w) / b.w, (0.95 * h) / b.h));
+    const k = Math.min(v.k, Math.max(KEEP_MIN_K, Math.min((0.95 * w) / b.w, (0.95 * h) / b.h)));
     let tx = v.tx + b.x * (v.k - k);
     let ty = v.ty + b.y * (v.k - k);
     const left = b.x * k + tx;
     const top = b.y * k + ty;
-    if (left + b.w * k > w) tx -= left + b.w * k - w + 0.025 * w;
-    if (top + b.h * k > h) ty -= top + b.h * k - h + 0.025 * h;
+    if (left + b.w * k > w) tx -= Math.min(left, left + b.w * k - w + 0.025 * w);
+    if (top + b.h * k > h) ty -= Math.min(top, top + b.h * k - h + 0.025 * h);
     if (b.x * k + tx < 0) tx -= b.x * k + tx;
     if (b.y * k + ty < 0) ty -= b.y * k + ty;
     view.current = { k, tx, ty };
   };
 
-  // New scene: keep the anchor node in place on screen, or fit the first one.
-  useLayoutEffect(() => {
+  // New scene: keep the anchor node where it was on screen (or fit the first scene), and
+  // cull for the new view right here, so an expansion costs one render, not two.
+  if (prevScene.current !== p.scene && svgRef.current !== null) {
     const prev = prevScene.current;
     prevScene.current = p.scene;
     const a = p.anchorId === null ? undefined : prev?.byId.get(p.anchorId);
     const b = p.anchorId === null ? undefined : p.scene.byId.get(p.anchorId);
-    if (prev === null || prev.nodes.length === 0) {
-      fitAll();
-      return;
-    }
-    if (a !== undefined && b !== undefined) {
+    if (prev === null || prev.nodes.length === 0) fitView(p.scene);
+    else if (a !== undefined && b !== undefined) {
       view.current.tx += (a.x - b.x) * view.current.k;
       view.current.ty += (a.y - b.y) * view.current.k;
       if (b.expanded) keepInView(b);
     }
-    apply(true);
+    winRef.current = windowFor();
+  }
+  useLayoutEffect(() => {
+    if (prevScene.current !== p.scene) {
+      // First render happened before the SVG existed: fit now.
+      prevScene.current = p.scene;
+      fitAll();
+    }
   }, [p.scene]);
 
   useEffect(() => {
@@ -297,7 +314,8 @@ export function GraphView(p: GraphViewProps) {
     if (id !== null && id.startsWith('ns:')) p.onToggle(id);
   };
 
-  const w = win;
+  void win; // state only schedules renders; the window itself lives in winRef
+  const w = winRef.current;
   const open: JSX.Element[] = [];
   const leaves: JSX.Element[] = [];
   const edges: JSX.Element[] = [];

@@ -1,6 +1,6 @@
 // Legend for the current colouring: op swatches, or the overlay's sequential scale.
 import { formatValue } from '../../format';
-import { NO_VALUE, opColor, SEQUENTIAL_CSS, type ColorMode, type Colorer } from './colorScale';
+import { NO_VALUE, NONFINITE_COLOR, opColor, SEQUENTIAL_CSS, type ColorMode, type Colorer } from './colorScale';
 import type { Scene } from './scene';
 
 const MAX_OPS = 14;
@@ -34,6 +34,10 @@ export function Legend(props: { mode: ColorMode; colorer: Colorer; scene: Scene 
       <span class="gx-swatch-item">
         <span class="gx-swatch" style={{ background: NO_VALUE }} />
         no value
+      </span>
+      <span class="gx-swatch-item">
+        <span class="gx-swatch" style={{ background: NONFINITE_COLOR }} />
+        NaN / ±Inf
       </span>
     </div>
   );

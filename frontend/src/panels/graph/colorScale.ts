@@ -1,5 +1,8 @@
 // Node fills: a stable hue per op (or module) type, or a sequential scale over one overlay.
+import { NONFINITE_COLOR } from '../../colors';
 import type { LevelNode } from './types';
+
+export { NONFINITE_COLOR };
 
 export const NO_VALUE = '#b8b8b8';
 export const PLAIN_OP = '#f4f5f7';
@@ -79,6 +82,8 @@ export function makeColorer(mode: ColorMode, nodes: Iterable<LevelNode>): Colore
   return {
     range,
     fill: (n) => {
+      const raw = n.overlays[mode.name];
+      if (typeof raw === 'number' && !Number.isFinite(raw)) return NONFINITE_COLOR;
       const v = overlayValue(n, mode.name);
       if (v === null || range === null) return NO_VALUE;
       return sequential(range[1] === range[0] ? 1 : (v - range[0]) / (range[1] - range[0]));

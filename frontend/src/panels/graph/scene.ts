@@ -148,9 +148,13 @@ function place(ex: Explorer, ns: string, a: Arranged, ox: number, oy: number, de
   }
 }
 
-export function buildScene(ex: Explorer): Scene {
-  const scene: Scene = { nodes: [], edges: [], ports: [], width: 0, height: 0, byId: new Map() };
-  if (!ex.levels.has('')) return scene;
+export function emptyScene(): Scene {
+  return { nodes: [], edges: [], ports: [], width: 0, height: 0, byId: new Map() };
+}
+
+export function buildScene(ex: Explorer | null): Scene {
+  const scene = emptyScene();
+  if (ex === null || !ex.levels.has('')) return scene;
   const root = arrange(ex, '');
   place(ex, '', root, 0, 0, 0, scene);
   scene.width = root.width;
