@@ -60,3 +60,7 @@ def main(**_: Any) -> None:
     `deepscope serve LOGDIR`. Open a model file with `deepscope view MODEL`.
     Start with `deepscope demo` to see every view on bundled data.
     """
+
+
+if __name__ == "__main__":
+    main()

@@ -52,7 +52,7 @@ def demo(logdir: Path, host: str, port: int, epochs: int, no_serve: bool, no_bro
 
     Writes two runs into LOGDIR: `digits-cnn` (healthy: loss and accuracy curves, weight
     and gradient histograms, predictions, the model graph, attribution maps) and
-    `digits-cnn-lr3` (a learning rate that diverges, so the diagnosis events show where
+    `digits-cnn-lr20` (a learning rate that diverges, so the diagnosis events show where
     NaN first appeared and that gradients exploded). Then serves the dashboard and
     prints its URL. Nothing is downloaded; no GPU is needed.
     """

@@ -1,0 +1,62 @@
+"""`deepscope demo --no-serve`: both runs, every kind of record, a model that learned, and
+the diagnosis of the run that diverged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deepscope.store import open as open_store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    logdir = tmp_path_factory.mktemp("demo") / "runs"
+    proc = subprocess.run(
+        [sys.executable, "-m", "deepscope.cli", "demo", "--no-serve", "--epochs", "6", "--logdir", str(logdir)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "deepscope serve" in proc.stdout
+    return logdir
+
+
+def test_demo_writes_both_runs_finished(demo_logdir: Path) -> None:
+    runs = {r.name: r for r in open_store(demo_logdir).runs()}
+    assert set(runs) == {"digits-cnn", "digits-cnn-lr20"}
+    assert {r.status for r in runs.values()} == {"finished"}
+    assert runs["digits-cnn"].config["optimizer"] == "Adam"
+
+
+def test_healthy_run_has_every_kind_of_record_and_learns(demo_logdir: Path) -> None:
+    run = open_store(demo_logdir).run("digits-cnn")
+    kinds = {t.kind for t in run.tags()}
+    assert {"scalar", "histogram", "image", "text", "graph", "attribution"} <= kinds
+    acc = run.scalars("test/accuracy")
+    assert acc[-1].value >= 0.9
+    assert len(run.scalars("train/loss", max_points=10_000)) > 100
+    assert run.histograms("grads/features.0.weight")
+    assert run.histograms("weights/classifier.1.weight")
+    images = run.blobs("image", "predictions")
+    assert images and run.blob_path(images[-1]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    graph = json.loads(run.blob_path(run.blobs("graph")[0]).read_text())
+    assert graph["schemaVersion"] >= 1 and len(graph["nodes"]) >= 10
+    methods = {b.meta.get("method") for b in run.blobs("attribution")}
+    assert {"saliency", "integrated_gradients", "grad_cam"} <= methods
+    warnings = [e for e in run.events() if e.severity != "info"]
+    assert warnings == []
+
+
+def test_diverging_run_has_the_diagnosis_events(demo_logdir: Path) -> None:
+    events = open_store(demo_logdir).run("digits-cnn-lr20").events()
+    kinds = {e.kind for e in events}
+    assert "nonfinite_activation" in kinds
+    assert {"exploding_gradients", "divergence"} <= kinds
+    nan = next(e for e in events if e.kind == "nonfinite_activation")
+    assert nan.layer and nan.layer.startswith(("features.", "classifier."))
