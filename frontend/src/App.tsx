@@ -43,6 +43,7 @@ export function App() {
   const [route, navigate] = useRoute();
   const [health, setHealth] = useState<Health | null>(null);
   const [runs, setRuns] = useState<RunInfo[]>([]);
+  const [runsLoaded, setRunsLoaded] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [versions, setVersions] = useState<Record<string, number>>({});
 
@@ -68,6 +69,7 @@ export function App() {
         .then((r) => {
           if (!alive) return;
           setRuns((old) => (sameRuns(old, r.runs) ? old : r.runs));
+          setRunsLoaded(true);
           setError(null);
         })
         .catch((e: unknown) => alive && setError(String(e)));
@@ -80,10 +82,12 @@ export function App() {
   }, []);
 
   const names = useMemo(() => runs.map((r) => r.name), [runs]);
-  const selected = useMemo(
-    () => (route.runs === null ? names : route.runs.filter((n) => names.includes(n))),
-    [route.runs, names],
-  );
+  // Runs named in the URL are used before /api/runs answers (one round trip fewer to the
+  // first chart); once the list is known, unknown names drop out.
+  const selected = useMemo(() => {
+    if (route.runs === null) return names;
+    return runsLoaded ? route.runs.filter((n) => names.includes(n)) : route.runs;
+  }, [route.runs, names, runsLoaded]);
   const selectedKey = selected.join('\u0000');
 
   useEffect(
@@ -100,7 +104,8 @@ export function App() {
       runs,
       selected,
       setSelected: (next: string[]) => navigate({ tab: route.tab, runs: next }),
-      colorOf: (run: string) => runColor(colorIndex.get(run) ?? 0),
+      colorOf: (run: string) =>
+        runColor(colorIndex.get(run) ?? Math.max(0, selected.indexOf(run))),
       versions,
       modelMode: health?.mode === 'model',
     }),

@@ -83,7 +83,8 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
     // `runs` is keyed by runsKey.
   }, [runsKey, tag, range, width, version]);
 
-  const structure = `${runsKey}|${xMode}|${logY}|${smoothing > 0}|${width}`;
+  const colors = runs.map(colorOf).join(',');
+  const structure = `${runsKey}|${colors}|${xMode}|${logY}|${smoothing > 0}|${width}`;
   useEffect(() => {
     const mount = plotRef.current;
     if (mount === null || width <= 0) return;
