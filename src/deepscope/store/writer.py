@@ -162,7 +162,6 @@ class RunWriter:
         self._pending: list[tuple[str, BaseException | None]] = []  # shown in the caller
         self._closed = False
         self._last_heartbeat = 0.0
-        self._last_reconnect = 0.0
         self._reset_runtime()
         _register(self)
         self._open_or_degrade(first=True)
@@ -421,11 +420,6 @@ class RunWriter:
         with self._io_lock:
             try:
                 if self._conn is None:
-                    if time.monotonic() - self._last_reconnect < min(
-                        1.0, self.options.flush_interval
-                    ):
-                        raise StoreError("store unavailable (waiting before reconnecting)")
-                    self._last_reconnect = time.monotonic()
                     self._open()
                 else:
                     self._check_identity()
@@ -590,15 +584,18 @@ class RunWriter:
         self._drop_connection()
         if not self._degraded:
             self._degraded = True
-            self._note(self._fault_message(exc), exc)
+            self._spill_error_logged = False
+            self._note(self._fault_message(exc), exc, once_key="fault")
 
     def _note(self, message: str, error: BaseException | None, once_key: str = "") -> None:
-        if once_key:
+        """Log `message` now; show it once per run as a warning in the caller's thread (in
+        strict mode: raise it there, every time)."""
+        log.error("%s", message)
+        if once_key and not self.options.strict:
             seen = self.__dict__.setdefault("_once", set())
             if once_key in seen:
                 return
             seen.add(once_key)
-        log.error("%s", message)
         self._pending.append((message, error))
 
     def _spill(self, items: list[Item], exc: BaseException) -> None:
@@ -620,10 +617,10 @@ class RunWriter:
             except OSError:
                 continue
         else:
-            log.error("deepscope: could not write a spill file either; %d points lost", n)
-        if not self._degraded:
-            self._degraded = True
-            self._note(self._fault_message(exc), exc)
+            if not self.__dict__.get("_spill_error_logged"):
+                self._spill_error_logged = True
+                log.error("deepscope: cannot write a spill file either; points are lost")
+        self._enter_degraded(exc)
 
 
 def _resolve(item: Item) -> Item:
