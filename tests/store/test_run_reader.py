@@ -128,6 +128,15 @@ def test_status_running_then_interrupted_when_heartbeat_goes_stale(tmp_path: Pat
     assert deepscope.store.open(tmp_path, stale_after=0.2).run("r").info().status == "finished"
 
 
+def test_heartbeat_keeps_a_quiet_run_running_whatever_the_flush_interval(tmp_path: Path) -> None:
+    run = deepscope.init(logdir=tmp_path, name="r", flush_interval=60.0, heartbeat_interval=0.1)
+    run.log({"loss": 1.0})
+    run.flush()
+    time.sleep(1.0)
+    assert deepscope.store.open(tmp_path, stale_after=0.5).run("r").info().status == "running"
+    run.finish()
+
+
 def test_an_exception_in_the_with_block_marks_the_run_interrupted(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         with deepscope.init(logdir=tmp_path, name="r") as run:

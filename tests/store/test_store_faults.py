@@ -173,3 +173,20 @@ def test_a_real_file_size_limit_degrades_without_stopping_the_loop(tmp_path: Pat
     spilled = len(spill.read_text().splitlines()) if spill.exists() else 0
     assert stored + dropped == 1 + 2 * 39_999  # every point is stored or counted as dropped
     assert spilled > 0
+
+
+def test_a_degraded_writer_does_not_spin(tmp_path: Path) -> None:
+    import time
+
+    run = deepscope.init(logdir=tmp_path, name="r", flush_interval=0.05, heartbeat_interval=0.05)
+    run._writer.fault_hook = _disk_full
+    run.log({"loss": 1.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run.flush()
+    proc_cpu = time.process_time()
+    time.sleep(1.0)
+    used = time.process_time() - proc_cpu
+    assert used < 0.5, f"writer thread burnt {used:.2f} s of CPU in 1 s while degraded"
+    run._writer.fault_hook = None
+    run.finish()

@@ -203,18 +203,42 @@ def test_a_cpu_tensor_changed_in_place_after_logging_keeps_the_logged_value(tmp_
     assert _reader(run).scalars("acc")[0].value == 1.0
 
 
+def test_deferred_tensor_values_are_read_in_bulk_by_device_and_dtype() -> None:
+    from deepscope.store.writer import read_device_values
+
+    tensors = [
+        torch.tensor(1.5, dtype=torch.bfloat16),
+        torch.tensor([float("nan")], dtype=torch.float16),
+        torch.tensor(7, dtype=torch.int64),
+        torch.tensor(True),
+        torch.tensor(-0.0, dtype=torch.float64),
+        torch.tensor([2.25]),
+    ]
+    got = read_device_values([DeviceValue(t) for t in tensors])
+    assert got[0] == 1.5 and math.isnan(got[1]) and got[2:4] == [7.0, 1.0]
+    assert math.copysign(1.0, got[4]) == -1.0 and got[5] == 2.25
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_tensors_are_read_in_the_writer_without_a_sync(
     tmp_path: Path,
 ) -> None:  # pragma: no cover
     acc = torch.tensor(2.0, device="cuda", dtype=torch.bfloat16)
-    with deepscope.init(logdir=tmp_path) as run:
-        run.log({"acc": acc, "x": torch.ones(1, device="cuda") * 3})
+    scale = torch.nn.Parameter(torch.ones(1, device="cuda"))
+    side = torch.cuda.Stream()
+    with deepscope.init(logdir=tmp_path, flush_interval=60) as run:
+        run.log({"acc": acc, "x": torch.ones(1, device="cuda") * 3, "scale": scale})
         item = run._writer._q[-1]
         assert all(type(v) is DeviceValue for _, v in item[3])
         acc.zero_()  # the value logged was cloned on its stream
+        with torch.no_grad():
+            scale.mul_(5)  # as an optimizer step would
+        with torch.cuda.stream(side):  # a value made on a side stream
+            big = torch.randn(4096, 4096, device="cuda")
+            run.log({"side": (big @ big).abs().sum() * 0 + 4.0})
     r = _reader(run)
     assert r.scalars("acc")[0].value == 2.0 and r.scalars("x")[0].value == 3.0
+    assert r.scalars("scale")[0].value == 1.0 and r.scalars("side")[0].value == 4.0
 
 
 def test_run_log_costs_a_few_microseconds_in_the_training_thread(tmp_path: Path) -> None:

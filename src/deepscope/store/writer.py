@@ -85,19 +85,37 @@ class WriterOptions:
 class DeviceValue:
     """A 1-element tensor on an accelerator, read in the writer thread (no sync in training)."""
 
-    __slots__ = ("tensor", "stream")
+    __slots__ = ("tensor",)
 
-    def __init__(self, tensor: Any, stream: Any) -> None:
+    def __init__(self, tensor: Any) -> None:
         self.tensor = tensor
-        self.stream = stream
 
     def get(self) -> float:
-        if self.stream is not None:
-            import torch
+        return read_device_values([self])[0]
 
-            with torch.cuda.stream(self.stream):
-                return float(self.tensor.item())
-        return float(self.tensor.item())
+
+def read_device_values(values: list[DeviceValue]) -> list[float]:
+    """Read many device scalars with one synchronisation and one copy per (device, dtype).
+
+    The device is synchronised as a whole, so a value queued on any stream is complete.
+    """
+    import torch
+
+    out: list[float] = [math.nan] * len(values)
+    groups: dict[tuple[Any, Any], list[int]] = {}
+    for i, v in enumerate(values):
+        groups.setdefault((v.tensor.device, v.tensor.dtype), []).append(i)
+    synced = set()
+    for (device, _dtype), idx in groups.items():
+        if device.type == "cuda" and device not in synced:
+            torch.cuda.synchronize(device)
+            synced.add(device)
+        flat = torch.cat([values[i].tensor.reshape(1) for i in idx])
+        if flat.dtype not in (torch.float32, torch.float64):
+            flat = flat.to(torch.float64)
+        for i, x in zip(idx, flat.cpu().tolist(), strict=True):
+            out[i] = float(x)
+    return out
 
 
 class _Marker:
@@ -273,8 +291,10 @@ class RunWriter:
     def _run(self) -> None:
         interval = self.options.flush_interval
         next_flush = time.monotonic() + interval
+        beat = self.options.heartbeat_interval
         while True:
-            timeout = max(0.0, next_flush - time.monotonic())
+            next_beat = self._last_heartbeat + beat - time.time()
+            timeout = max(0.0, min(next_flush - time.monotonic(), next_beat))
             self._wake.wait(timeout)
             self._wake.clear()
             stopping = self._stop
@@ -283,7 +303,7 @@ class RunWriter:
                 now = time.monotonic()
                 if now >= next_flush:
                     next_flush = now + interval
-                if time.time() - self._last_heartbeat >= self.options.heartbeat_interval:
+                if time.time() - self._last_heartbeat >= beat:
                     self._write_heartbeat()
             except BaseException as exc:  # never let the thread die
                 log.exception("deepscope writer thread error: %s", exc)
@@ -450,11 +470,17 @@ class RunWriter:
         """Finish what the caller deferred (device reads, histograms), outside the I/O lock."""
         if not any(it[0] in "dh" for it in items):
             return items
+        try:
+            items = _read_device_items(items)
+        except Exception as exc:  # a device that cannot be read: count those points
+            self.dropped += sum(_count(it) for it in items if it[0] == "d")
+            items = [it for it in items if it[0] != "d"]
+            log.warning("deepscope: could not read tensors logged to run '%s': %s", self.name, exc)
         out = []
         for it in items:
             try:
-                out.append(_resolve(it) if it[0] in "dh" else it)
-            except Exception as exc:  # a tensor that cannot be read: count it, keep the rest
+                out.append(_resolve(it) if it[0] == "h" else it)
+            except Exception as exc:  # a histogram that cannot be finished: count it
                 self.dropped += _count(it)
                 log.warning(
                     "deepscope: could not read a value logged to run '%s': %s", self.name, exc
@@ -522,6 +548,7 @@ class RunWriter:
 
     def _write_heartbeat(self) -> None:
         with self._io_lock:
+            self._last_heartbeat = time.time()  # an attempt counts: never spin while degraded
             if self._conn is None:
                 return
             try:
@@ -624,13 +651,25 @@ class RunWriter:
 
 
 def _resolve(item: Item) -> Item:
-    code = item[0]
-    if code == "d":  # scalars with device tensors among them
-        pairs = [(k, v.get() if type(v) is DeviceValue else v) for k, v in item[3]]
-        return ("s", item[1], item[2], pairs)
-    if code == "h" and hasattr(item[4], "result"):
+    if item[0] == "h" and hasattr(item[4], "result"):
         return ("h", item[1], item[2], item[3], item[4].result())
     return item
+
+
+def _read_device_items(items: list[Item]) -> list[Item]:
+    """Turn every "d" item (scalars with device tensors) into an "s" item, in one read."""
+    pending = [v for it in items if it[0] == "d" for _, v in it[3] if type(v) is DeviceValue]
+    if not pending:
+        return items
+    read = dict(zip(map(id, pending), read_device_values(pending), strict=True))
+    out = []
+    for it in items:
+        if it[0] == "d":
+            pairs = tuple((k, read[id(v)] if type(v) is DeviceValue else v) for k, v in it[3])
+            out.append(("s", it[1], it[2], pairs))
+        else:
+            out.append(it)
+    return out
 
 
 def _tmp_spill(name: str) -> Path:

@@ -2,8 +2,8 @@
 
 Python numbers pass as they are; numpy scalars and 1-element arrays become floats; a
 1-element torch tensor on the CPU is read at once (``item()``, no device involved), one
-on an accelerator is cloned on its stream and read later in the writer thread, so the
-training loop never waits for the device. Anything else raises here, in the caller.
+on an accelerator is cloned on its stream and read later in the writer thread (one device
+synchronisation and one copy per batch), so the training loop never waits for the device. Anything else raises here, in the caller.
 """
 
 from __future__ import annotations
@@ -74,10 +74,9 @@ def _tensor(tag: str, v: Any, torch: Any) -> float | DeviceValue:
         if dev.type == "meta":
             raise ValueError(f"run.log value for {tag!r} is a meta tensor (it has no value)")
         return float(v.item())
-    # clone: the caller may change the tensor in place after logging (running sums)
-    snap = v.detach().reshape(()).clone()
-    stream = torch.cuda.current_stream(dev) if dev.type == "cuda" else None
-    return DeviceValue(snap, stream)
+    # clone (queued on the caller's stream, no sync): the caller may change the tensor in
+    # place after logging (a running sum, a learnable scale the optimizer updates)
+    return DeviceValue(v.detach().clone())
 
 
 def to_step(step: Any) -> int:
