@@ -255,3 +255,19 @@ def test_run_log_costs_a_few_microseconds_in_the_training_thread(tmp_path: Path)
     print(f"run.log: {best * 1e6:.2f} us per call")
     assert best < 15e-6  # ~3 us on a quiet core; generous for loaded CI machines
     assert _reader(run).tags()[0].count == 5 * n
+
+
+def test_the_api_docstring_states_the_durability_contract() -> None:
+    import deepscope.tracking.run as mod
+
+    doc = " ".join((mod.__doc__ or "").split())
+    for phrase in [
+        "after kill -9, an OOM kill or a segfault",
+        "everything logged before the last returned `flush()` is present",
+        "at most one flush interval is lost",
+        "batches are all-or-nothing",
+        "the run shows as ``interrupted``",
+        'with the default ``durability="normal"`` the last batches may roll back',
+        '``durability="full"`` makes every returned `flush()` survive',
+    ]:
+        assert phrase in doc, phrase

@@ -631,7 +631,7 @@ class RunWriter:
         self._drop_connection()
         if self.spill_path is None:
             self.spill_path = self.run_dir.parent / f"{self.name}.spill.jsonl"
-        lines = "".join(jsonenc.dumps(rec) + "\n" for rec in _spill_records(items))
+        lines = "".join(_spill_lines(items))
         for path in (self.spill_path, _tmp_spill(self.name)):
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -703,6 +703,15 @@ def _histogram_row(h: Any) -> tuple[Any, ...]:
         opt(h.sum),
         opt(h.sum_sq),
     )
+
+
+def _spill_lines(items: Iterable[Item]) -> Iterable[str]:
+    for item in items:
+        try:
+            for rec in _spill_records([item]):
+                yield jsonenc.dumps(rec) + "\n"
+        except Exception as exc:  # an item that cannot be written as JSON: say so instead
+            yield jsonenc.dumps({"type": "unreadable", "error": repr(exc)[:200]}) + "\n"
 
 
 def _spill_records(items: Iterable[Item]) -> Iterable[dict[str, Any]]:
