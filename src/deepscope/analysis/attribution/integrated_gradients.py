@@ -44,6 +44,8 @@ def approximation(method: str, n_steps: int) -> tuple[list[float], list[float]]:
     kind = method.split("_")[1]
     w = [1.0 / n_steps] * n_steps
     if kind == "trapezoid":
+        # n points spaced 1/(n−1); captum weights them 1/n, so its weights sum to 1 − 1/n
+        w = [1.0 / (n_steps - 1)] * n_steps
         w[0] /= 2
         w[-1] /= 2
         a = np.linspace(0, 1, n_steps)
