@@ -86,7 +86,6 @@ def test_deletion_and_insertion_rank_grad_cam_above_a_random_map(patch_model: Tr
 
 
 def test_randomising_the_weights_changes_grad_cam(patch_model: Trained) -> None:
-    test = patch_model.test
     model = patch_model.model
     before = [p.clone() for p in model.parameters()]
     x, y = _with_patch(patch_model).images[:30], _with_patch(patch_model).labels[:30]
