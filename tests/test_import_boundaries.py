@@ -21,6 +21,11 @@ MODULES = [
     "deepscope.store.writer",
     "deepscope.store.downsample",
     "deepscope.store.schema",
+    "deepscope.store.rows",
+    "deepscope.store.device",
+    "deepscope.store.spill",
+    "deepscope.store.process",
+    "deepscope.store.blobs",
 ]
 for optional in ["deepscope.graph.serialize", "deepscope.server", "deepscope.server.app"]:
     try:

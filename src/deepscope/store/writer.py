@@ -22,37 +22,46 @@ session whose ``parent`` is the parent's session; it flushes when the child exit
 
 from __future__ import annotations
 
-import atexit
-import base64
 import collections
 import logging
 import math
 import os
 import socket
 import sqlite3
-import tempfile
 import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deepscope.errors import StoreError
-from deepscope.store import jsonenc
 from deepscope.store.blobs import write_blob
-from deepscope.store.schema import (
-    DB_NAME,
-    KIND_FINITE,
-    KIND_NAN,
-    KIND_NEGINF,
-    KIND_NEGZERO,
-    KIND_POSINF,
-    connect_writer,
-    immediate,
+from deepscope.store.device import DeviceValue, read_device_items, read_device_values
+from deepscope.store.process import (
+    FORK_ORPHANS,
+    close_all,
+    close_ref,
+    install_signal_handlers,
+    register,
+    unregister,
 )
+from deepscope.store.rows import classify, insert_items
+from deepscope.store.schema import DB_NAME, connect_writer, immediate
+from deepscope.store.spill import append_spill, tmp_spill
+
+__all__ = [
+    "DeviceValue",
+    "RunWriter",
+    "StoreWarning",
+    "WriterOptions",
+    "classify",
+    "close_all",
+    "install_signal_handlers",
+    "read_device_values",
+]
 
 log = logging.getLogger("deepscope.store")
 
@@ -82,42 +91,6 @@ class WriterOptions:
             )
 
 
-class DeviceValue:
-    """A 1-element tensor on an accelerator, read in the writer thread (no sync in training)."""
-
-    __slots__ = ("tensor",)
-
-    def __init__(self, tensor: Any) -> None:
-        self.tensor = tensor
-
-    def get(self) -> float:
-        return read_device_values([self])[0]
-
-
-def read_device_values(values: list[DeviceValue]) -> list[float]:
-    """Read many device scalars with one synchronisation and one copy per (device, dtype).
-
-    The device is synchronised as a whole, so a value queued on any stream is complete.
-    """
-    import torch
-
-    out: list[float] = [math.nan] * len(values)
-    groups: dict[tuple[Any, Any], list[int]] = {}
-    for i, v in enumerate(values):
-        groups.setdefault((v.tensor.device, v.tensor.dtype), []).append(i)
-    synced = set()
-    for (device, _dtype), idx in groups.items():
-        if device.type == "cuda" and device not in synced:
-            torch.cuda.synchronize(device)
-            synced.add(device)
-        flat = torch.cat([values[i].tensor.reshape(1) for i in idx])
-        if flat.dtype not in (torch.float32, torch.float64):
-            flat = flat.to(torch.float64)
-        for i, x in zip(idx, flat.cpu().tolist(), strict=True):
-            out[i] = float(x)
-    return out
-
-
 class _Marker:
     __slots__ = ("done", "error")
 
@@ -136,19 +109,6 @@ class _Marker:
 Item = Any
 
 FaultHook = Callable[[str], None]
-
-
-def classify(v: float) -> tuple[float | None, int]:
-    """(value column, kind column) for a float: SQLite keeps neither NaN nor -0.0."""
-    if v != v:
-        return None, KIND_NAN
-    if v == math.inf:
-        return None, KIND_POSINF
-    if v == -math.inf:
-        return None, KIND_NEGINF
-    if v == 0.0 and math.copysign(1.0, v) < 0:
-        return 0.0, KIND_NEGZERO
-    return v, KIND_FINITE
 
 
 class RunWriter:
@@ -181,7 +141,7 @@ class RunWriter:
         self._closed = False
         self._last_heartbeat = 0.0
         self._reset_runtime()
-        _register(self)
+        register(self)
         self._open_or_degrade(first=True)
         self._start()
 
@@ -198,7 +158,7 @@ class RunWriter:
 
     def _after_fork_child(self) -> None:
         if self._conn is not None:
-            _FORK_ORPHANS.append(self._conn)  # never closed here: it belongs to the parent
+            FORK_ORPHANS.append(self._conn)  # never closed here: it belongs to the parent
         self._conn = None
         self._db_ident = None
         self._parent_session = self._session_id
@@ -265,7 +225,7 @@ class RunWriter:
             self._stop = True
             self._wake.set()
             thread.join(timeout)
-        _unregister(self)
+        unregister(self)
 
     # ---- thread -------------------------------------------------------------------------
     def _start(self) -> None:
@@ -284,7 +244,7 @@ class RunWriter:
         try:
             from multiprocessing import util
 
-            util.Finalize(None, _close_ref, args=(weakref.ref(self),), exitpriority=100)
+            util.Finalize(None, close_ref, args=(weakref.ref(self),), exitpriority=100)
         except Exception:  # pragma: no cover - multiprocessing always importable
             pass
 
@@ -323,7 +283,7 @@ class RunWriter:
                 else:
                     items.append(it)
                     if it[0] == "b":
-                        self._queued_bytes -= len(it[6]) or 1
+                        self._queued_bytes -= len(it[6])
             error = self._commit(items) if items else None
             self._drained.set()
             for m in markers:
@@ -447,7 +407,7 @@ class RunWriter:
                 self._fault("commit")
                 assert self._conn is not None
                 with immediate(self._conn) as conn:
-                    self._insert(conn, items)
+                    insert_items(conn, items, self._tag_ids)
                     self._bump(conn)
                     conn.execute(
                         "UPDATE session SET heartbeat = ? WHERE id = ?",
@@ -471,7 +431,7 @@ class RunWriter:
         if not any(it[0] in "dh" for it in items):
             return items
         try:
-            items = _read_device_items(items)
+            items = read_device_items(items)
         except Exception as exc:  # a device that cannot be read: count those points
             self.dropped += sum(_count(it) for it in items if it[0] == "d")
             items = [it for it in items if it[0] != "d"]
@@ -493,54 +453,6 @@ class RunWriter:
             if it[0] == "b":
                 self._fault("blob")
                 write_blob(self.run_dir, it[5], it[6], fsync=full)
-
-    def _tag_id(self, conn: sqlite3.Connection, name: str, kind: str) -> int:
-        key = (name, kind)
-        tid = self._tag_ids.get(key)
-        if tid is None:
-            conn.execute("INSERT OR IGNORE INTO tag (name, kind) VALUES (?, ?)", key)
-            tid = conn.execute("SELECT id FROM tag WHERE name = ? AND kind = ?", key).fetchone()[0]
-            self._tag_ids[key] = tid
-        return int(tid)
-
-    def _insert(self, conn: sqlite3.Connection, items: list[Item]) -> None:
-        scalars: list[tuple[Any, ...]] = []
-        hists: list[tuple[Any, ...]] = []
-        blobs: list[tuple[Any, ...]] = []
-        events: list[tuple[Any, ...]] = []
-        ids = self._tag_ids
-        inf = math.inf
-        for it in items:
-            code = it[0]
-            if code == "s":
-                _, step, wall, pairs = it
-                for tag, v in pairs:
-                    tid = ids.get((tag, "scalar")) or self._tag_id(conn, tag, "scalar")
-                    if -inf < v < inf and v != 0.0:  # the common case, inline
-                        scalars.append((tid, step, wall, v, KIND_FINITE))
-                    else:
-                        scalars.append((tid, step, wall, *classify(v)))
-            elif code == "h":
-                _, tag, step, wall, h = it
-                tid = self._tag_id(conn, tag, "histogram")
-                hists.append((tid, step, wall, *_histogram_row(h)))
-            elif code == "b":
-                _, kind, tag, step, wall, relpath, _data, meta = it
-                tid = self._tag_id(conn, tag, kind)
-                blobs.append((tid, kind, step, wall, relpath, meta))
-            elif code == "e":
-                events.append(it[1:])
-        for table, rows, sql in (
-            ("scalar", scalars, _INSERT_SCALAR),
-            ("histogram", hists, _INSERT_HISTOGRAM),
-            ("blob", blobs, _INSERT_BLOB),
-        ):
-            if rows:
-                before = conn.execute(f"SELECT coalesce(MAX(id), 0) FROM {table}").fetchone()[0]
-                conn.executemany(sql, rows)
-                conn.execute(_TAG_STATS.format(table=table), (before,))
-        if events:
-            conn.executemany(_INSERT_EVENT, events)
 
     @staticmethod
     def _bump(conn: sqlite3.Connection) -> None:
@@ -631,22 +543,12 @@ class RunWriter:
         self._drop_connection()
         if self.spill_path is None:
             self.spill_path = self.run_dir.parent / f"{self.name}.spill.jsonl"
-        lines = "".join(_spill_lines(items))
-        for path in (self.spill_path, _tmp_spill(self.name)):
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                try:
-                    os.write(fd, lines.encode())
-                finally:
-                    os.close(fd)
-                self.spill_path = path
-                break
-            except OSError:
-                continue
-        else:
-            if not self.__dict__.get("_spill_error_logged"):
-                self._spill_error_logged = True
-                log.error("deepscope: cannot write a spill file either; points are lost")
+        written = append_spill([self.spill_path, tmp_spill(self.name)], items)
+        if written is not None:
+            self.spill_path = written
+        elif not self.__dict__.get("_spill_error_logged"):
+            self._spill_error_logged = True
+            log.error("deepscope: cannot write a spill file either; points are lost")
         self._enter_degraded(exc)
 
 
@@ -656,212 +558,7 @@ def _resolve(item: Item) -> Item:
     return item
 
 
-def _read_device_items(items: list[Item]) -> list[Item]:
-    """Turn every "d" item (scalars with device tensors) into an "s" item, in one read."""
-    pending = [v for it in items if it[0] == "d" for _, v in it[3] if type(v) is DeviceValue]
-    if not pending:
-        return items
-    read = dict(zip(map(id, pending), read_device_values(pending), strict=True))
-    out = []
-    for it in items:
-        if it[0] == "d":
-            pairs = tuple((k, read[id(v)] if type(v) is DeviceValue else v) for k, v in it[3])
-            out.append(("s", it[1], it[2], pairs))
-        else:
-            out.append(it)
-    return out
-
-
-def _tmp_spill(name: str) -> Path:
-    return Path(tempfile.gettempdir()) / f"deepscope-{name}-{os.getpid()}.spill.jsonl"
-
-
 def _count(item: Item) -> int:
     if type(item) is tuple and item and item[0] in "sd":
         return len(item[3])
     return 0 if type(item) is _Marker else 1
-
-
-def _histogram_row(h: Any) -> tuple[Any, ...]:
-    import numpy as np
-
-    def opt(x: Any) -> float | None:
-        if x is None:
-            return None
-        f = float(x)
-        return f if f == f else None
-
-    return (
-        np.ascontiguousarray(h.edges, dtype="<f8").tobytes(),
-        np.ascontiguousarray(h.counts, dtype="<i8").tobytes(),
-        int(h.count),
-        int(h.n_nan),
-        int(h.n_posinf),
-        int(h.n_neginf),
-        opt(h.min),
-        opt(h.max),
-        opt(h.sum),
-        opt(h.sum_sq),
-    )
-
-
-def _spill_lines(items: Iterable[Item]) -> Iterable[str]:
-    for item in items:
-        try:
-            for rec in _spill_records([item]):
-                yield jsonenc.dumps(rec) + "\n"
-        except Exception as exc:  # an item that cannot be written as JSON: say so instead
-            yield jsonenc.dumps({"type": "unreadable", "error": repr(exc)[:200]}) + "\n"
-
-
-def _spill_records(items: Iterable[Item]) -> Iterable[dict[str, Any]]:
-    for it in items:
-        code = it[0]
-        if code in "sd":
-            for tag, v in it[3]:
-                value = v.get() if type(v) is DeviceValue else v
-                yield {
-                    "type": "scalar",
-                    "tag": tag,
-                    "step": it[1],
-                    "wallTime": it[2],
-                    "value": value,
-                }
-        elif code == "h":
-            h = it[4]
-            yield {
-                "type": "histogram", "tag": it[1], "step": it[2], "wallTime": it[3],
-                "edges": h.edges, "counts": h.counts, "count": h.count, "nNan": h.n_nan,
-                "nPosinf": h.n_posinf, "nNeginf": h.n_neginf, "min": h.min, "max": h.max,
-                "sum": h.sum, "sumSq": h.sum_sq,
-            }  # fmt: skip
-        elif code == "b":
-            yield {
-                "type": "blob", "kind": it[1], "tag": it[2], "step": it[3], "wallTime": it[4],
-                "path": it[5], "meta": jsonenc.loads(it[7]),
-                "data": base64.b64encode(it[6]).decode("ascii"),
-            }  # fmt: skip
-        elif code == "e":
-            yield {
-                "type": "event", "step": it[1], "wallTime": it[2], "severity": it[3],
-                "kind": it[4], "layer": it[5], "message": it[6],
-            }  # fmt: skip
-
-
-_INSERT_SCALAR = "INSERT INTO scalar (tag_id, step, wall_time, value, kind) VALUES (?, ?, ?, ?, ?)"
-_INSERT_HISTOGRAM = (
-    "INSERT INTO histogram (tag_id, step, wall_time, edges, counts, count, n_nan, n_posinf, "
-    "n_neginf, min, max, sum, sum_sq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_BLOB = (
-    "INSERT INTO blob (tag_id, kind, step, wall_time, path, meta) VALUES (?, ?, ?, ?, ?, ?)"
-)
-_INSERT_EVENT = (
-    "INSERT INTO event (step, wall_time, severity, kind, layer, message) VALUES (?, ?, ?, ?, ?, ?)"
-)
-# per-tag count and step range, from the rows this batch just added (ids above the old max)
-_TAG_STATS = (
-    "UPDATE tag SET count = tag.count + s.n, first_step = min(coalesce(tag.first_step, s.lo), s.lo),"
-    " last_step = max(coalesce(tag.last_step, s.hi), s.hi)"
-    " FROM (SELECT tag_id, COUNT(*) AS n, MIN(step) AS lo, MAX(step) AS hi FROM {table}"
-    " WHERE id > ? GROUP BY tag_id) AS s WHERE tag.id = s.tag_id"
-)
-
-
-# ---- process-wide bookkeeping: fork and exit ----------------------------------------------
-_WRITERS: weakref.WeakSet[RunWriter] = weakref.WeakSet()
-_FORK_ORPHANS: list[sqlite3.Connection] = []  # inherited connections, never touched again
-_HOOKS_INSTALLED = False
-_HOOKS_LOCK = threading.Lock()
-
-
-def _register(w: RunWriter) -> None:
-    global _HOOKS_INSTALLED
-    _WRITERS.add(w)
-    with _HOOKS_LOCK:
-        if not _HOOKS_INSTALLED:
-            _HOOKS_INSTALLED = True
-            os.register_at_fork(
-                before=_before_fork,
-                after_in_parent=_after_fork_parent,
-                after_in_child=_after_fork_child,
-            )
-            atexit.register(close_all)
-
-
-def _unregister(w: RunWriter) -> None:
-    _WRITERS.discard(w)
-
-
-_HELD: list[threading.Lock] = []
-
-
-def _before_fork() -> None:
-    # Hold every writer's I/O lock so no SQLite call is in flight while the process forks.
-    for w in list(_WRITERS):
-        if w._thread is not None and w._pid == os.getpid():
-            w._io_lock.acquire()
-            _HELD.append(w._io_lock)
-
-
-def _after_fork_parent() -> None:
-    while _HELD:
-        _HELD.pop().release()
-
-
-def _after_fork_child() -> None:
-    _HELD.clear()
-    global _HOOKS_LOCK
-    _HOOKS_LOCK = threading.Lock()
-    for w in list(_WRITERS):
-        w._after_fork_child()
-
-
-def _close_ref(ref: weakref.ref[RunWriter]) -> None:
-    w = ref()
-    if w is not None:
-        w.close()
-
-
-_SIGNALS_INSTALLED = False
-
-
-def install_signal_handlers() -> None:
-    """On SIGTERM, flush and close every run (marked interrupted), then die as before.
-
-    Installed once, from the main thread, and only where SIGTERM still has its default
-    action (a framework's own handler is left alone). SIGINT needs nothing: its
-    KeyboardInterrupt unwinds through ``with run:`` and atexit.
-    """
-    global _SIGNALS_INSTALLED
-    if _SIGNALS_INSTALLED or threading.current_thread() is not threading.main_thread():
-        return
-    _SIGNALS_INSTALLED = True
-    import signal
-
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError):  # pragma: no cover - not the main interpreter
-        pass
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    import signal
-
-    # Close from a helper thread: the interrupted main thread may hold a lock we need.
-    t = threading.Thread(target=close_all, args=("interrupted",), daemon=True)
-    t.start()
-    t.join(20.0)
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-def close_all(state: str = "finished") -> None:
-    """Flush and close every open writer of this process (atexit, SIGTERM)."""
-    for w in list(_WRITERS):
-        try:
-            w.close(state)
-        except Exception as exc:  # pragma: no cover - best effort at exit
-            log.warning("deepscope: closing run '%s' failed: %s", w.name, exc)

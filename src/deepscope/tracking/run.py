@@ -230,9 +230,7 @@ class Run:
         meta_json = jsonenc.dumps(dict(meta or {}))
         relpath = blob_relpath(data, e)
         step_ = self._step_or_current(step)
-        self._writer.put(
-            ("b", kind, tag, step_, time.time(), relpath, data, meta_json), len(data) or 1
-        )
+        self._writer.put(("b", kind, tag, step_, time.time(), relpath, data, meta_json), len(data))
         return relpath
 
     def log_event(

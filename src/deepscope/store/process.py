@@ -1,0 +1,121 @@
+"""Process-wide bookkeeping for run writers: fork, exit and SIGTERM.
+
+* fork: while a process forks, every writer's I/O lock is held, so no SQLite call is in
+  flight; in the child each writer drops (never closes) the parent's connection and starts
+  afresh on its first write (`RunWriter._after_fork_child`).
+* exit: `close_all` flushes and closes every writer (atexit; multiprocessing children run
+  it through a `multiprocessing.util.Finalize` registered by the writer).
+* SIGTERM: flush, mark runs interrupted, then terminate as the default action would.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sqlite3
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from deepscope.store.writer import RunWriter
+
+log = logging.getLogger("deepscope.store")
+
+_WRITERS: weakref.WeakSet[RunWriter] = weakref.WeakSet()
+FORK_ORPHANS: list[sqlite3.Connection] = []  # inherited connections, never touched again
+_HOOKS_INSTALLED = False
+_HOOKS_LOCK = threading.Lock()
+
+
+def register(w: RunWriter) -> None:
+    global _HOOKS_INSTALLED
+    _WRITERS.add(w)
+    with _HOOKS_LOCK:
+        if not _HOOKS_INSTALLED:
+            _HOOKS_INSTALLED = True
+            os.register_at_fork(
+                before=_before_fork,
+                after_in_parent=_after_fork_parent,
+                after_in_child=_after_fork_child,
+            )
+            atexit.register(close_all)
+
+
+def unregister(w: RunWriter) -> None:
+    _WRITERS.discard(w)
+
+
+_HELD: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    # Hold every writer's I/O lock so no SQLite call is in flight while the process forks.
+    for w in list(_WRITERS):
+        if w._thread is not None and w._pid == os.getpid():
+            w._io_lock.acquire()
+            _HELD.append(w._io_lock)
+
+
+def _after_fork_parent() -> None:
+    while _HELD:
+        _HELD.pop().release()
+
+
+def _after_fork_child() -> None:
+    _HELD.clear()
+    global _HOOKS_LOCK
+    _HOOKS_LOCK = threading.Lock()
+    for w in list(_WRITERS):
+        w._after_fork_child()
+
+
+def close_ref(ref: weakref.ref[RunWriter]) -> None:
+    w = ref()
+    if w is not None:
+        w.close()
+
+
+_SIGNALS_INSTALLED = False
+
+
+def install_signal_handlers() -> None:
+    """On SIGTERM, flush and close every run (marked interrupted), then die as before.
+
+    Installed once, from the main thread, and only where SIGTERM still has its default
+    action (a framework's own handler is left alone). SIGINT needs nothing: its
+    KeyboardInterrupt unwinds through ``with run:`` and atexit.
+    """
+    global _SIGNALS_INSTALLED
+    if _SIGNALS_INSTALLED or threading.current_thread() is not threading.main_thread():
+        return
+    _SIGNALS_INSTALLED = True
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # pragma: no cover - not the main interpreter
+        pass
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    import signal
+
+    # Close from a helper thread: the interrupted main thread may hold a lock we need.
+    t = threading.Thread(target=close_all, args=("interrupted",), daemon=True)
+    t.start()
+    t.join(20.0)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def close_all(state: str = "finished") -> None:
+    """Flush and close every open writer of this process (atexit, SIGTERM)."""
+    for w in list(_WRITERS):
+        try:
+            w.close(state)
+        except Exception as exc:  # pragma: no cover - best effort at exit
+            log.warning("deepscope: closing run '%s' failed: %s", w.name, exc)

@@ -1,0 +1,118 @@
+"""Rows of the run database: how queue items become INSERTs (writer thread only)."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from typing import Any
+
+from deepscope.store.schema import KIND_FINITE, KIND_NAN, KIND_NEGINF, KIND_NEGZERO, KIND_POSINF
+
+_INSERT_SCALAR = "INSERT INTO scalar (tag_id, step, wall_time, value, kind) VALUES (?, ?, ?, ?, ?)"
+_INSERT_HISTOGRAM = (
+    "INSERT INTO histogram (tag_id, step, wall_time, edges, counts, count, n_nan, n_posinf, "
+    "n_neginf, min, max, sum, sum_sq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_BLOB = (
+    "INSERT INTO blob (tag_id, kind, step, wall_time, path, meta) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO event (step, wall_time, severity, kind, layer, message) VALUES (?, ?, ?, ?, ?, ?)"
+)
+# per-tag count and step range, from the rows this batch just added (ids above the old max)
+_TAG_STATS = (
+    "UPDATE tag SET count = tag.count + s.n, first_step = min(coalesce(tag.first_step, s.lo), s.lo),"
+    " last_step = max(coalesce(tag.last_step, s.hi), s.hi)"
+    " FROM (SELECT tag_id, COUNT(*) AS n, MIN(step) AS lo, MAX(step) AS hi FROM {table}"
+    " WHERE id > ? GROUP BY tag_id) AS s WHERE tag.id = s.tag_id"
+)
+
+
+def classify(v: float) -> tuple[float | None, int]:
+    """(value column, kind column) for a float: SQLite keeps neither NaN nor -0.0."""
+    if v != v:
+        return None, KIND_NAN
+    if v == math.inf:
+        return None, KIND_POSINF
+    if v == -math.inf:
+        return None, KIND_NEGINF
+    if v == 0.0 and math.copysign(1.0, v) < 0:
+        return 0.0, KIND_NEGZERO
+    return v, KIND_FINITE
+
+
+def histogram_row(h: Any) -> tuple[Any, ...]:
+    import numpy as np
+
+    def opt(x: Any) -> float | None:
+        if x is None:
+            return None
+        f = float(x)
+        return f if f == f else None
+
+    return (
+        np.ascontiguousarray(h.edges, dtype="<f8").tobytes(),
+        np.ascontiguousarray(h.counts, dtype="<i8").tobytes(),
+        int(h.count),
+        int(h.n_nan),
+        int(h.n_posinf),
+        int(h.n_neginf),
+        opt(h.min),
+        opt(h.max),
+        opt(h.sum),
+        opt(h.sum_sq),
+    )
+
+
+def tag_id(conn: sqlite3.Connection, ids: dict[tuple[str, str], int], name: str, kind: str) -> int:
+    key = (name, kind)
+    tid = ids.get(key)
+    if tid is None:
+        conn.execute("INSERT OR IGNORE INTO tag (name, kind) VALUES (?, ?)", key)
+        tid = conn.execute("SELECT id FROM tag WHERE name = ? AND kind = ?", key).fetchone()[0]
+        ids[key] = tid
+    return int(tid)
+
+
+def insert_items(
+    conn: sqlite3.Connection, items: list[Any], ids: dict[tuple[str, str], int]
+) -> None:
+    """Insert a batch of queue items (inside the caller's BEGIN IMMEDIATE) and update the
+    per-tag counts and step ranges from the rows just added."""
+    scalars: list[tuple[Any, ...]] = []
+    hists: list[tuple[Any, ...]] = []
+    blobs: list[tuple[Any, ...]] = []
+    events: list[tuple[Any, ...]] = []
+    ids = ids
+    inf = math.inf
+    for it in items:
+        code = it[0]
+        if code == "s":
+            _, step, wall, pairs = it
+            for tag, v in pairs:
+                tid = ids.get((tag, "scalar")) or tag_id(conn, ids, tag, "scalar")
+                if -inf < v < inf and v != 0.0:  # the common case, inline
+                    scalars.append((tid, step, wall, v, KIND_FINITE))
+                else:
+                    scalars.append((tid, step, wall, *classify(v)))
+        elif code == "h":
+            _, tag, step, wall, h = it
+            tid = tag_id(conn, ids, tag, "histogram")
+            hists.append((tid, step, wall, *histogram_row(h)))
+        elif code == "b":
+            _, kind, tag, step, wall, relpath, _data, meta = it
+            tid = tag_id(conn, ids, tag, kind)
+            blobs.append((tid, kind, step, wall, relpath, meta))
+        elif code == "e":
+            events.append(it[1:])
+    for table, rows, sql in (
+        ("scalar", scalars, _INSERT_SCALAR),
+        ("histogram", hists, _INSERT_HISTOGRAM),
+        ("blob", blobs, _INSERT_BLOB),
+    ):
+        if rows:
+            before = conn.execute(f"SELECT coalesce(MAX(id), 0) FROM {table}").fetchone()[0]
+            conn.executemany(sql, rows)
+            conn.execute(_TAG_STATS.format(table=table), (before,))
+    if events:
+        conn.executemany(_INSERT_EVENT, events)
