@@ -165,7 +165,9 @@ def test_top_level_expand_inspect_search_colour(
     assert _node(page, "ns:layer1").locator(".gx-label").text_content() == "layer1"
     assert not any(i.startswith("ns:layer1/") for i in top)
 
-    # Double-click expands a group in place: its children appear inside it.
+    # Double-click expands a group in place: its children appear inside it, the group and
+    # what lies above it stay where they were on screen.
+    before = {i: _node(page, i).bounding_box() for i in ("ns:stem", "ns:layer1")}
     _node(page, "ns:layer1").dblclick()
     page.wait_for_selector('[data-node-id="ns:layer1/0"]')
     _settle(page)
@@ -173,6 +175,9 @@ def test_top_level_expand_inspect_search_colour(
     assert len(after) == len(top) + 2
     assert {"ns:layer1/0", "ns:layer1/1"} <= set(after)
     assert _node(page, "ns:layer1").get_attribute("data-expanded") == "true"
+    for i, b in before.items():
+        now = _node(page, i).bounding_box()
+        assert abs(now["x"] - b["x"]) <= 1 and abs(now["y"] - b["y"]) <= 1, i
     outer = _node(page, "ns:layer1").bounding_box()
     inner = _node(page, "ns:layer1/1").bounding_box()
     assert outer["x"] <= inner["x"] and inner["x"] + inner["width"] <= outer["x"] + outer["width"]
@@ -238,9 +243,21 @@ def test_top_level_expand_inspect_search_colour(
     assert payload.locator("title").text_content().startswith(TORCH_PAYLOAD)
     assert page.evaluate("window.__x") is None
 
-    page.get_by_test_id("graph-fit").click()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "graph.png"))
+
+    # Fit brings every node of the expanded graph into the view.
+    page.get_by_test_id("graph-fit").click()
+    view = page.locator(".gx-view").bounding_box()
+    boxes = page.eval_on_selector_all(
+        '[data-testid="graph-node"]',
+        "els => els.map(e => { const r = e.getBoundingClientRect();"
+        " return [r.left, r.top, r.right, r.bottom]; })",
+    )
+    assert len(boxes) == len(_ids(page)) > len(after)
+    for left, top, right, bottom in boxes:
+        assert view["x"] - 1 <= left and right <= view["x"] + view["width"] + 1
+        assert view["y"] - 1 <= top and bottom <= view["y"] + view["height"] + 1
     assert page_log.errors == []
     assert page.evaluate("window.__cspViolations") == []
 

@@ -166,6 +166,11 @@ export function GraphPanel(props: GraphPanelProps) {
         <span class="gx-status" data-testid="graph-status">
           {busy ? 'loading…' : `${scene.nodes.length} nodes`}
         </span>
+        {(explorer?.truncated().length ?? 0) > 0 && (
+          <span class="gx-error" data-testid="graph-truncated">
+            {`some levels show only their first ${explorer?.levels.get(explorer.truncated()[0])?.nodes.length ?? ''} nodes`}
+          </span>
+        )}
         {(error ?? graphsError) !== null && <span class="gx-error">{error ?? graphsError}</span>}
       </div>
       <Legend mode={mode} colorer={colorer} scene={scene} />
@@ -183,6 +188,10 @@ export function GraphPanel(props: GraphPanelProps) {
               if (id !== highlightId) setHighlightId(null);
             }}
             onToggle={toggle}
+            onHoverGroup={(id) => {
+              const ns = groupNamespace(id);
+              if (ns !== null) explorer?.prefetch(ns);
+            }}
           />
         </div>
         <Inspector

@@ -19,6 +19,8 @@ export interface GraphViewProps {
   command: ViewCommand | null;
   onSelect: (id: string | null) => void;
   onToggle: (id: string) => void;
+  /** The pointer rests on a collapsed group: a good moment to fetch its level. */
+  onHoverGroup?: (id: string) => void;
 }
 
 interface View {
@@ -36,6 +38,7 @@ interface Win {
 }
 
 const LOW_DETAIL_K = 0.4;
+const HOVER_PREFETCH_MS = 120;
 const MIN_K = 0.02;
 /** Expanding never zooms out below this: a huge group shows its first rows legibly. */
 const KEEP_MIN_K = 0.45;
@@ -309,6 +312,16 @@ export function GraphView(p: GraphViewProps) {
     p.onSelect(targetId(ev));
   };
 
+  const hoverTimer = useRef(0);
+  const onPointerOver = (ev: PointerEvent) => {
+    const el = (ev.target as Element | null)?.closest?.('[data-node-id]');
+    window.clearTimeout(hoverTimer.current);
+    const id = el?.getAttribute('data-node-id');
+    if (id == null || !id.startsWith('ns:') || el?.hasAttribute('data-expanded') || p.onHoverGroup === undefined) return;
+    const cb = p.onHoverGroup;
+    hoverTimer.current = window.setTimeout(() => cb(id), HOVER_PREFETCH_MS);
+  };
+
   const onDblClick = (ev: MouseEvent) => {
     const id = targetId(ev);
     if (id !== null && id.startsWith('ns:')) p.onToggle(id);
@@ -337,6 +350,7 @@ export function GraphView(p: GraphViewProps) {
       onPointerDown={onPointerDown}
       onClick={onClick}
       onDblClick={onDblClick}
+      onPointerOver={onPointerOver}
     >
       <defs>
         <marker id="gx-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">

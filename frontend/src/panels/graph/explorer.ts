@@ -109,6 +109,16 @@ export class Explorer {
     return this.load('').then(() => this.bump());
   }
 
+  /** Fetch and lay out a level ahead of its expansion (e.g. on hover); errors surface later. */
+  prefetch(ns: string): void {
+    this.load(ns).catch(() => undefined);
+  }
+
+  /** Namespaces whose level was cut at the server's per-level node limit. */
+  truncated(): string[] {
+    return [...this.levels.values()].filter((l) => l.truncated).map((l) => l.namespace);
+  }
+
   isExpanded(ns: string): boolean {
     return this.expanded.has(ns);
   }

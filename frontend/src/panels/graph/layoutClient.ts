@@ -1,5 +1,6 @@
 // The main-thread side of the layout worker: one worker for the page, promises by request id.
 import type { LayoutEngine, LayoutEdgeIn, LayoutNodeIn, LayoutResponse, LayoutResult } from './layoutTypes';
+import { quickLayout } from './quickLayout';
 
 /** Above this many nodes a level is laid out by `quickLayout` instead of ELK. */
 export const ELK_MAX_NODES = 400;
@@ -33,8 +34,15 @@ function getWorker(): Worker {
 export function layout(nodes: LayoutNodeIn[], edges: LayoutEdgeIn[]): Promise<LayoutResult> {
   const engine: LayoutEngine = nodes.length > ELK_MAX_NODES ? 'quick' : 'elk';
   const id = nextId++;
+  let w: Worker;
+  try {
+    w = getWorker();
+  } catch {
+    // No worker (a restrictive embedding page): lay out on this thread with the fast engine.
+    return Promise.resolve(quickLayout({ id, engine: 'quick', nodes, edges }));
+  }
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
-    getWorker().postMessage({ id, engine, nodes, edges });
+    w.postMessage({ id, engine, nodes, edges });
   });
 }
