@@ -39,7 +39,7 @@ def test_histogram_views_draw_every_finite_step(page: Any, server_url: str) -> N
     offset = canvas_rgba(page, HIST + " canvas")
     assert count_color(offset, run_rgb, tol=60) > 200
     # Ridgelines are stacked: the run colour appears over most of the canvas height.
-    rows = (np.abs(offset[..., :3].astype(int) - run_rgb) <= 60).all(axis=-1).any(axis=1)
+    rows = np.any(np.all(np.abs(offset[..., :3].astype(int) - run_rgb) <= 60, axis=-1), axis=1)
     assert rows.sum() > offset.shape[0] * 0.5
     screenshot(page, "histograms")
 
@@ -52,9 +52,9 @@ def test_histogram_views_draw_every_finite_step(page: Any, server_url: str) -> N
     assert painted(dist) > 1000
     assert (dist != offset).any()
     # The all-NaN step leaves a gap in the bands: some column between the steps is empty.
-    h, w = dist.shape[:2]
-    band = (dist[..., 3] > 0) & (np.abs(dist[..., :3].astype(int) - run_rgb) <= 90).all(axis=-1)
-    cols = band.any(axis=0)
+    w = dist.shape[1]
+    near = np.all(np.abs(dist[..., :3].astype(int) - run_rgb) <= 90, axis=-1)
+    cols: np.ndarray = np.any((dist[..., 3] > 0) & near, axis=0)
     inner = cols[int(w * 0.2) : int(w * 0.95)]
     assert inner.sum() > 0 and not inner.all(), "the all-NaN step should leave an empty gap"
     assert HIST_STEPS == 10
@@ -62,15 +62,14 @@ def test_histogram_views_draw_every_finite_step(page: Any, server_url: str) -> N
 
 
 def image_rgb(page: Any, card: str) -> tuple[int, int, int]:
-    return tuple(  # type: ignore[return-value]
-        page.evaluate(
-            """(sel) => { const img = document.querySelector(sel + ' img');
+    got = page.evaluate(
+        """(sel) => { const img = document.querySelector(sel + ' img');
                  const c = document.createElement('canvas'); c.width = 4; c.height = 4;
                  const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0, 4, 4);
                  return Array.from(ctx.getImageData(1, 1, 1, 1).data.slice(0, 3)); }""",
-            card,
-        )
+        card,
     )
+    return (int(got[0]), int(got[1]), int(got[2]))
 
 
 def test_images_panel_steps_through_logged_images(page: Any, server_url: str) -> None:

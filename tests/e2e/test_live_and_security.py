@@ -66,7 +66,7 @@ def test_stored_xss_payloads_render_as_literal_text(
     messages = page.locator('[data-testid="event-row"][data-severity="info"] td.message')
     assert sorted(messages.all_text_contents()) == sorted(XSS_PAYLOADS)
     for p in XSS_PAYLOADS:
-        assert page.locator("pre.text-body").filter(has_text=p).count() >= 1
+        page.locator("pre.text-body").filter(has_text=p).first.wait_for()
 
     all_tabs_with_every_run(page, server_url)
     assert page.evaluate("typeof window.__x") == "undefined"

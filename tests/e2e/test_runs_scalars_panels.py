@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from e2e_support import (
     LOSS_STEPS,
@@ -52,7 +53,7 @@ def test_runs_panel_lists_runs_with_status_and_config_as_text(page: Any, server_
     screenshot(page, "runs")
 
     page.fill('[data-testid="run-filter"]', "bet")
-    page.wait_for_function("document.querySelectorAll('[data-testid=run-row]').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=run-row]').length === 1")
     assert page.locator('[data-testid="run-row"]').get_attribute("data-run") == "beta"
 
 
@@ -89,8 +90,8 @@ def test_nonfinite_values_are_drawn_as_red_markers(page: Any, server_url: str) -
     pixels = canvas_rgba(page, CHART.format(tag="unstable") + " canvas")
     assert count_red(pixels) > 30
     # +Inf sits on the top edge, -Inf on the bottom edge of the plot area.
-    rows = ((pixels[..., 0] > 200) & (pixels[..., 1] < 70) & (pixels[..., 2] < 70)).any(axis=1)
-    red_rows = rows.nonzero()[0]
+    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 70) & (pixels[..., 2] < 70)
+    red_rows = np.flatnonzero(np.any(red, axis=1))
     h = pixels.shape[0]
     assert red_rows.min() < h * 0.3 and red_rows.max() > h * 0.6
 
@@ -109,14 +110,15 @@ def test_controls_change_what_is_drawn(page: Any, server_url: str) -> None:
     page.uncheck('[data-testid="log-y"]')
     page.fill('[data-testid="smoothing"]', "0.9")
     page.wait_for_function(
-        "document.querySelectorAll('[data-tag=\"loss\"] .u-legend .u-series').length === 3"
+        "() => document.querySelectorAll('[data-tag=\"loss\"] .u-legend .u-series').length === 3"
     )
     labels = page.locator(CHART.format(tag="loss") + " .u-legend .u-label").all_text_contents()
     assert labels[1:] == ["alpha", "alpha (smoothed)"]
 
     page.select_option('[data-testid="x-axis"]', "relative")
     page.wait_for_function(
-        "document.querySelector('[data-tag=\"loss\"] .u-legend .u-label').textContent === 'relative'"
+        "() => document.querySelector('[data-tag=\"loss\"] .u-legend .u-label').textContent"
+        " === 'relative'"
     )
     wait_points(page, "loss", LOSS_STEPS)
 
