@@ -85,7 +85,15 @@ def build_frontend(root: Path) -> None:
             "and retry, or set DEEPSCOPE_SKIP_FRONTEND=1 to install without the dashboard UI."
         )
     if needs_install(frontend):
-        run_npm(npm, ["ci", "--no-audit", "--no-fund"], frontend)
+        try:
+            run_npm(npm, ["ci", "--no-audit", "--no-fund"], frontend)
+        except RuntimeError:
+            # npm 11 refuses `npm ci` on a lock written with omit-lockfile-registry-resolved
+            # (it lists other platforms' optional packages without versions). `npm install`
+            # with the same lock installs exactly the locked versions and leaves it unchanged.
+            print("deepscope frontend: `npm ci` refused the lock; using `npm install`",
+                  file=sys.stderr)  # fmt: skip
+            run_npm(npm, ["install", "--no-audit", "--no-fund", "--no-save"], frontend)
     run_npm(npm, ["run", "build"], frontend)
     if not index.exists():
         raise RuntimeError(f"`npm run build` finished but {index} was not produced")
