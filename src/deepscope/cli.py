@@ -10,12 +10,24 @@ import click
 
 # name -> ("module:click command attribute", one-line help shown by `deepscope --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("deepscope.commands.demo:demo", "Train a small CNN on bundled digits and show every view."),
+    "demo": (
+        "deepscope.commands.demo:demo",
+        "Train a small CNN on bundled digits and show every view.",
+    ),
     "serve": ("deepscope.commands.serve:serve", "Serve the dashboard for a log directory."),
-    "view": ("deepscope.commands.serve:view", "Open one model file or module:factory in the graph panel."),
+    "view": (
+        "deepscope.commands.serve:view",
+        "Open one model file or module:factory in the graph panel.",
+    ),
     "graph": ("deepscope.commands.graph:graph", "Draw a model's graph to SVG, PNG or JSON."),
-    "summary": ("deepscope.commands.summary:summary", "Print a model's layer table (shapes, params, MACs)."),
-    "import-tb": ("deepscope.commands.import_tb:import_tb", "Import TensorBoard event files into a logdir."),
+    "summary": (
+        "deepscope.commands.summary:summary",
+        "Print a model's layer table (shapes, params, MACs).",
+    ),
+    "import-tb": (
+        "deepscope.commands.import_tb:import_tb",
+        "Import TensorBoard event files into a logdir.",
+    ),
 }
 
 
