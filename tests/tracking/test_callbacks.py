@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,15 @@ import torch
 from torch import nn
 
 from deepscope.store import open as open_store
+
+
+@pytest.fixture(autouse=True)
+def _without_torchvision_stand_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attribution oracle tests put a stand-in `torchvision` (no `__spec__`) into
+    sys.modules; Lightning and transformers probe for torchvision and choke on it."""
+    for name in [n for n in sys.modules if n.split(".")[0] == "torchvision"]:
+        if getattr(sys.modules[name], "__spec__", None) is None:
+            monkeypatch.delitem(sys.modules, name)
 
 
 def _only_run(logdir: Path):  # type: ignore[no-untyped-def]
