@@ -86,17 +86,16 @@ class _Tensors:
     __slots__ = ("_memo",)
 
     def __init__(self) -> None:
-        self._memo: dict[int, dict[str, Any] | None] = {}
+        self._memo: dict[int, dict[str, Any]] = {}
 
     def __call__(self, t: TensorMeta | None) -> dict[str, Any] | None:
+        if t is None:
+            return None
         key = id(t)
-        d = self._memo.get(key, _MISSING)
-        if d is _MISSING:
-            d = self._memo[key] = _tensor(t)
-        return d  # type: ignore[return-value]
-
-
-_MISSING: Any = object()
+        d = self._memo.get(key)
+        if d is None:
+            d = self._memo[key] = {"shape": _shape(t.shape), "dtype": t.dtype}
+        return d
 
 
 def _param(p: ParamRef) -> dict[str, Any]:
