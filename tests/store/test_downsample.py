@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deepscope.store.downsample import histogram_ids, scalar_rows
+from deepscope.store.levels import build
 from deepscope.store.reader import decode_value
 from deepscope.store.schema import migrate
 from deepscope.store.writer import classify
@@ -30,6 +31,7 @@ def _db(series: list[tuple[int, float]]) -> sqlite3.Connection:
         "INSERT INTO scalar (tag_id, step, wall_time, value, kind) VALUES (1, ?, 0, ?, ?)",
         [(s, *classify(v)) for s, v in series],
     )
+    build(conn)  # the pyramid, as the writer keeps it
     return conn
 
 
@@ -76,6 +78,7 @@ def test_a_million_nans_answer_with_max_points_and_quickly() -> None:
         "INSERT INTO scalar (tag_id, step, wall_time, value, kind) VALUES (1, ?, 0, NULL, 1)",
         ((int(s),) for s in steps),
     )
+    build(conn)
     conn.execute("COMMIT")
     t = time.perf_counter()
     rows = scalar_rows(conn, 1, max_points=500)

@@ -6,6 +6,7 @@ import math
 import sqlite3
 from typing import Any
 
+from deepscope.store.levels import fold
 from deepscope.store.schema import KIND_FINITE, KIND_NAN, KIND_NEGINF, KIND_NEGZERO, KIND_POSINF
 
 _INSERT_SCALAR = "INSERT INTO scalar (tag_id, step, wall_time, value, kind) VALUES (?, ?, ?, ?, ?)"
@@ -23,7 +24,7 @@ _INSERT_EVENT = (
 _TAG_STATS = (
     "UPDATE tag SET count = tag.count + s.n, first_step = min(coalesce(tag.first_step, s.lo), s.lo),"
     " last_step = max(coalesce(tag.last_step, s.hi), s.hi)"
-    " FROM (SELECT tag_id, COUNT(*) AS n, MIN(step) AS lo, MAX(step) AS hi FROM {table}"
+    " FROM (SELECT tag_id, COUNT(*) AS n, MIN(step) AS lo, MAX(step) AS hi FROM {table} NOT INDEXED"
     " WHERE id > ? GROUP BY tag_id) AS s WHERE tag.id = s.tag_id"
 )
 
@@ -77,14 +78,16 @@ def tag_id(conn: sqlite3.Connection, ids: dict[tuple[str, str], int], name: str,
 def insert_items(
     conn: sqlite3.Connection, items: list[Any], ids: dict[tuple[str, str], int]
 ) -> None:
-    """Insert a batch of queue items (inside the caller's BEGIN IMMEDIATE) and update the
-    per-tag counts and step ranges from the rows just added."""
+    """Insert a batch of queue items (inside the caller's BEGIN IMMEDIATE), update the
+    per-tag counts and step ranges from the rows just added and fold new scalars into the
+    min/max pyramid (`deepscope.store.levels`), all in the same transaction."""
     scalars: list[tuple[Any, ...]] = []
     hists: list[tuple[Any, ...]] = []
     blobs: list[tuple[Any, ...]] = []
     events: list[tuple[Any, ...]] = []
     ids = ids
     inf = math.inf
+    special = False  # a NaN/±Inf (or a zero) among the scalars: the pyramid notes those
     for it in items:
         code = it[0]
         if code == "s":
@@ -94,6 +97,7 @@ def insert_items(
                 if -inf < v < inf and v != 0.0:  # the common case, inline
                     scalars.append((tid, step, wall, v, KIND_FINITE))
                 else:
+                    special = True
                     scalars.append((tid, step, wall, *classify(v)))
         elif code == "h":
             _, tag, step, wall, h = it
@@ -114,5 +118,7 @@ def insert_items(
             before = conn.execute(f"SELECT coalesce(MAX(id), 0) FROM {table}").fetchone()[0]
             conn.executemany(sql, rows)
             conn.execute(_TAG_STATS.format(table=table), (before,))
+            if table == "scalar":
+                fold(conn, before, rows, nonfinite=special)
     if events:
         conn.executemany(_INSERT_EVENT, events)

@@ -20,8 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deepscope.errors import StoreError
+from deepscope.store.levels import LEVEL_SCHEMA, build
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: scalar_level (the min/max pyramid, store/levels.py)
 BUSY_TIMEOUT_MS = 10_000
 JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
 DB_NAME = "run.db"
@@ -236,7 +237,8 @@ def _retry_locked(fn: object, attempts: int = 50) -> None:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Create or upgrade the schema once, under ``BEGIN IMMEDIATE``."""
+    """Create or upgrade the schema once, under ``BEGIN IMMEDIATE`` (readers never migrate:
+    a reader of an older store falls back to what that store holds)."""
     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
         return
     with immediate(conn):
@@ -248,8 +250,13 @@ def migrate(conn: sqlite3.Connection) -> None:
                 f"this run was written by a newer deepscope (schema {version} > "
                 f"{SCHEMA_VERSION}); upgrade deepscope to read or write it"
             )
-        for statement in _statements(SCHEMA):
-            conn.execute(statement)
+        if version == 0:  # a fresh store
+            for statement in _statements(SCHEMA + LEVEL_SCHEMA):
+                conn.execute(statement)
+        if version == 1:  # 1 -> 2: the pyramid, built from the rows already there
+            for statement in _statements(LEVEL_SCHEMA):
+                conn.execute(statement)
+            build(conn)
         conn.execute(
             "INSERT INTO migration (version, applied, pid) VALUES (?, ?, ?)",
             (SCHEMA_VERSION, time.time(), os.getpid()),
