@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
+import pytest
 from server_support import BASE, small_graph, strict_loads
 from starlette.testclient import TestClient
 
+from deepscope.errors import ModelFormatError
 from deepscope.graph.ir import Edge, Graph, Node, ParamRef, TensorMeta
+from deepscope.graph.serialize import to_json
 from deepscope.server.app import Settings, create_app
-from deepscope.server.graph_index import MAX_LEVEL_NODES, GraphIndex
+from deepscope.server.graph_index import MAX_LEVEL_NODES, GraphIndex, encode_level
 
 
 def wide_graph(blocks: int = 40, per_block: int = 500, flat: int = 6000) -> Graph:
@@ -77,3 +82,70 @@ def test_view_mode_serves_the_model_graph() -> None:
         search = strict_loads(client.get("/api/graph/search?model=1&q=relu").text)
         assert [m["id"] for m in search["matches"]] == ["relu"]
         assert client.get("/api/scalars?run=alpha&tag=x").status_code == 404
+
+
+def ports_graph() -> Graph:
+    """x -> enc/a (a1, a2) -> enc/b (b1, z) and enc (b2) -> head (h) -> out; `z` is an input."""
+    t = TensorMeta((1, 2), "float32")
+    nodes = [Node("x", "input", outputs=[t]), Node("a1", "linear", namespace="enc/a"),
+             Node("a2", "relu", namespace="enc/a"), Node("b1", "add", namespace="enc/b"),
+             Node("z", "input", namespace="enc/b"), Node("b2", "mul", namespace="enc"),
+             Node("h", "linear", namespace="head"), Node("out", "output")]  # fmt: skip
+    pairs = [("x", "a1"), ("a1", "a2"), ("a2", "b1"), ("x", "b1"), ("a2", "h"), ("a1", "b2"),
+             ("b1", "h"), ("b2", "out"), ("h", "out")]  # fmt: skip
+    edges = [Edge(s, d, tensor=t) for s, d in pairs]
+    return Graph(nodes=nodes, edges=edges, inputs=["x", "z"], outputs=["out"])
+
+
+def test_group_nodes_name_the_children_where_edges_enter_and_leave() -> None:
+    index = GraphIndex(ports_graph())
+    top = {n["id"]: n for n in index.level("")["nodes"]}
+    # graph input z (inside enc/b) enters first, then edges in order
+    assert top["ns:enc"]["entries"] == ["ns:enc/b", "ns:enc/a"]
+    assert top["ns:enc"]["exits"] == ["ns:enc/a", "ns:enc/b", "b2"]
+    assert (top["ns:head"]["entries"], top["ns:head"]["exits"]) == (["h"], ["h"])
+    assert "entries" not in top["x"] and "exits" not in top["out"]
+    enc = {n["id"]: n for n in index.level("enc")["nodes"]}
+    assert (enc["ns:enc/a"]["entries"], enc["ns:enc/a"]["exits"]) == (["a1"], ["a2", "a1"])
+    assert (enc["ns:enc/b"]["entries"], enc["ns:enc/b"]["exits"]) == (["z", "b1"], ["b1"])
+    # every entry/exit is a node of the group's own level
+    for ns, node in [("enc", top["ns:enc"]), ("enc/a", enc["ns:enc/a"])]:
+        ids = {n["id"] for n in index.level(ns)["nodes"]}
+        assert set(node["entries"]) | set(node["exits"]) <= ids
+
+
+def test_a_logged_graph_serves_the_same_levels_and_ports(tmp_path: Path) -> None:
+    import deepscope
+
+    g = ports_graph()
+    g.set_overlay("grad", {"a1": math.nan, "h": 2.0})
+    with deepscope.init(logdir=tmp_path, name="r") as run:
+        run.log_graph(g)
+    expected = GraphIndex(g)
+    with TestClient(create_app(Settings(logdir=tmp_path)), base_url=BASE) as client:
+        for ns in ["", "enc", "enc/a", "head"]:
+            body = client.get(f"/api/graph/level?run=r&namespace={ns}")
+            assert body.status_code == 200
+            got = strict_loads(body.text)
+            want = strict_loads(encode_level(expected.level(ns)))
+            assert got == want
+    enc = next(n for n in expected.level("")["nodes"] if n["id"] == "ns:enc")
+    assert math.isnan(enc["overlays"]["grad"])
+    assert '"grad":{"nonfinite":"nan"}' in expected.level_json("").decode()
+
+
+def test_wire_dict_and_graph_give_equal_levels() -> None:
+    g = wide_graph(blocks=6, per_block=30, flat=40)
+    from_graph = GraphIndex(g)
+    from_wire = GraphIndex(json.loads(to_json(g)))
+    for ns in ["", "blocks", "blocks/3"]:
+        assert from_wire.level(ns) == from_graph.level(ns)
+        assert from_wire.level_json(ns) == from_graph.level_json(ns)
+    assert from_wire.search("op1", limit=5) == from_graph.search("op1", limit=5)
+
+
+def test_malformed_wire_graph_is_a_model_format_error() -> None:
+    with pytest.raises(ModelFormatError, match="malformed"):
+        GraphIndex({"schemaVersion": 1, "nodes": [{"id": 3, "op": "relu"}]})
+    with pytest.raises(ModelFormatError, match="upgrade"):
+        GraphIndex({"schemaVersion": 99})

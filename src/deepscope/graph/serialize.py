@@ -31,7 +31,16 @@ from deepscope.graph.ir import (
     TensorMeta,
 )
 
-__all__ = ["check_version", "from_dict", "from_json", "loads", "to_dict", "to_json"]
+__all__ = [
+    "check_version",
+    "decode_value",
+    "from_dict",
+    "from_json",
+    "loads",
+    "overlay_value",
+    "to_dict",
+    "to_json",
+]
 
 _NONFINITE_KEY = "nonfinite"
 
@@ -242,9 +251,15 @@ def _group_in(ns: str, raw: dict[str, Any]) -> GroupStats:
     )
 
 
-def _overlay_value(v: Any) -> float | None:
+def overlay_value(v: Any) -> float | None:
+    """One overlay value from the wire: a number, ``None`` or a ``nonfinite`` marker."""
     v = _dec(v)
     return None if v is None else float(v)
+
+
+def decode_value(value: Any) -> Any:
+    """A wire JSON value with every ``{"nonfinite": ...}`` marker turned back into a float."""
+    return _dec(value)
 
 
 def _build(data: dict[str, Any]) -> Graph:
@@ -284,7 +299,7 @@ def _build(data: dict[str, Any]) -> Graph:
         outputs=[str(o) for o in data.get("outputs", [])],
         groups={str(ns): _group_in(ns, g) for ns, g in data.get("groups", {}).items()},
         overlays={
-            str(name): {str(k): _overlay_value(v) for k, v in vals.items()}
+            str(name): {str(k): overlay_value(v) for k, v in vals.items()}
             for name, vals in data.get("overlays", {}).items()
         },
         meta=_dec(data.get("meta") or {}),

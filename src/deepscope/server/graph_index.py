@@ -1,9 +1,13 @@
-"""A namespace hierarchy over a Graph, for `/api/graph/level` and `/api/graph/search`.
+"""A namespace hierarchy over a graph, for `/api/graph/level` and `/api/graph/search`.
 
 Built once per graph in one pass over nodes and edges (each edge is filed under the
 deepest namespace that holds both its ends, the only level where it joins two different
 children), so a level answers in time proportional to its own size, not the graph's.
-Standard library only.
+
+The index reads the graph's wire dict (`deepscope.graph.serialize`) directly: the server
+parses a logged graph blob with `json.loads` and indexes it without building the IR
+dataclasses, which halves a cold open of a 100k-op graph. A `Graph` is turned into its wire
+dict first. Levels are cached as dicts and as encoded JSON bytes. Standard library only.
 
 Example:
     >>> from deepscope.graph.ir import Edge, Graph, Node
@@ -15,20 +19,33 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
-from deepscope.errors import NotFoundError
+from deepscope.errors import ModelFormatError, NotFoundError
 from deepscope.graph.aggregate import aggregate
-from deepscope.graph.ir import Edge, Graph, GroupStats, Node, TensorMeta
+from deepscope.graph.gcpause import gc_paused
+from deepscope.graph.ir import Graph
+from deepscope.graph.serialize import (
+    check_version,
+    decode_value,
+    from_dict,
+    overlay_value,
+    to_dict,
+)
+from deepscope.store.jsonenc import dumps
 
 __all__ = ["MAX_LEVEL_NODES", "GraphIndex", "group_id"]
 
 MAX_LEVEL_NODES = 5000
 MAX_GROUP_TENSORS = 16
 LEVEL_CACHE = 64
+
+Wire = dict[str, Any]
 
 
 def group_id(namespace: str) -> str:
@@ -43,10 +60,18 @@ def _prefixes(namespace: str) -> list[str]:
     return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-def _tensor(t: TensorMeta | None) -> dict[str, Any]:
+def _tensor(t: Any) -> dict[str, Any]:
+    """A level's copy of a wire tensor (``None`` -> unknown shape and dtype)."""
     if t is None:
         return {"shape": None, "dtype": None}
-    return {"shape": None if t.shape is None else list(t.shape), "dtype": t.dtype}
+    return {"shape": t.get("shape"), "dtype": t.get("dtype")}
+
+
+def _numel(shape: Iterable[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
 
 
 def _worse(a: float | None, b: float | None) -> float | None:
@@ -62,122 +87,222 @@ def _worse(a: float | None, b: float | None) -> float | None:
     return max(a, b)
 
 
-class GraphIndex:
-    """The children, edges and overlays of every namespace of one graph."""
+def encode_level(level: dict[str, Any]) -> bytes:
+    """Strict JSON bytes of a level: the C encoder when every float is finite, else
+    `jsonenc.dumps` (non-finite floats become ``{"nonfinite": ...}`` markers)."""
+    try:
+        text = json.dumps(
+            level, allow_nan=False, ensure_ascii=False, separators=(",", ":"), check_circular=False
+        )
+    except (ValueError, TypeError):
+        text = dumps(level)
+    return text.encode("utf-8")
 
-    def __init__(self, graph: Graph, *, max_level_nodes: int = MAX_LEVEL_NODES) -> None:
-        self.graph = graph
+
+class GraphIndex:
+    """The children, edges, ports and overlays of every namespace of one graph.
+
+    `graph` is a `Graph` or its wire dict (as `json.loads` of a graph blob gives it; it is
+    read, never changed, and must not be changed while the index lives). Malformed wire
+    data raises `ModelFormatError`.
+    """
+
+    def __init__(self, graph: Graph | Wire, *, max_level_nodes: int = MAX_LEVEL_NODES) -> None:
+        if isinstance(graph, Graph):
+            if not graph.groups:
+                aggregate(graph)
+            data = to_dict(graph)
+        else:
+            check_version(graph)
+            data = graph
         self.max_level_nodes = max_level_nodes
-        self.groups: dict[str, GroupStats] = graph.groups or aggregate(graph)
-        self.nodes: dict[str, Node] = {n.id: n for n in graph.nodes}
-        self.ops: dict[str, list[str]] = defaultdict(list)  # namespace -> direct op ids
+        self.nodes: dict[str, Wire] = {}  # node id -> wire node
+        self.node_list: list[Wire] = []
+        self.ns_of: dict[str, str] = {}  # node id -> namespace
+        self.ops: dict[str, list[str]] = {}  # namespace -> direct op ids
         self.subgroups: dict[str, list[str]] = defaultdict(list)  # namespace -> child namespaces
-        self.edges: dict[str, list[Edge]] = defaultdict(list)  # LCA namespace -> edges
-        self.group_inputs: dict[str, dict[tuple[str, int], TensorMeta | None]] = defaultdict(dict)
+        self.edges: dict[str, list[Wire]] = defaultdict(list)  # LCA namespace -> wire edges
+        self.group_inputs: dict[str, dict[tuple[str, int], Any]] = defaultdict(dict)
+        self.entries: dict[str, dict[str, None]] = defaultdict(dict)  # ns -> children fed
+        self.exits: dict[str, dict[str, None]] = defaultdict(dict)  # ns -> children feeding out
+        self.overlays: dict[str, dict[str, float | None]] = {}
         self.group_overlays: dict[str, dict[str, float | None]] = defaultdict(dict)
         self._prefix: dict[str, list[str]] = {}
         self._levels: dict[str, dict[str, Any]] = {}
+        self._encoded: dict[str, bytes] = {}
         self._lock = threading.Lock()
-        self._build()
+        try:
+            with gc_paused():
+                self.meta: dict[str, Any] = decode_value(data.get("meta") or {})
+                self.inputs: list[str] = [str(i) for i in data.get("inputs") or []]
+                self.outputs: list[str] = [str(o) for o in data.get("outputs") or []]
+                self._build_nodes(data.get("nodes") or [])
+                self.groups: dict[str, Wire] = self._groups(data)
+                self._ports(self.inputs, self.entries)
+                self._build_edges(data.get("edges") or [])
+                self._ports(self.outputs, self.exits)
+                self._build_overlays(data.get("overlays") or {})
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelFormatError(
+                f"graph JSON is malformed ({type(exc).__name__}: {exc})"
+            ) from exc
 
-    def _build(self) -> None:
+    # ---- build --------------------------------------------------------------------------
+    def _build_nodes(self, nodes: list[Wire]) -> None:
         known: set[str] = {""}
-        for node in self.graph.nodes:
-            pre = self._prefix.setdefault(node.namespace, _prefixes(node.namespace))
-            self.ops[node.namespace].append(node.id)
-            for parent, child in zip(pre, pre[1:], strict=False):
-                if child not in known:
-                    known.add(child)
-                    self.subgroups[parent].append(child)
-        for edge in self.graph.edges:
-            src, dst = self.nodes.get(edge.src), self.nodes.get(edge.dst)
-            if src is None or dst is None:
+        by_id, ns_of, ops, prefix, subgroups = (
+            self.nodes, self.ns_of, self.ops, self._prefix, self.subgroups
+        )  # fmt: skip
+        for node in nodes:
+            nid = node["id"]
+            ns = node.get("namespace", "")
+            if type(nid) is not str or type(ns) is not str:
+                raise TypeError(f"node id and namespace must be strings: {nid!r}, {ns!r}")
+            by_id[nid] = node
+            ns_of[nid] = ns
+            members = ops.get(ns)
+            if members is None:
+                members = ops[ns] = []
+                pre = prefix[ns] = _prefixes(ns)
+                for parent, child in zip(pre, pre[1:], strict=False):
+                    if child not in known:
+                        known.add(child)
+                        subgroups[parent].append(child)
+            members.append(nid)
+        self.node_list = nodes
+
+    def _groups(self, data: Wire) -> dict[str, Wire]:
+        groups = data.get("groups")
+        if groups or not self.nodes:
+            return dict(groups or {})
+        # not aggregated when logged: compute the stats once from the IR
+        graph = from_dict(data)
+        aggregate(graph)
+        return dict(to_dict(graph)["groups"])
+
+    def _ports(self, ids: list[str], ports: dict[str, dict[str, None]]) -> None:
+        """The graph's own inputs (outputs) enter (leave) every group that holds them."""
+        for nid in ids:
+            ns = self.ns_of.get(nid)
+            if ns:
+                pre = self._prefix[ns]
+                for k in range(1, len(pre)):
+                    ports[pre[k]][nid if k == len(pre) - 1 else group_id(pre[k + 1])] = None
+
+    def _build_edges(self, edges: list[Wire]) -> None:
+        ns_of, prefix, filed = self.ns_of, self._prefix, self.edges
+        entries, exits, group_inputs = self.entries, self.exits, self.group_inputs
+        for edge in edges:
+            src, dst = edge["src"], edge["dst"]
+            sn, dn = ns_of.get(src), ns_of.get(dst)
+            if sn is None or dn is None:
                 continue
-            sp, dp = self._prefix[src.namespace], self._prefix[dst.namespace]
+            if sn == dn:
+                filed[sn].append(edge)
+                continue
+            sp, dp = prefix[sn], prefix[dn]
             depth = 0
             for a, b in zip(sp, dp, strict=False):
                 if a != b:
                     break
                 depth += 1
-            self.edges[sp[depth - 1]].append(edge)
-            tensor = edge.tensor or self._out_tensor(src, edge.src_output)
-            for ns in dp[depth:]:
-                inputs = self.group_inputs[ns]
-                if len(inputs) < MAX_GROUP_TENSORS:
-                    inputs.setdefault((edge.src, edge.src_output), tensor)
-        for name, values in self.graph.overlays.items():
-            for nid, value in values.items():
-                owner = self.nodes.get(nid)
-                if owner is None or not owner.namespace:
+            filed[sp[depth - 1]].append(edge)
+            last = len(sp) - 1
+            for k in range(depth, last + 1):
+                exits[sp[k]][src if k == last else group_id(sp[k + 1])] = None
+            last = len(dp) - 1
+            key = (src, edge.get("srcOutput", 0))
+            for k in range(depth, last + 1):
+                entries[dp[k]][dst if k == last else group_id(dp[k + 1])] = None
+                inputs = group_inputs[dp[k]]
+                if len(inputs) < MAX_GROUP_TENSORS and key not in inputs:
+                    inputs[key] = self._edge_tensor(edge)
+
+    def _build_overlays(self, overlays: Wire) -> None:
+        for name, values in overlays.items():
+            decoded = {str(k): overlay_value(v) for k, v in values.items()}
+            self.overlays[str(name)] = decoded
+            for nid, value in decoded.items():
+                ns = self.ns_of.get(nid)
+                if not ns:
                     continue
-                for ns in self._prefix[owner.namespace][1:]:
-                    per = self.group_overlays[ns]
+                for group in self._prefix[ns][1:]:
+                    per = self.group_overlays[group]
                     per[name] = _worse(per.get(name), value)
 
-    @staticmethod
-    def _out_tensor(node: Node, index: int) -> TensorMeta | None:
-        return node.outputs[index] if 0 <= index < len(node.outputs) else None
+    def _edge_tensor(self, edge: Wire) -> Any:
+        tensor = edge.get("tensor")
+        if tensor is not None:
+            return tensor
+        outputs = self.nodes[edge["src"]].get("outputs") or []
+        index = edge.get("srcOutput", 0)
+        return outputs[index] if 0 <= index < len(outputs) else None
 
+    # ---- levels -------------------------------------------------------------------------
     def _rep(self, node_id: str, namespace: str) -> str | None:
         """The child of `namespace` that holds `node_id` (itself or a group), or None."""
-        node = self.nodes.get(node_id)
-        if node is None:
+        ns = self.ns_of.get(node_id)
+        if ns is None:
             return None
-        if node.namespace == namespace:
+        if ns == namespace:
             return node_id
-        pre = self._prefix[node.namespace]
+        pre = self._prefix[ns]
         depth = 0 if not namespace else namespace.count("/") + 1
         if len(pre) <= depth + 1 or pre[depth] != namespace:
             return None
         return group_id(pre[depth + 1])
 
     def _group_node(self, ns: str) -> dict[str, Any]:
-        stats = self.groups.get(ns) or GroupStats(namespace=ns)
+        stats = self.groups.get(ns) or {}
+        module_type = str(stats.get("moduleType") or "")
         return {
             "id": group_id(ns),
             "kind": "group",
             "label": ns.rsplit("/", 1)[-1],
-            "op": stats.module_type or "group",
-            "moduleType": stats.module_type,
+            "op": module_type or "group",
+            "moduleType": module_type,
             "namespace": ns,
-            "params": stats.params,
-            "trainableParams": stats.trainable_params,
-            "macs": stats.macs,
-            "opCount": stats.op_count,
+            "params": stats.get("params", 0),
+            "trainableParams": stats.get("trainableParams", 0),
+            "macs": stats.get("macs", 0),
+            "opCount": stats.get("opCount", 0),
             "childCount": len(self.subgroups.get(ns, ())) + len(self.ops.get(ns, ())),
             "inputs": [_tensor(t) for t in self.group_inputs.get(ns, {}).values()],
-            "outputs": [{"shape": None if s is None else list(s), "dtype": None}
-                        for s in stats.output_shapes],
+            "outputs": [{"shape": s, "dtype": None} for s in stats.get("outputShapes") or []],
             "attrs": {},
             "paramRefs": [],
             "overlays": dict(self.group_overlays.get(ns, {})),
-        }  # fmt: skip
+            "entries": list(self.entries.get(ns, ())),
+            "exits": list(self.exits.get(ns, ())),
+        }
 
-    def _op_node(self, node: Node) -> dict[str, Any]:
-        params = sum(p.numel for p in node.params)
+    def _op_node(self, nid: str) -> dict[str, Any]:
+        node = self.nodes[nid]
+        params = node.get("params") or []
+        refs = [
+            {"name": p["name"], "shape": list(p["shape"]), "dtype": p["dtype"],
+             "trainable": bool(p.get("trainable", True))}
+            for p in params
+        ]  # fmt: skip
+        attrs = node.get("attrs")
         return {
-            "id": node.id,
+            "id": nid,
             "kind": "op",
-            "label": node.label or node.id,
-            "op": node.op,
+            "label": node.get("label") or nid,
+            "op": node["op"],
             "moduleType": "",
-            "namespace": node.namespace,
-            "params": params,
-            "trainableParams": sum(p.numel for p in node.params if p.trainable),
-            "macs": node.macs,
+            "namespace": self.ns_of[nid],
+            "params": sum(_numel(p["shape"]) for p in refs),
+            "trainableParams": sum(_numel(p["shape"]) for p in refs if p["trainable"]),
+            "macs": node.get("macs", 0),
             "opCount": 1,
             "childCount": 0,
-            "inputs": [_tensor(t) for t in node.inputs],
-            "outputs": [_tensor(t) for t in node.outputs],
-            "attrs": node.attrs,
-            "paramRefs": [
-                {"name": p.name, "shape": list(p.shape), "dtype": p.dtype, "trainable": p.trainable}
-                for p in node.params
-            ],
+            "inputs": [_tensor(t) for t in node.get("inputs") or []],
+            "outputs": [_tensor(t) for t in node.get("outputs") or []],
+            "attrs": decode_value(attrs) if attrs else {},
+            "paramRefs": refs,
             "overlays": {
-                name: values[node.id]
-                for name, values in self.graph.overlays.items()
-                if node.id in values
+                name: values[nid] for name, values in self.overlays.items() if nid in values
             },
         }
 
@@ -190,12 +315,27 @@ class GraphIndex:
             cached = self._levels.get(namespace)
         if cached is not None:
             return cached
-        answer = self._level(namespace)
+        try:
+            answer = self._level(namespace)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelFormatError(
+                f"graph JSON is malformed under namespace {namespace!r} "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
         with self._lock:
-            if len(self._levels) >= LEVEL_CACHE:
-                self._levels.pop(next(iter(self._levels)))
-            self._levels[namespace] = answer
+            _put(self._levels, namespace, answer)
         return answer
+
+    def level_json(self, namespace: str) -> bytes:
+        """`level` as strict JSON bytes, encoded once per namespace (cached like `level`)."""
+        with self._lock:
+            cached = self._encoded.get(namespace)
+        if cached is not None:
+            return cached
+        body = encode_level(self.level(namespace))
+        with self._lock:
+            _put(self._encoded, namespace, body)
+        return body
 
     def _level(self, namespace: str) -> dict[str, Any]:
         if namespace and namespace not in self.groups and namespace not in self.subgroups:
@@ -206,32 +346,28 @@ class GraphIndex:
         truncated = len(children) + len(ops) > self.max_level_nodes
         nodes = [self._group_node(ns) for ns in children[: self.max_level_nodes]]
         room = self.max_level_nodes - len(nodes)
-        nodes += [self._op_node(self.nodes[i]) for i in ops[: max(0, room)]]
+        nodes += [self._op_node(i) for i in ops[: max(0, room)]]
         shown = {n["id"] for n in nodes}
         merged: dict[tuple[str, str], dict[str, Any]] = {}
         for edge in self.edges.get(namespace, []):
-            a, b = self._rep(edge.src, namespace), self._rep(edge.dst, namespace)
+            a, b = self._rep(edge["src"], namespace), self._rep(edge["dst"], namespace)
             if a is None or b is None or a == b or a not in shown or b not in shown:
                 continue
             item = merged.get((a, b))
             if item is None:
-                src = self.nodes[edge.src]
-                t = _tensor(edge.tensor or self._out_tensor(src, edge.src_output))
+                t = _tensor(self._edge_tensor(edge))
                 merged[(a, b)] = {"src": a, "dst": b, "shape": t["shape"], "dtype": t["dtype"],
                                   "count": 1}  # fmt: skip
             else:
                 item["count"] += 1
-        ends = {
-            "inputs": self._ends(self.graph.inputs, namespace, shown),
-            "outputs": self._ends(self.graph.outputs, namespace, shown),
-        }
         return {
             "namespace": namespace,
-            "meta": self.graph.meta,
-            "overlayNames": sorted(self.graph.overlays),
+            "meta": self.meta,
+            "overlayNames": sorted(self.overlays),
             "nodes": nodes,
             "edges": list(merged.values()),
-            **ends,
+            "inputs": self._ends(self.inputs, namespace, shown),
+            "outputs": self._ends(self.outputs, namespace, shown),
             "truncated": truncated,
         }
 
@@ -250,17 +386,25 @@ class GraphIndex:
             return []
         matches: list[dict[str, Any]] = []
         for ns, stats in self.groups.items():
-            if ns and (needle in ns.lower() or needle in stats.module_type.lower()):
+            module_type = str(stats.get("moduleType") or "")
+            if ns and (needle in ns.lower() or needle in module_type.lower()):
                 matches.append({"id": group_id(ns), "label": ns.rsplit("/", 1)[-1],
-                                "op": stats.module_type or "group", "namespace": ns,
+                                "op": module_type or "group", "namespace": ns,
                                 "kind": "group"})  # fmt: skip
                 if len(matches) >= limit:
                     return matches
-        for node in self.graph.nodes:
-            hay = f"{node.id}\n{node.label}\n{node.op}".lower()
-            if needle in hay:
-                matches.append({"id": node.id, "label": node.label or node.id, "op": node.op,
-                                "namespace": node.namespace, "kind": "op"})  # fmt: skip
+        for node in self.node_list:
+            nid = node["id"]
+            label = node.get("label") or ""
+            if needle in f"{nid}\n{label}\n{node.get('op')}".lower():
+                matches.append({"id": nid, "label": label or nid, "op": node.get("op"),
+                                "namespace": self.ns_of[nid], "kind": "op"})  # fmt: skip
                 if len(matches) >= limit:
                     break
         return matches
+
+
+def _put(cache: dict[str, Any], key: str, value: Any) -> None:
+    if len(cache) >= LEVEL_CACHE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value

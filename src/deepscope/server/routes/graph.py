@@ -3,18 +3,20 @@
 
 A graph comes from a run's "graph" blob (``run=...``, optional ``tag``) or, under
 ``deepscope view``, from the served model (``model=1``). Parsed graphs and their level
-indexes are cached (LRU), so a 100k-node graph is parsed once.
+indexes are cached (LRU), so a 100k-node graph is parsed once; a run's graph is indexed
+straight from its parsed JSON and each level is encoded once.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from deepscope.errors import NotFoundError, StoreError
-from deepscope.graph.ir import Graph
-from deepscope.graph.serialize import from_json
+from deepscope.graph.serialize import check_version, loads
 from deepscope.server import params
 from deepscope.server.graph_cache import CachedGraph
 from deepscope.server.responses import StrictJSONResponse
@@ -38,11 +40,14 @@ def _pick(reader: ServedRun, tag: str | None) -> BlobInfo:
     return blobs[-1]
 
 
-def _load(reader: ServedRun, blob: BlobInfo) -> Graph:
+def _load(reader: ServedRun, blob: BlobInfo) -> dict[str, Any]:
+    """The blob's wire dict, parsed but not turned into the IR (the level index reads it)."""
     path = blob_file(reader, blob)
     if path.stat().st_size > MAX_GRAPH_BYTES:
         raise StoreError(f"graph file of run '{reader.name}' is over {MAX_GRAPH_BYTES} bytes")
-    return from_json(path.read_bytes())
+    data = loads(path.read_bytes())
+    check_version(data)
+    return data  # type: ignore[no-any-return]
 
 
 def cached_graph(request: Request) -> CachedGraph:
@@ -78,7 +83,8 @@ def graphs(request: Request) -> Response:
 def level(request: Request) -> Response:
     """The children of ``namespace`` ("" = top) with aggregated edges (docs/api.md)."""
     namespace = params.text(request, "namespace", default="")
-    return StrictJSONResponse(cached_graph(request).index().level(namespace))
+    body = cached_graph(request).index().level_json(namespace)
+    return Response(body, media_type="application/json")
 
 
 def search(request: Request) -> Response:
