@@ -1,7 +1,11 @@
 """Reductions that run where a tensor lives and return a small tensor on the same device.
 
 Many summaries are concatenated and copied to the host in one go, so watching a model
-costs at most one host synchronisation per logged step. Nothing here calls `.item()`.
+costs at most one host synchronisation per logged step: on accelerators nothing here
+calls `.item()` (branch-free, masked reductions). On the CPU, where reading a number back
+is free, the usual all-finite case takes a fast path (min and max in one pass, sum and
+sum of squares from BLAS, bins from one conversion and a `bincount`) and anything else
+falls back to the masked reductions.
 """
 
 from __future__ import annotations
@@ -38,6 +42,51 @@ def tensor_summary(
     Finite values are binned between their min and max; NaN and ±Inf are counted apart.
     """
     x = _flat_float(t, max_elements)
+    if x.device.type == "cpu":
+        fast = _finite_summary_cpu(x, bins)
+        if fast is not None:
+            return fast
+    return _masked_summary(x, bins)
+
+
+def _finite_sums(x: torch.Tensor) -> tuple[float, float]:
+    """Sum and sum of squares of a flat CPU tensor, in float64 when float32 overflows."""
+    total, total_sq = float(x.sum()), float(torch.dot(x, x))
+    if not (math.isfinite(total) and math.isfinite(total_sq)):
+        x64 = x.double()
+        total, total_sq = float(x64.sum()), float(torch.dot(x64, x64))
+    return total, total_sq
+
+
+def _finite_summary_cpu(x: torch.Tensor, bins: int) -> torch.Tensor | None:
+    """`tensor_summary` of a flat CPU tensor whose values are all finite, else None."""
+    n = x.numel()
+    if n == 0:
+        return None
+    lo_t, hi_t = torch.aminmax(x)
+    lo, hi = float(lo_t), float(hi_t)
+    width = hi - lo
+    if not (math.isfinite(lo) and math.isfinite(hi) and width < 1e38):
+        return None  # NaN/Inf (min/max propagate them), or a range x - lo could overflow
+    counts = torch.zeros(bins, dtype=torch.float64)
+    if width == 0:  # one value: the middle bin of [lo - 0.5, lo + 0.5]
+        counts[min(int(0.5 * bins), bins - 1)] = n
+    else:
+        pos = torch.sub(x, lo).mul_(bins / width)  # x >= lo exactly, so pos >= 0
+        if bins <= 250:  # a byte index makes bincount fast; rounding may reach bins + 1
+            idx = pos.to(torch.uint8)
+        else:
+            idx = pos.to(torch.int64)
+        raw = torch.bincount(idx, minlength=bins + 2).double()
+        counts[:] = raw[:bins]
+        counts[bins - 1] += raw[bins:].sum()
+    total, total_sq = _finite_sums(x)
+    head = torch.tensor([n, 0, 0, 0, lo, hi, total, total_sq], dtype=torch.float64)
+    return torch.cat([head, counts])
+
+
+def _masked_summary(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """`tensor_summary` without data-dependent branches (no host sync), any values."""
     finite = torch.isfinite(x)
     n_nan = torch.isnan(x).sum()
     n_posinf = (x == math.inf).sum()
@@ -56,6 +105,7 @@ def tensor_summary(
     lo_b = torch.where(flat, lo_safe - 0.5, lo_safe)
     width = torch.where(flat, torch.ones_like(width), width)
     pos = ((x.double() - lo_b) / width * bins).floor().clamp_(0, bins - 1)
+    pos = torch.where(flat, float(min(int(0.5 * bins), bins - 1)), pos)  # one value: middle
     idx = torch.where(finite, pos, float(bins)).long()
     counts = torch.bincount(idx, minlength=bins + 1)[:bins].double()
     head = torch.stack(
@@ -102,6 +152,10 @@ def activation_stats(out: torch.Tensor, kind: str | None) -> torch.Tensor:
     if not x.is_floating_point() or x.element_size() < 4:
         x = x.float()
     n = x.numel()
+    if x.device.type == "cpu" and n:
+        fast = _activation_stats_cpu(x, kind)
+        if fast is not None:
+            return fast
     zero = torch.zeros((), dtype=torch.float64, device=x.device)
     if n == 0:
         nan = torch.full((), math.nan, dtype=torch.float64, device=x.device)
@@ -126,3 +180,32 @@ def activation_stats(out: torch.Tensor, kind: str | None) -> torch.Tensor:
     return torch.stack(
         [count, mean.double(), var.double().sqrt(), zero_frac, sat_frac, dead_frac, nonfinite]
     )
+
+
+def _activation_stats_cpu(x: torch.Tensor, kind: str | None) -> torch.Tensor | None:
+    """`activation_stats` of a non-empty CPU tensor with a finite sum, else None."""
+    n = x.numel()
+    flat = x.reshape(-1)
+    total, total_sq = _finite_sums(flat)
+    if not math.isfinite(total):
+        return None
+    mean = total / n
+    var = total_sq / n - mean * mean
+    if var <= 1e-4 * mean * mean:  # E[x^2] - mean^2 cancels: two passes instead
+        var = float(torch.linalg.vector_norm(flat - mean, dtype=torch.float64)) ** 2 / n
+    zero_frac = dead_frac = sat_frac = 0.0
+    if kind == "relu":  # outputs are >= 0 (or NaN, which the sum above turned away)
+        zero_frac = (n - int(torch.count_nonzero(flat))) / n
+        if x.dim() >= 3:
+            peak = x.amax(dim=[d for d in range(x.dim()) if d != 1])
+        elif x.dim() == 2:
+            peak = x.amax(dim=0)
+        else:
+            peak = x.amax().reshape(1)
+        dead_frac = float((peak == 0).double().mean())
+    elif kind == "tanh":
+        sat_frac = int(((flat > 0.99) | (flat < -0.99)).sum()) / n
+    elif kind == "sigmoid":
+        sat_frac = int(((flat < 0.01) | (flat > 0.99)).sum()) / n
+    values = [float(n), mean, math.sqrt(max(var, 0.0)), zero_frac, sat_frac, dead_frac, 0.0]
+    return torch.tensor(values, dtype=torch.float64)

@@ -10,12 +10,12 @@ Example:
 
 The watcher's clock is the model's training iteration: the number of forward passes of
 the watched model made with gradients enabled (0-based). Every `every` iterations it
-reduces weights (before the forward), activations (during it) and gradients (as each is
-accumulated) on their device, and at the next iteration (after the optimizer step) the
+reduces weights (when the forward starts), activations (during it) and gradients (as each
+is accumulated) on their device, and at the next iteration (after the optimizer step) the
 update ratio ||dw||/||w||; then everything crosses to the host in one copy, is logged and
-checked by the rules. Between logged iterations it keeps nothing but the guard: each
-module output's sum (NaN and Inf propagate into it), checked once per iteration, and each
-gradient's sum.
+checked by the rules. Between logged iterations only the non-finite guard runs
+(`deepscope.tracking.guard`: a reduction of the model's output and of the small
+parameters' gradients per iteration; a scan only when one of them is not finite).
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from deepscope.capture.reducers import (
     tensor_summary,
 )
 from deepscope.errors import DeepscopeError
+from deepscope.tracking.guard import Finding, Guard
+from deepscope.tracking.histogram import HistogramData
 
 if TYPE_CHECKING:
     from deepscope.tracking.run import Run
@@ -72,6 +74,15 @@ def _namespace(name: str) -> str:
     return name.replace(".", "/")
 
 
+def _norm(hist: HistogramData) -> float:
+    """The L2 norm of the tensor a histogram sketch came from."""
+    if hist.n_nan:
+        return math.nan
+    if hist.n_posinf or hist.n_neginf:
+        return math.inf
+    return math.sqrt(max(hist.sum_sq, 0.0))
+
+
 class Watcher:
     """Hooks on one model, logging into one run. Created by `Run.watch`; `close()` removes
     every hook (also called by `Run.unwatch` and `Run.finish`)."""
@@ -103,16 +114,16 @@ class Watcher:
             (n or type(model).__name__, m) for n, m in model.named_modules() if self._selected(n, m)
         ]
         self._logging = False
-        self._calls: list[tuple[str, torch.Tensor]] = []  # guard: (module call name, output sum)
+        defer = not raise_on_nonfinite  # on CUDA, read the guard's flags without waiting
+        self._guard = Guard(self._params, defer=defer)
+        self._outs_limit = 4 * len(self._modules) + 64
         self._acts: list[tuple[str, nn.Module, torch.Tensor]] = []
-        self._grad_sums: list[tuple[str, torch.Tensor]] = []
         self._grad_summaries: dict[str, torch.Tensor] = {}
         self._weight_summaries: dict[str, torch.Tensor] = {}
         self._snapshot: dict[str, torch.Tensor] = {}
         self._pending_step: int | None = None
         self._saw_backward = False
         self._nan_reported: set[str] = set()
-        self._deferred: tuple[int, list[str], torch.Tensor, Any] | None = None
         self._handles: list[Any] = []
         self._install()
 
@@ -127,7 +138,6 @@ class Watcher:
             self._handles.append(self.model.register_forward_pre_hook(self._on_pre))
             self._handles.append(self.model.register_forward_hook(self._on_root_post))
             for name, module in self._modules:
-                self._handles.append(module.register_forward_pre_hook(self._on_pre))
                 self._handles.append(module.register_forward_hook(self._make_module_hook(name)))
             for name, p in self._params:
                 hook = self._make_grad_hook(name)
@@ -142,9 +152,10 @@ class Watcher:
         self.raise_on_nonfinite = False  # never raise from cleanup
         for h in handles:
             h.remove()
-        self._flush_guard()
-        self._check_deferred()
-        self._check_grads()
+        if self.guard:
+            self._handle(self._guard.forward_done(None, max(self.iteration, 0)))
+            self._handle(self._guard.collect(wait=True))
+        self._guard.clear()
         if self._pending_step is not None:
             self._finish_logged_iteration(with_updates=False)
 
@@ -152,16 +163,20 @@ class Watcher:
         return torch.is_grad_enabled()
 
     def _on_pre(self, module: nn.Module, args: Any) -> None:
+        if self._training():
+            self._tick()
+
+    def _tick(self) -> None:
         """The clock: the first watched forward after a backward pass (or the very first
-        one) starts an iteration. Works whether or not the root module itself is called
-        (Lightning calls submodules from `training_step`)."""
-        if self._training() and (self.iteration < 0 or self._saw_backward):
+        one) starts an iteration. Called when the root module starts and when any watched
+        module returns, so it works whether or not the root itself is called (Lightning
+        calls submodules from `training_step`)."""
+        if self.iteration < 0 or self._saw_backward:
             self._new_iteration()
 
     def _new_iteration(self) -> None:
-        self._flush_guard()
-        self._check_deferred()
-        self._check_grads()
+        if self.guard:
+            self._handle(self._guard.collect())
         if self._pending_step is not None:
             self._finish_logged_iteration(with_updates=True)
         self.iteration += 1
@@ -176,6 +191,7 @@ class Watcher:
         def hook(module: nn.Module, args: Any, out: Any) -> None:
             if not self._training():
                 return
+            self._tick()
             t = _first_tensor(out)
             if t is None or not t.is_floating_point():
                 return
@@ -184,7 +200,7 @@ class Watcher:
             counts[self.iteration] = seen + 1
             call = name if seen == 0 else f"{name}#{seen + 1}"
             if self.guard:
-                self._calls.append((call, t.detach().sum(dtype=torch.float32)))
+                self._guard.output(call, t, self.iteration, self._outs_limit)
             if self._logging and "activations" in self.what:
                 kind = "relu" if isinstance(module, _RELU_LIKE) else _SATURATING.get(type(module))
                 self._acts.append((call, module, activation_stats(t, kind)))
@@ -192,38 +208,10 @@ class Watcher:
         return hook
 
     def _on_root_post(self, module: nn.Module, args: Any, out: Any) -> None:
-        if self._training():
-            self._flush_guard()
-
-    def _flush_guard(self) -> None:
-        """Check this iteration's module outputs for NaN/Inf (one small host copy)."""
-        if not self.guard or not self._calls:
-            return
-        sums = torch.stack([s for _, s in self._calls])
-        names = [n for n, _ in self._calls]
-        self._calls.clear()
-        if sums.is_cuda and not self.raise_on_nonfinite:
-            # no stall: copy asynchronously, look at it at the next iteration
-            buf = torch.empty(sums.shape, dtype=sums.dtype, pin_memory=True)
-            buf.copy_(sums, non_blocking=True)
-            event = torch.cuda.Event()  # type: ignore[no-untyped-call]
-            event.record()
-            self._deferred = (self.iteration, names, buf, event)
-            return
-        self._check_activation_sums(self.iteration, names, sums)
-
-    def _check_activation_sums(self, iteration: int, names: list[str], sums: torch.Tensor) -> None:
-        bad = ~torch.isfinite(sums)
-        if bool(bad.any()):
-            first = int(bad.nonzero()[0, 0])
-            self._report_nonfinite("nonfinite_activation", names[first], "output", step=iteration)
-
-    def _check_deferred(self) -> None:
-        if self._deferred is not None:
-            iteration, names, buf, event = self._deferred
-            self._deferred = None
-            event.synchronize()
-            self._check_activation_sums(iteration, names, buf)
+        if self._training() and self.guard:
+            t = _first_tensor(out)
+            final = t if t is not None and t.is_floating_point() else None
+            self._handle(self._guard.forward_done(final, self.iteration))
 
     def _make_grad_hook(self, name: str) -> Any:
         def hook(p: torch.Tensor) -> None:
@@ -232,26 +220,19 @@ class Watcher:
             if g is None:
                 return
             if self.guard:
-                self._grad_sums.append((name, g.detach().sum(dtype=torch.float32)))
+                self._guard.grad(name, p, self.iteration)
             if self._logging and "grads" in self.what:
-                self._grad_summaries[name] = torch.cat(
-                    [tensor_summary(g, self.bins), g.detach().double().norm().reshape(1)]
-                )
+                self._grad_summaries[name] = tensor_summary(g, self.bins)
 
         return hook
 
-    def _check_grads(self) -> None:
-        if not self._grad_sums:
-            return
-        sums = torch.stack([s for _, s in self._grad_sums])
-        names = [n for n, _ in self._grad_sums]
-        self._grad_sums.clear()
-        bad = ~torch.isfinite(sums)
-        if bool(bad.any()):
-            idx = bad.nonzero()[:, 0].tolist()
-            self._report_nonfinite(
-                "nonfinite_gradient", names[idx[0]], "gradient", others=[names[i] for i in idx[1:5]]
-            )
+    def _handle(self, findings: list[Finding]) -> None:
+        for f in findings:
+            if f.kind == "nonfinite_activation":
+                self._report_nonfinite(f.kind, f.names[0], "output", step=f.iteration)
+            else:
+                others = f.names[1:5]
+                self._report_nonfinite(f.kind, f.names[0], "gradient", others, f.iteration)
 
     def _report_nonfinite(
         self,
@@ -282,9 +263,7 @@ class Watcher:
         with torch.no_grad():
             for name, p in self._params:
                 if "weights" in self.what:
-                    self._weight_summaries[name] = torch.cat(
-                        [tensor_summary(p, self.bins), p.detach().double().norm().reshape(1)]
-                    )
+                    self._weight_summaries[name] = tensor_summary(p, self.bins)
                 if "grads" in self.what and p.dim() >= 2:
                     self._snapshot[name] = p.detach().clone()
 
@@ -310,10 +289,9 @@ class Watcher:
                 for name, p in self._params:
                     old = self._snapshot.get(name)
                     if old is not None:
-                        ratio = (p.detach() - old).double().norm() / old.double().norm().clamp_min(
-                            1e-30
-                        )
-                        add("u", name, ratio)
+                        dw = torch.linalg.vector_norm(p.detach() - old, dtype=torch.float64)
+                        w = torch.linalg.vector_norm(old, dtype=torch.float64)
+                        add("u", name, dw / w.clamp_min(1e-30))
         act_modules = {call: module for call, module, _ in self._acts}
         self._weight_summaries, self._grad_summaries, self._snapshot = {}, {}, {}
         self._acts = []
@@ -345,7 +323,9 @@ class Watcher:
             offset += length
             if kind in ("w", "g"):
                 hist = decode_summary(row[:n_sum], self.bins)
-                norm = float(row[n_sum])
+                norm = _norm(hist)
+                if kind == "g" and hist.total > hist.count:
+                    self._report_nonfinite("nonfinite_gradient", name, "gradient", step=step)
                 prefix = "weights" if kind == "w" else "grads"
                 self.run.log_histogram(f"{prefix}/{name}", hist, step=step)
                 scalars[f"{'weight' if kind == 'w' else 'grad'}_norm/{name}"] = norm
@@ -359,6 +339,8 @@ class Watcher:
                 overlay["update_ratio"][_namespace(name.rsplit(".", 1)[0])] = ratio
             else:
                 values = dict(zip(ACT_FIELDS, (float(v) for v in row), strict=True))
+                if values["nonfinite"]:
+                    self._report_nonfinite("nonfinite_activation", name, "output", step=step)
                 for field in ("mean", "std", "zero_frac"):
                     scalars[f"act/{name}/{field}"] = values[field]
                 module = act_modules[name]
