@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 import os
-import socket
 import sqlite3
 import threading
 import time
 import warnings
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +47,7 @@ from deepscope.store.process import (
 )
 from deepscope.store.rows import classify, insert_items
 from deepscope.store.schema import DB_NAME, connect_writer, immediate
+from deepscope.store.session import WriterOptions, bump, end_session, start_session
 from deepscope.store.spill import append_spill, tmp_spill
 
 __all__ = [
@@ -68,27 +66,6 @@ log = logging.getLogger("deepscope.store")
 
 class StoreWarning(UserWarning):
     """The run store is degraded: points go to a spill file instead of the database."""
-
-
-@dataclass(frozen=True)
-class WriterOptions:
-    durability: str = "normal"  # "normal" (synchronous=NORMAL) or "full" (synchronous=FULL)
-    strict: bool = False  # raise StoreError in the caller instead of degrading
-    flush_interval: float = 1.0
-    batch_items: int = 5_000  # wake the writer early when this many items wait
-    max_queue: int = 100_000  # then log() blocks (back-pressure) ...
-    max_queue_bytes: int = 256 * 1024 * 1024  # ... or when queued blob bytes exceed this
-    queue_timeout: float = 30.0  # ... for at most this long, then drops (counted)
-    heartbeat_interval: float = 5.0
-    checkpoint_bytes: int = 8 * 1024 * 1024  # TRUNCATE-checkpoint when the WAL grows past it
-
-    def __post_init__(self) -> None:
-        if self.durability not in ("normal", "full"):
-            raise ValueError(f"durability must be 'normal' or 'full', not {self.durability!r}")
-        if not (self.flush_interval > 0 and math.isfinite(self.flush_interval)):
-            raise ValueError(
-                f"flush_interval must be a positive number of seconds, not {self.flush_interval!r}"
-            )
 
 
 class _Marker:
@@ -328,32 +305,9 @@ class RunWriter:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         conn = connect_writer(self.db_path, durability=self.options.durability)
         try:
-            now = time.time()
-            with immediate(conn):
-                conn.execute(
-                    "INSERT OR IGNORE INTO run (id, name, created, config, schema_version) "
-                    "VALUES (1, ?, ?, ?, (SELECT MAX(version) FROM migration))",
-                    (self.name, now, self._config_json),
-                )
-                if self._config_json != "{}":
-                    conn.execute(
-                        "UPDATE run SET config = ? WHERE id = 1 AND config = '{}'",
-                        (self._config_json,),
-                    )
-                row = None
-                if self._session_id is not None:
-                    row = conn.execute(
-                        "SELECT id FROM session WHERE id = ? AND pid = ?",
-                        (self._session_id, os.getpid()),
-                    ).fetchone()
-                if row is None:
-                    cur = conn.execute(
-                        "INSERT INTO session (pid, host, parent, started, heartbeat) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (os.getpid(), socket.gethostname(), self._parent_session, now, now),
-                    )
-                    self._session_id = cur.lastrowid
-                self._bump(conn)
+            self._session_id = start_session(
+                conn, self.name, self._config_json, self._session_id, self._parent_session
+            )
         except BaseException:
             conn.close()
             raise
@@ -408,7 +362,7 @@ class RunWriter:
                 assert self._conn is not None
                 with immediate(self._conn) as conn:
                     insert_items(conn, items, self._tag_ids)
-                    self._bump(conn)
+                    bump(conn)
                     conn.execute(
                         "UPDATE session SET heartbeat = ? WHERE id = ?",
                         (time.time(), self._session_id),
@@ -454,10 +408,6 @@ class RunWriter:
                 self._fault("blob")
                 write_blob(self.run_dir, it[5], it[6], fsync=full)
 
-    @staticmethod
-    def _bump(conn: sqlite3.Connection) -> None:
-        conn.execute("UPDATE counter SET version = version + 1 WHERE id = 1")
-
     def _write_heartbeat(self) -> None:
         with self._io_lock:
             self._last_heartbeat = time.time()  # an attempt counts: never spin while degraded
@@ -495,17 +445,7 @@ class RunWriter:
             if self._conn is None:
                 return
             try:
-                now = time.time()
-                with immediate(self._conn) as conn:
-                    conn.execute(
-                        "UPDATE session SET ended = ?, heartbeat = ?, state = ? WHERE id = ?",
-                        (now, now, state, self._session_id),
-                    )
-                    self._bump(conn)
-                try:
-                    self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
-                    pass
+                end_session(self._conn, self._session_id, state)
             except (sqlite3.Error, OSError) as exc:
                 log.warning("deepscope: could not mark run '%s' %s: %s", self.name, state, exc)
             finally:
