@@ -94,7 +94,8 @@ def ports_graph() -> Graph:
     pairs = [("x", "a1"), ("a1", "a2"), ("a2", "b1"), ("x", "b1"), ("a2", "h"), ("a1", "b2"),
              ("b1", "h"), ("b2", "out"), ("h", "out")]  # fmt: skip
     edges = [Edge(s, d, tensor=t) for s, d in pairs]
-    return Graph(nodes=nodes, edges=edges, inputs=["x", "z"], outputs=["out"])
+    meta = {"source": "test", "moduleTypes": {"enc": "Encoder"}, "unusedParams": []}
+    return Graph(nodes=nodes, edges=edges, inputs=["x", "z"], outputs=["out"], meta=meta)
 
 
 def test_group_nodes_name_the_children_where_edges_enter_and_leave() -> None:
@@ -105,6 +106,9 @@ def test_group_nodes_name_the_children_where_edges_enter_and_leave() -> None:
     assert top["ns:enc"]["exits"] == ["ns:enc/a", "ns:enc/b", "b2"]
     assert (top["ns:head"]["entries"], top["ns:head"]["exits"]) == (["h"], ["h"])
     assert "entries" not in top["x"] and "exits" not in top["out"]
+    assert top["ns:enc"]["moduleType"] == "Encoder" and index.level("")["meta"] == {
+        "source": "test"
+    }
     enc = {n["id"]: n for n in index.level("enc")["nodes"]}
     assert (enc["ns:enc/a"]["entries"], enc["ns:enc/a"]["exits"]) == (["a1"], ["a2", "a1"])
     assert (enc["ns:enc/b"]["entries"], enc["ns:enc/b"]["exits"]) == (["z", "b1"], ["b1"])

@@ -44,6 +44,9 @@ __all__ = ["MAX_LEVEL_NODES", "GraphIndex", "group_id"]
 MAX_LEVEL_NODES = 5000
 MAX_GROUP_TENSORS = 16
 LEVEL_CACHE = 64
+# per-module tables of a torch graph's meta (thousands of entries in a big model): already
+# folded into the group nodes, so levels, sent on every expand, leave them out
+LEVEL_META_SKIP = frozenset({"moduleTypes", "unusedParams"})
 
 Wire = dict[str, Any]
 
@@ -133,7 +136,10 @@ class GraphIndex:
         self._lock = threading.Lock()
         try:
             with gc_paused():
-                self.meta: dict[str, Any] = decode_value(data.get("meta") or {})
+                meta = decode_value(data.get("meta") or {})
+                self.meta: dict[str, Any] = {
+                    k: v for k, v in meta.items() if k not in LEVEL_META_SKIP
+                }
                 self.inputs: list[str] = [str(i) for i in data.get("inputs") or []]
                 self.outputs: list[str] = [str(o) for o in data.get("outputs") or []]
                 self._build_nodes(data.get("nodes") or [])
