@@ -1,6 +1,7 @@
 """Dashboard benchmark: time to a drawn scalar chart of 1M points, deepscope vs TensorBoard.
 
-Run: ``.venv/bin/python benchmarks/dashboard_bench.py [--points N] [--quick]``. Prints a
+Run: ``.venv/bin/python benchmarks/dashboard_bench.py [--points N] [--quick]
+[--no-tensorboard] [--no-graph]``. Prints a
 few lines, then as the last line one JSON object with every figure. Needs the built
 frontend (``pip install -e .``) and Chromium at /usr/bin/chromium.
 
@@ -11,6 +12,7 @@ TensorBoard's pure-Python writer needs minutes for 1M events). Then, each in a s
 - ``deepscope serve LOGDIR``: ``ds_server_start_s`` (spawn to ``/api/health`` answering),
   ``ds_first_data_s`` (navigation to ``[data-testid=scalar-chart][data-points]`` > 0, the
   chart drawn with the server-downsampled series; cold = first query of the store),
+  ``ds_cold_api_requests`` (each ``/api/`` request of that cold load, request to last byte),
   ``ds_first_data_warm_s`` (median of reloads), ``ds_total_s`` (spawn to chart);
   ``ds_zoom_ms`` (``window.__deepscope.zoom(tag, a, b)``, a documented automation hook
   doing what a drag-select does: re-query ``/api/scalars`` for the step range at the
@@ -204,10 +206,19 @@ def measure_deepscope(browser: Any, logdir: Path, points: int, zooms: int) -> di
         wait_http(url + "/api/health", proc, 60)
         t_up = time.perf_counter()
         page = browser.new_page(viewport={"width": 1280, "height": 900})
+        api: list[tuple[str, float]] = []  # (path, ms) of each /api/ request of the cold load
+
+        def on_finished(req: Any) -> None:
+            if "/api/" in req.url and "/api/stream" not in req.url:
+                timing = req.timing
+                api.append((req.url.split("/api/", 1)[1].split("?")[0], timing["responseEnd"]))
+
+        page.on("requestfinished", on_finished)
         t_nav = time.perf_counter()
         page.goto(f"{url}/#/scalars?runs={RUN}")
         page.wait_for_function(DS_DRAWN, arg=TAG, timeout=60_000, polling="raf")
         t_drawn = time.perf_counter()
+        page.remove_listener("requestfinished", on_finished)
         drawn = int(
             page.get_attribute(f'[data-testid="scalar-chart"][data-tag="{TAG}"]', "data-points")
             or 0
@@ -238,6 +249,7 @@ def measure_deepscope(browser: Any, logdir: Path, points: int, zooms: int) -> di
         "ds_first_data_warm_s": round(statistics.median(warm), 3),
         "ds_total_s": round(t_drawn - t_spawn, 3),
         "ds_points_drawn": drawn,
+        "ds_cold_api_requests": [f"{path} {ms:.0f} ms" for path, ms in api],
         "ds_zoom_ms_median": round(statistics.median(zoom_ms), 1),
         "ds_zoom_ms_max": round(max(zoom_ms), 1),
     }
@@ -318,6 +330,9 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="50k points, no TensorBoard")
     parser.add_argument("--no-graph", action="store_true", help="skip the graph figures")
+    parser.add_argument(
+        "--no-tensorboard", action="store_true", help="skip TensorBoard (deepscope figures only)"
+    )
     args = parser.parse_args()
     points = 50_000 if args.quick else args.points
     from playwright.sync_api import sync_playwright
@@ -329,7 +344,7 @@ def main() -> None:
     try:
         figures["ds_write_s"] = round(write_deepscope(tmp / "ds", ys), 2)
         print(f"deepscope: {points} points logged in {figures['ds_write_s']} s", flush=True)
-        if not args.quick:
+        if not (args.quick or args.no_tensorboard):
             figures["tb_write_s"] = round(write_tensorboard(tmp / "tb", ys), 2)
             print(f"tensorboard: event file written in {figures['tb_write_s']} s", flush=True)
         with sync_playwright() as pw:
@@ -337,7 +352,7 @@ def main() -> None:
             try:
                 figures |= measure_deepscope(browser, tmp / "ds", points, zooms=10)
                 print(f"deepscope: {figures}", flush=True)
-                if not args.quick:
+                if not (args.quick or args.no_tensorboard):
                     figures |= measure_tensorboard(browser, tmp / "tb", points)
             finally:
                 browser.close()
