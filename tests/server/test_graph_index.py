@@ -153,3 +153,32 @@ def test_malformed_wire_graph_is_a_model_format_error() -> None:
         GraphIndex({"schemaVersion": 1, "nodes": [{"id": 3, "op": "relu"}]})
     with pytest.raises(ModelFormatError, match="upgrade"):
         GraphIndex({"schemaVersion": 99})
+
+
+def test_graph_cache_loads_each_key_once_and_forgets_failures() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from deepscope.server.graph_cache import GraphCache
+
+    calls: list[str] = []
+    text = to_json(ports_graph())
+
+    def load() -> dict[str, object]:
+        calls.append("load")
+        return json.loads(text)  # type: ignore[no-any-return]
+
+    cache = GraphCache(2)
+    with ThreadPoolExecutor(4) as pool:
+        items = list(pool.map(lambda _: cache.get("k", load), range(8)))
+    assert calls == ["load"] and all(i is items[0] for i in items)
+    assert items[0].json() == text  # the wire dict read back to the IR and written again
+    assert [n["id"] for n in items[0].index().level("enc/b")["nodes"]] == ["b1", "z"]
+
+    def broken() -> dict[str, object]:
+        calls.append("broken")
+        raise ModelFormatError("bad blob")
+
+    for _ in range(2):
+        with pytest.raises(ModelFormatError):
+            cache.get("bad", broken)
+    assert calls == ["load", "broken", "broken"]
