@@ -72,7 +72,11 @@ def _finite_summary_cpu(x: torch.Tensor, bins: int) -> torch.Tensor | None:
     if width == 0:  # one value: the middle bin of [lo - 0.5, lo + 0.5]
         counts[min(int(0.5 * bins), bins - 1)] = n
     else:
-        pos = torch.sub(x, lo).mul_(bins / width)  # x >= lo exactly, so pos >= 0
+        scale = bins / width
+        if max(abs(lo), abs(hi)) * scale < 1e37:  # one pass fewer; x >= lo still gives >= 0
+            pos = torch.mul(x, scale).sub_(lo * scale)
+        else:
+            pos = torch.sub(x, lo).mul_(scale)  # x >= lo exactly, so pos >= 0
         if bins <= 250:  # a byte index makes bincount fast; rounding may reach bins + 1
             idx = pos.to(torch.uint8)
         else:

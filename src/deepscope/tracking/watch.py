@@ -289,8 +289,8 @@ class Watcher:
                 for name, p in self._params:
                     old = self._snapshot.get(name)
                     if old is not None:
-                        dw = torch.linalg.vector_norm(p.detach() - old, dtype=torch.float64)
-                        w = torch.linalg.vector_norm(old, dtype=torch.float64)
+                        dw = torch.linalg.vector_norm(p.detach() - old).double()
+                        w = torch.linalg.vector_norm(old).double()
                         add("u", name, dw / w.clamp_min(1e-30))
         act_modules = {call: module for call, module, _ in self._acts}
         self._weight_summaries, self._grad_summaries, self._snapshot = {}, {}, {}
