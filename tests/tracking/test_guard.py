@@ -120,3 +120,31 @@ def test_a_finite_output_whose_sum_overflows_is_not_reported() -> None:
     big = torch.full((4,), 3e38)
     guard.output("m", big, iteration=0, limit=10)
     assert guard.forward_done(big, iteration=0) == []
+
+
+def test_an_internal_error_stops_the_watcher_not_the_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import deepscope.tracking.watch as watch_mod
+
+    def broken(*args: Any, **kwargs: Any) -> torch.Tensor:
+        raise RuntimeError("reducer bug")
+
+    monkeypatch.setattr(watch_mod, "tensor_summary", broken)  # fault injection
+    model = _model(nn.ReLU())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    w_before = model.fc1.weight.detach().clone()
+    with deepscope.init(logdir=tmp_path) as run:
+        with pytest.warns(RuntimeWarning, match="reducer bug"):
+            run.watch(model, every=1)
+            for _ in range(3):
+                model(torch.randn(8, 4)).pow(2).mean().backward()
+                opt.step()
+                opt.zero_grad()
+        run.log({"loss": 1.0}, step=3)
+    assert not torch.equal(model.fc1.weight, w_before)  # training went on
+    assert open_store(tmp_path).run(run.name).scalars("loss")[0].value == 1.0
+    with deepscope.init(logdir=tmp_path) as run2:
+        run2.watch(model, every=1, strict=True)
+        with pytest.raises(RuntimeError, match="reducer bug"):
+            model(torch.randn(8, 4))

@@ -62,7 +62,8 @@ class _Pending:
 def _max_abs(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """One max-abs per tensor, stacked (NaN and Inf survive it; finite values never
     overflow it, unlike a sum)."""
-    return torch.stack([n.float() for n in torch._foreach_norm(list(tensors), _INF)])
+    norms = torch._foreach_norm(list(tensors), _INF)
+    return torch.stack([n.float().to(norms[0].device) for n in norms])
 
 
 def _bad(t: torch.Tensor) -> bool:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
+import warnings
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,7 @@ class Watcher:
         raise_on_nonfinite: bool = False,
         bins: int = 64,
         guard: bool = True,
+        strict: bool = False,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -114,6 +116,7 @@ class Watcher:
             (n or type(model).__name__, m) for n, m in model.named_modules() if self._selected(n, m)
         ]
         self._logging = False
+        self._broken, self._strict = False, strict
         defer = not raise_on_nonfinite  # on CUDA, read the guard's flags without waiting
         self._guard = Guard(self._params, defer=defer)
         self._outs_limit = 4 * len(self._modules) + 64
@@ -135,16 +138,44 @@ class Watcher:
 
     def _install(self) -> None:
         try:
-            self._handles.append(self.model.register_forward_pre_hook(self._on_pre))
-            self._handles.append(self.model.register_forward_hook(self._on_root_post))
+            model, protect = self.model, self._protect
+            self._handles.append(model.register_forward_pre_hook(protect(self._on_pre)))
+            self._handles.append(model.register_forward_hook(protect(self._on_root_post)))
             for name, module in self._modules:
-                self._handles.append(module.register_forward_hook(self._make_module_hook(name)))
+                hook = protect(self._make_module_hook(name))
+                self._handles.append(module.register_forward_hook(hook))
             for name, p in self._params:
-                hook = self._make_grad_hook(name)
+                hook = protect(self._make_grad_hook(name))
                 self._handles.append(p.register_post_accumulate_grad_hook(hook))  # type: ignore[no-untyped-call]
         except Exception:
             self.close()
             raise
+
+    def _protect(self, fn: Any) -> Any:
+        """Wrap a hook so that an internal error stops the watcher, never the training:
+        one warning, then every hook does nothing (NonFiniteError, asked for, still raises)."""
+
+        def hook(*args: Any) -> None:
+            if self._broken:
+                return
+            try:
+                fn(*args)
+            except NonFiniteError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - logging never crashes training
+                if self._strict:
+                    raise
+                self._broken = True
+                self._guard.clear()
+                warnings.warn(
+                    f"deepscope: watch({type(self.model).__name__}) stopped after an internal "
+                    f"error ({exc!r}); training goes on. Please report it with the traceback "
+                    "from `run.watch(..., strict=True)` if you can reproduce it.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+
+        return hook
 
     def close(self) -> None:
         """Remove every hook and log what the last logged iteration still holds."""
