@@ -326,3 +326,71 @@ def test_five_thousand_node_level_stays_usable(graph_server: str, page: Any, pag
     inspector = page.get_by_test_id("graph-inspector")
     assert inspector.get_attribute("data-node-id") == target["id"]
     assert page_log.errors == []
+
+
+PORT_EDGES_JS = """
+(group) => [...document.querySelectorAll('[data-testid=graph-port-edge]')]
+  .filter((e) => e.dataset.group === group)
+  .map((e) => {
+    const end = e.getPointAtLength(e.dataset.port === 'in' ? e.getTotalLength() : 0);
+    const node = document.querySelector(
+      `[data-testid=graph-node][data-node-id="${CSS.escape(e.dataset.child)}"]`);
+    const m = node.transform.baseVal.consolidate().matrix;
+    const r = node.querySelector('rect');
+    return { dir: e.dataset.port, child: e.dataset.child, x: end.x, y: end.y,
+             box: [m.e, m.f, m.e + r.width.baseVal.value, m.f + r.height.baseVal.value] };
+  })
+"""
+
+
+def _expand_block(page: Any) -> list[dict[str, Any]]:
+    _node(page, "ns:layer1").dblclick()
+    page.wait_for_selector('[data-node-id="ns:layer1/0"]')
+    _settle(page)
+    _node(page, "ns:layer1/0").dblclick()
+    page.wait_for_selector('[data-node-id="add"]')
+    _settle(page)
+    page.get_by_test_id("graph-fit").click()
+    return page.evaluate(PORT_EDGES_JS, "ns:layer1/0")
+
+
+def _ports(edges: list[dict[str, Any]], direction: str) -> set[str]:
+    return {e["child"] for e in edges if e["dir"] == direction}
+
+
+def test_group_ports_follow_the_servers_entries_and_exits(
+    graph_server: str, page: Any, page_log: Any
+) -> None:
+    # A residual block: x enters at conv1 *and* at the add (the skip connection); the level
+    # alone shows only conv1 without a producer, so a guess would miss the add.
+    _open(page, graph_server, "resnet")
+    edges = _expand_block(page)
+    assert _ports(edges, "in") == {"ns:layer1/0/conv1", "add"}
+    assert _ports(edges, "out") == {"ns:layer1/0/relu2"}
+    for e in edges:
+        # Each port edge ends on (starts from) its child's box edge.
+        x0, y0, x1, y1 = e["box"]
+        assert x0 - 1 <= e["x"] <= x1 + 1, e
+        assert (y0 - 2 <= e["y"] <= y0 + 2) if e["dir"] == "in" else (y1 - 2 <= e["y"] <= y1 + 2)
+    assert page_log.errors == []
+
+
+def test_group_ports_fall_back_to_a_guess_without_entries(
+    graph_server: str, page: Any, page_log: Any
+) -> None:
+    # An older server (no entries/exits): the children without a producer / consumer in the
+    # level take the port edges.
+    def strip(route: Any) -> None:
+        resp = route.fetch()
+        body = resp.json()
+        for n in body.get("nodes", []):
+            n.pop("entries", None)
+            n.pop("exits", None)
+        route.fulfill(response=resp, json=body)
+
+    page.route("**/api/graph/level?*", strip)
+    _open(page, graph_server, "resnet")
+    edges = _expand_block(page)
+    assert _ports(edges, "in") == {"ns:layer1/0/conv1"}
+    assert _ports(edges, "out") == {"ns:layer1/0/relu2"}
+    assert page_log.errors == []

@@ -124,7 +124,16 @@ function renderNode(sn: SceneNode, p: GraphViewProps, low: boolean): JSX.Element
 
 function renderEdge(e: SceneEdge): JSX.Element {
   return (
-    <path key={e.key} class="gx-edge" d={edgePath(e.pts)} marker-end="url(#gx-arrow)">
+    <path
+      key={e.key}
+      class="gx-edge"
+      d={edgePath(e.pts)}
+      marker-end="url(#gx-arrow)"
+      data-testid={e.port === undefined ? undefined : 'graph-port-edge'}
+      data-port={e.port?.dir}
+      data-group={e.port?.group}
+      data-child={e.port?.child}
+    >
       {e.label !== '' && <title>{e.label}</title>}
     </path>
   );

@@ -44,6 +44,10 @@ export interface LayoutStats {
   cacheHits: number;
 }
 
+function idList(v: unknown): string[] | null {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : null;
+}
+
 function normalise(raw: Partial<Level>, ns: string): Level {
   const nodes = (raw.nodes ?? []).map(
     (n): LevelNode => ({
@@ -63,6 +67,8 @@ function normalise(raw: Partial<Level>, ns: string): Level {
       attrs: n.attrs ?? {},
       paramRefs: n.paramRefs ?? [],
       overlays: n.overlays ?? {},
+      entries: idList(n.entries),
+      exits: idList(n.exits),
     }),
   );
   return {
@@ -77,14 +83,39 @@ function normalise(raw: Partial<Level>, ns: string): Level {
   };
 }
 
+interface Ports {
+  entries: string[];
+  exits: string[];
+}
+
+/** The children of a group's level where data enters and leaves it: the group node's own
+ * `entries` / `exits` when the server sent them; otherwise a guess from the level alone (the
+ * graph's inputs/outputs it holds, else the children with no producer / no consumer in it).
+ * The top level has no ports. */
+function levelPorts(level: Level, owner: LevelNode | undefined, top: boolean): Ports | null {
+  if (top) return null;
+  const guess = (ends: string[], side: 'src' | 'dst'): string[] => {
+    if (ends.length > 0) return ends;
+    const linked = new Set(level.edges.map((e) => e[side]));
+    return level.nodes.filter((n) => !linked.has(n.id)).map((n) => n.id);
+  };
+  return {
+    entries: owner?.entries ?? guess(level.inputs, 'dst'),
+    exits: owner?.exits ?? guess(level.outputs, 'src'),
+  };
+}
+
 /** Structure signature: levels with equal signatures (e.g. two BasicBlocks) share one layout. */
-function signature(level: Level, moduleType: string): string {
+function signature(level: Level, moduleType: string, ports: Ports | null): string {
   const idx = new Map(level.nodes.map((n, i) => [n.id, i]));
   const parts = [moduleType, String(level.nodes.length)];
   for (const n of level.nodes) parts.push(`${n.kind[0]}${n.op}:${n.moduleType}`);
   for (const e of level.edges) parts.push(`${idx.get(e.src) ?? 'x'}>${idx.get(e.dst) ?? 'x'}`);
-  parts.push(`i${level.inputs.map((id) => idx.get(id) ?? 'x').join(',')}`);
-  parts.push(`o${level.outputs.map((id) => idx.get(id) ?? 'x').join(',')}`);
+  if (ports === null) parts.push('top');
+  else {
+    parts.push(`i${ports.entries.map((id) => idx.get(id) ?? 'x').join(',')}`);
+    parts.push(`o${ports.exits.map((id) => idx.get(id) ?? 'x').join(',')}`);
+  }
   return parts.join('|');
 }
 
@@ -174,8 +205,11 @@ export class Explorer {
       namespace: ns,
     });
     const level = normalise(raw, ns);
+    // The group's node (its entries/exits) lives in the parent level, fetched alongside when
+    // several levels open at once (a deep search hit): wait for it, never guess without it.
+    if (ns !== '' && !this.nodes.has(`ns:${ns}`)) await this.load(parentNamespace(ns));
     const owner = ns === '' ? undefined : this.nodes.get(`ns:${ns}`);
-    const base = await this.baseLayout(level, ns, owner?.moduleType ?? '');
+    const base = await this.baseLayout(level, levelPorts(level, owner, ns === ''), owner?.moduleType ?? '');
     this.levels.set(ns, level);
     this.layouts.set(ns, base);
     for (const n of level.nodes) this.nodes.set(n.id, n);
@@ -184,21 +218,21 @@ export class Explorer {
     }
   }
 
-  private baseLayout(level: Level, ns: string, moduleType: string): Promise<BaseLayout> {
-    const key = signature(level, moduleType);
+  private baseLayout(level: Level, ports: Ports | null, moduleType: string): Promise<BaseLayout> {
+    const key = signature(level, moduleType, ports);
     const hit = this.cache.get(key);
     if (hit !== undefined) {
       this.stats.cacheHits++;
       return hit;
     }
     this.stats.elkCalls++;
-    const p = this.computeLayout(level, ns !== '');
+    const p = this.computeLayout(level, ports);
     this.cache.set(key, p);
     p.catch(() => this.cache.delete(key));
     return p;
   }
 
-  private async computeLayout(level: Level, withPorts: boolean): Promise<BaseLayout> {
+  private async computeLayout(level: Level, ports: Ports | null): Promise<BaseLayout> {
     const idx = new Map(level.nodes.map((n, i) => [n.id, i]));
     const nodes: LayoutNodeIn[] = level.nodes.map((n) => ({ id: n.id, ...collapsedSize(n) }));
     const edges: LayoutEdgeIn[] = level.edges.map((e) => ({ src: e.src, dst: e.dst }));
@@ -207,14 +241,12 @@ export class Explorer {
       dst: idx.get(e.dst) ?? Number.NaN,
       edge: i,
     }));
-    // The level names the graph's own inputs/outputs only; inside a group, data enters at the
-    // children with no producer in the level and leaves at those with no consumer in it.
-    const fed = new Set(level.edges.map((e) => e.dst));
-    const used = new Set(level.edges.map((e) => e.src));
-    const entries = level.inputs.length > 0 ? level.inputs : level.nodes.filter((n) => !fed.has(n.id)).map((n) => n.id);
-    const exits = level.outputs.length > 0 ? level.outputs : level.nodes.filter((n) => !used.has(n.id)).map((n) => n.id);
-    const hasIn = withPorts && entries.some((id) => idx.has(id));
-    const hasOut = withPorts && exits.some((id) => idx.has(id));
+    // Inside a group, edges entering it run from its input port to its entry children and
+    // edges leaving it from its exit children to its output port.
+    const entries = ports?.entries ?? [];
+    const exits = ports?.exits ?? [];
+    const hasIn = entries.some((id) => idx.has(id));
+    const hasOut = exits.some((id) => idx.has(id));
     if (hasIn) {
       nodes.push({ id: PORT_IN_ID, w: PORT, h: PORT, constraint: 'FIRST' });
       for (const id of entries) {

@@ -17,11 +17,20 @@ export interface SceneEdge {
   key: string;
   pts: number[];
   label: string;
+  /** A port edge inside an expanded group: data entering ('in', port to `child`) or leaving it
+   * ('out', `child` to port); `group` is the group node's id. */
+  port?: PortLink;
   /** Bounding box, for culling. */
   x0: number;
   y0: number;
   x1: number;
   y1: number;
+}
+
+export interface PortLink {
+  dir: 'in' | 'out';
+  group: string;
+  child: string;
 }
 
 export interface Scene {
@@ -38,7 +47,7 @@ interface Arranged {
   height: number;
   boxes: Box[];
   ports: (Box | null)[]; // [in, out]
-  edges: { pts: number[]; label: string; key: string }[];
+  edges: { pts: number[]; label: string; key: string; port?: PortLink }[];
   inner: Map<number, Arranged>;
 }
 
@@ -106,7 +115,14 @@ function arrange(ex: Explorer, ns: string): Arranged {
     if (d0 && d1) [p[n - 2], p[n - 1]] = [anchor(p[n - 2], d0, d1, true), anchor(p[n - 1], d0, d1, false)];
     const wire = e.edge >= 0 ? level.edges[e.edge] : undefined;
     const label = wire === undefined ? '' : `${wire.dtype ?? '?'} ${formatShape(wire.shape)}`;
-    return { pts: p, label, key: `${ns}#${k}` };
+    const group = `ns:${ns}`;
+    const port: PortLink | undefined =
+      e.src === PORT_IN
+        ? { dir: 'in', group, child: level.nodes[e.dst]?.id ?? '' }
+        : e.dst === PORT_OUT
+          ? { dir: 'out', group, child: level.nodes[e.src]?.id ?? '' }
+          : undefined;
+    return { pts: p, label, key: `${ns}#${k}`, port };
   });
   let width = base.width;
   let height = base.height;
@@ -144,7 +160,7 @@ function place(ex: Explorer, ns: string, a: Arranged, ox: number, oy: number, de
       y0 = Math.min(y0, pts[k + 1]);
       y1 = Math.max(y1, pts[k + 1]);
     }
-    out.edges.push({ key: e.key, pts, label: e.label, x0, y0, x1, y1 });
+    out.edges.push({ key: e.key, pts, label: e.label, port: e.port, x0, y0, x1, y1 });
   }
 }
 

@@ -34,6 +34,11 @@ export interface LevelNode {
   attrs: Record<string, unknown>;
   paramRefs: ParamInfo[];
   overlays: Record<string, OverlayValue>;
+  /** Group nodes: ids of its own children that receive an edge from outside the group (or hold
+   * a graph input) / send one out (or hold a graph output). Null when the server does not say
+   * (older servers, op nodes): the explorer then guesses from the group's own level. */
+  entries: string[] | null;
+  exits: string[] | null;
 }
 
 export interface LevelEdge {
