@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import deepscope.store
 from deepscope.store.downsample import scalar_rows, scan_scalar_rows
-from deepscope.store.levels import BITS, LEVELS, build
+from deepscope.store.levels import LEVELS, build, shift
 from deepscope.store.reader import decode_value
 from deepscope.store.rows import insert_items
 from deepscope.store.schema import DB_NAME, SCHEMA, SCHEMA_VERSION, connect_writer, migrate
@@ -56,7 +56,7 @@ def _expected_levels(conn: sqlite3.Connection) -> dict[tuple[int, int, int], tup
         "SELECT id, tag_id, step, value, kind FROM scalar"
     ):
         for level in range(1, LEVELS + 1):
-            key = (tid, level, step >> (BITS * level))
+            key = (tid, level, step >> shift(level))
             agg = out.setdefault(key, [0, None, None, None, None, None])
             agg[0] += 1
             if value is not None:
@@ -80,7 +80,7 @@ def _stored_levels(conn: sqlite3.Connection) -> dict[tuple[int, int, int], tuple
                 assert rid is None
             else:  # the id names a row of that bucket holding that value
                 r = by_id[rid]
-                assert (r[1], r[2] >> (BITS * level), r[3]) == (tid, bucket, value)
+                assert (r[1], r[2] >> shift(level), r[3]) == (tid, bucket, value)
         got[(tid, level, bucket)] = (n, mn, mx, nan_id, pinf_id, ninf_id)
     return got
 

@@ -17,7 +17,7 @@ import json
 import sqlite3
 from typing import Any
 
-from deepscope.store.levels import BITS, LEVELS, has_levels
+from deepscope.store.levels import LEVELS, has_levels, shift
 
 # columns read for a scalar point
 _COLS = "id, step, wall_time, value, kind"
@@ -99,11 +99,12 @@ class _Cover:
     """Steps ``[a, b]`` of one tag cut into `groups` buckets of whole pyramid buckets.
 
     Level ``t`` is the coarsest whose buckets in range still number at least `groups` (fewer
-    than 16 * groups + 16 of them); the range is covered by aligned pieces: level-t buckets
-    in the middle, at most 15 buckets of each lower level at each end, and raw rows inside
-    the partial level-1 buckets at the ends. Group ``g`` holds level-t buckets
-    ``b0 + [g * m / groups, (g + 1) * m / groups)``, so each piece lies in one group and the
-    minimum of a group is exact.
+    than 16 * groups + 16 of them; level 1 rather than raw steps when those would be more
+    than 16 * groups, which leaves at least groups / 2). The range is covered by aligned
+    pieces: level-t buckets in the middle, at most 15 buckets of each lower level at each
+    end, and raw rows inside the partial level-1 buckets at the ends (< 32 steps each).
+    Group ``g`` holds level-t buckets ``b0 + [g * m / groups, (g + 1) * m / groups)``, so
+    each piece lies in one group and the minimum of a group is exact.
     """
 
     def __init__(self, conn: sqlite3.Connection, tag_id: int, a: int, b: int, groups: int):
@@ -111,7 +112,9 @@ class _Cover:
         t = 0
         while t < LEVELS and _span(a, b, t + 1) >= groups:
             t += 1
-        self.t, self.b0, self.m = t, a >> (BITS * t), _span(a, b, t)
+        if t == 0 and _span(a, b, 0) > 16 * groups:
+            t = 1
+        self.t, self.b0, self.m = t, a >> shift(t), _span(a, b, t)
         self.groups = min(groups, self.m)
         self.pieces = _pieces(a, b, t)
 
@@ -120,7 +123,7 @@ class _Cover:
         over the pyramid rows of the others; rows ``(group, ...)``."""
         out: list[Row] = []
         for lvl, u0, u1 in self.pieces:
-            head = (BITS * (self.t - lvl), self.b0, self.groups, self.m, self.tag_id)
+            head = (shift(self.t) - shift(lvl), self.b0, self.groups, self.m, self.tag_id)
             if lvl == 0:
                 sql = (
                     f"SELECT ((step >> ?) - ?) * ? / ? AS g, {raw} FROM scalar"
@@ -173,7 +176,7 @@ class _Cover:
 
 def _span(a: int, b: int, level: int) -> int:
     """Number of level-`level` buckets from step a to step b."""
-    return (b >> (BITS * level)) - (a >> (BITS * level)) + 1
+    return (b >> shift(level)) - (a >> shift(level)) + 1
 
 
 def _pieces(a: int, b: int, top: int) -> list[tuple[int, int, int]]:
@@ -182,15 +185,16 @@ def _pieces(a: int, b: int, top: int) -> list[tuple[int, int, int]]:
     out: list[tuple[int, int, int]] = []
     lvl, lo, hi = 0, a, b
     while lvl < top:
-        plo = -((-lo) >> BITS)  # first parent wholly inside
-        phi = ((hi + 1) >> BITS) - 1  # last parent wholly inside
+        k = shift(lvl + 1) - shift(lvl)  # a parent is 2**k units
+        plo = -((-lo) >> k)  # first parent wholly inside
+        phi = ((hi + 1) >> k) - 1  # last parent wholly inside
         if plo > phi:
             out.append((lvl, lo, hi))
             return out
-        if lo < plo << BITS:
-            out.append((lvl, lo, (plo << BITS) - 1))
-        if hi > (phi << BITS) + (1 << BITS) - 1:
-            out.append((lvl, (phi + 1) << BITS, hi))
+        if lo < plo << k:
+            out.append((lvl, lo, (plo << k) - 1))
+        if hi > ((phi + 1) << k) - 1:
+            out.append((lvl, (phi + 1) << k, hi))
         lvl, lo, hi = lvl + 1, plo, phi
     out.append((top, lo, hi))
     return out

@@ -1,12 +1,13 @@
 """The scalar min/max pyramid (table ``scalar_level``), kept by the writer.
 
 Level ``k`` (1 ≤ k ≤ `LEVELS`) splits the steps of a tag into aligned buckets of
-``16**k`` steps: ``bucket = step >> (4 * k)`` (an arithmetic shift, so negative steps floor
-like Python's ``>>``). Each row holds, for the scalar rows of its bucket: how many (``n``),
+``2**shift(k)`` steps, ``shift(k) = 4 * k + 1`` (32 steps at level 1, then 16 times wider per
+level): ``bucket = step >> shift(k)``, an arithmetic shift, so negative steps floor like
+Python's ``>>``. Each row holds, for the scalar rows of its bucket: how many (``n``),
 the finite minimum and maximum with the id of a row holding each (``min_id`` / ``max_id``,
 NULL when the bucket has no finite value), and the smallest id of each non-finite kind
-(``nan_id``, ``pinf_id``, ``ninf_id``). Level 15 buckets are 2**60 steps wide, so any int64
-step range is covered by at most 16 of them.
+(``nan_id``, ``pinf_id``, ``ninf_id``). Level 15 buckets are 2**61 steps wide, so any int64
+step range is covered by at most 8 of them.
 
 `fold` runs inside the writer's ``BEGIN IMMEDIATE`` right after the batch's scalar rows are
 inserted, so the pyramid and the rows are committed together (readers never see one without
@@ -14,7 +15,7 @@ the other). Level 1 is aggregated from the batch the writer still holds in memor
 got the consecutive ids after the old maximum; a bulk rebuild lets SQLite aggregate with
 ``GROUP BY`` instead), the higher levels are rolled up from those level-1 aggregates, and
 everything is merged into the table with one ``INSERT … ON CONFLICT DO UPDATE`` per touched
-bucket (about one per 15 new points).
+bucket (about one per 30 new points).
 """
 
 from __future__ import annotations
@@ -22,14 +23,23 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-BITS = 4  # bucket width factor 2**BITS = 16 per level
-LEVELS = 15  # 16**15 = 2**60 steps per top-level bucket
+BITS = 4  # 16 buckets of a level make one of the next
+BASE = 1  # level 1: 2**(BITS + BASE) = 32 steps per bucket
+LEVELS = 15  # level 15: 2**61 steps per bucket
+
+
+def shift(level: int) -> int:
+    """log2 of the bucket width of `level` (0: single steps)."""
+    return BITS * level + BASE if level > 0 else 0
+
+
+S1 = shift(1)
 
 LEVEL_SCHEMA = """
 CREATE TABLE scalar_level (
     tag_id INTEGER NOT NULL,
-    level INTEGER NOT NULL,       -- 1..15: buckets of 16**level steps
-    bucket INTEGER NOT NULL,      -- step >> (4 * level)
+    level INTEGER NOT NULL,       -- 1..15: buckets of 2**(4 * level + 1) steps
+    bucket INTEGER NOT NULL,      -- step >> (4 * level + 1)
     n INTEGER NOT NULL,           -- scalar rows in the bucket
     min_value REAL,               -- finite minimum (NULL: no finite value)
     min_id INTEGER,               -- scalar.id of a row holding it
@@ -46,13 +56,16 @@ CREATE TABLE scalar_level (
 Agg = list[Any]
 
 _MIN_SQL = (
-    "SELECT tag_id, step >> 4, COUNT(*), MIN(value), id FROM scalar NOT INDEXED"
-    " WHERE id > ? GROUP BY tag_id, step >> 4"
+    f"SELECT tag_id, step >> {S1}, COUNT(*), MIN(value), id FROM scalar NOT INDEXED"
+    f" WHERE id > ? GROUP BY tag_id, step >> {S1}"
 )  # a lone MIN() makes SQLite take the bare `id` from the row holding the minimum
-_MAX_SQL = "SELECT tag_id, step >> 4, MAX(value), id FROM scalar NOT INDEXED WHERE id > ? GROUP BY tag_id, step >> 4"
+_MAX_SQL = (
+    f"SELECT tag_id, step >> {S1}, MAX(value), id FROM scalar NOT INDEXED"
+    f" WHERE id > ? GROUP BY tag_id, step >> {S1}"
+)
 _NONFINITE_SQL = (
-    "SELECT tag_id, step >> 4, kind, MIN(id) FROM scalar NOT INDEXED"
-    " WHERE id > ? AND kind BETWEEN 1 AND 3 GROUP BY tag_id, step >> 4, kind"
+    f"SELECT tag_id, step >> {S1}, kind, MIN(id) FROM scalar NOT INDEXED"
+    f" WHERE id > ? AND kind BETWEEN 1 AND 3 GROUP BY tag_id, step >> {S1}, kind"
 )
 _UPSERT = """
 INSERT INTO scalar_level (tag_id, level, bucket, n, min_value, min_id, max_value, max_id,
@@ -136,7 +149,7 @@ def _level1_of(rows: list[tuple[Any, ...]], first_id: int) -> dict[tuple[int, in
     level1: dict[tuple[int, int], Agg] = {}
     get = level1.get
     for i, (tid, step, _wall, v, kind) in enumerate(rows, first_id):
-        key = (tid, step >> BITS)
+        key = (tid, step >> S1)
         agg = get(key)
         if agg is None:
             agg = level1[key] = [0, None, None, None, None, None, None, None]
