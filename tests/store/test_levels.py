@@ -5,6 +5,7 @@ huge steps, random zoom ranges; and the migration of a schema-1 store."""
 from __future__ import annotations
 
 import math
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -234,3 +235,39 @@ def test_a_schema_1_store_is_read_by_scanning_and_migrated_by_a_writer(tmp_path:
     assert _stored_levels(conn) == _expected_levels(conn)
     conn.close()
     assert min(p.value for p in reader.scalars("loss", max_points=50)) == -99.0
+
+
+def _plans(conn: sqlite3.Connection, statements: list[str]) -> list[str]:
+    out = []
+    for sql in statements:
+        if sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE")):
+            out += [f"{r[3]}  <- {sql[:60]}" for r in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+    return out
+
+
+def test_reads_and_folds_use_indexes_never_a_whole_table_or_index_scan() -> None:
+    data = [(i, math.nan if i % 97 == 0 else math.sin(i)) for i in range(5000)]
+    conn = _write(data, [2500])
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    for lo, hi, mp in ((None, None, 200), (77, 4321, 100), (1000, 1003, 3)):
+        scalar_rows(conn, 1, max_points=mp, start_step=lo, end_step=hi)
+    conn.execute("BEGIN IMMEDIATE")
+    insert_items(conn, [("s", 6000, 0.0, (("x", math.inf),))], {("x", "scalar"): 1})
+    conn.execute("COMMIT")
+    conn.set_trace_callback(None)
+    plans = _plans(conn, statements)
+    assert any("scalar_level USING PRIMARY KEY" in p for p in plans), plans
+    assert any("scalar_nonfinite" in p for p in plans), plans
+    full = [p for p in plans if re.match(r"SCAN (scalar|scalar_level|tag)\b", p)]
+    assert not full, full  # every read of scalar / scalar_level is a SEARCH on an index
+    statements.clear()  # the SQL path of the fold (a rebuild) reads new rows by rowid
+    conn.set_trace_callback(statements.append)
+    conn.execute("BEGIN IMMEDIATE")
+    build(conn)
+    conn.execute("COMMIT")
+    conn.set_trace_callback(None)
+    reads = _plans(conn, [sql for sql in statements if "NOT INDEXED" in sql])
+    reads = [p for p in reads if re.match(r"(SCAN|SEARCH) scalar\b", p)]
+    assert len(reads) >= 3, statements
+    assert all("USING INTEGER PRIMARY KEY (rowid>?)" in p for p in reads), reads
