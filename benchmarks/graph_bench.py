@@ -12,6 +12,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -22,6 +23,20 @@ from deepscope.graph.ir import Edge, Graph, Node, ParamRef, TensorMeta
 from deepscope.graph.serialize import from_json, loads, to_json
 from deepscope.server.graph_index import GraphIndex
 from deepscope.sources.torch_module import graph
+
+
+def _interleaved(fns: dict[str, Callable[[], Any]], runs: int = 5) -> dict[str, float]:
+    """Median seconds of each function, runs taken in turn (ours, peer, ours, ...) so that a
+    load change on a shared machine hits every tool alike."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def _median(fn: Callable[[], Any], runs: int = 5) -> float:
@@ -68,7 +83,8 @@ class ResNet18(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(torch.relu(self.bn1(self.conv1(x))))
-        return self.fc(torch.flatten(self.avg(self.layers(x)), 1))
+        out: torch.Tensor = self.fc(torch.flatten(self.avg(self.layers(x)), 1))
+        return out
 
 
 def _transformer() -> nn.Module:
@@ -108,17 +124,23 @@ def main() -> None:
     from torchview import draw_graph
 
     torch.manual_seed(0)
+    # one intra-op thread: on a shared 2-core machine torch's thread pool stalls at random,
+    # which swamps the tools' own costs (every tool runs the same forward pass)
+    torch.set_num_threads(1)
     results: dict[str, Any] = {}
     cases = {
         "resnet18": (ResNet18().eval(), torch.randn(1, 3, 224, 224)),
         "transformer6x256": (_transformer().eval(), torch.randn(1, 128, 256)),
     }
     for name, (model, x) in cases.items():
-        ours = _median(lambda m=model, x=x: graph(m, x))
-        tv = _median(
-            lambda m=model, x=x: draw_graph(m, input_data=x, save_graph=False, depth=99), runs=3
+        med = _interleaved(
+            {
+                "ours": partial(graph, model, x),
+                "torchview": partial(draw_graph, model, input_data=x, save_graph=False, depth=99),
+                "torchinfo": partial(torchinfo_summary, model, input_data=x, verbose=0),
+            }
         )
-        ti = _median(lambda m=model, x=x: torchinfo_summary(m, input_data=x, verbose=0), runs=3)
+        ours, tv, ti = med["ours"], med["torchview"], med["torchinfo"]
         g = graph(model, x)
         results[name] = {
             "deepscope_s": round(ours, 4),
