@@ -351,7 +351,8 @@ def _expand_block(page: Any) -> list[dict[str, Any]]:
     page.wait_for_selector('[data-node-id="add"]')
     _settle(page)
     page.get_by_test_id("graph-fit").click()
-    return page.evaluate(PORT_EDGES_JS, "ns:layer1/0")
+    edges: list[dict[str, Any]] = page.evaluate(PORT_EDGES_JS, "ns:layer1/0")
+    return edges
 
 
 def _ports(edges: list[dict[str, Any]], direction: str) -> set[str]:

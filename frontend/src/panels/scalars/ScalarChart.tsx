@@ -8,6 +8,7 @@ import { useDebounced, useRunsVersion, useWidth } from '../../hooks';
 import { registerZoom } from '../../testhook';
 import { drawMarkers } from './markers';
 import { buildData, stepRange, type Marker, type NonfiniteKind, type RunSeries, type XMode } from './series';
+import { AXIS_FONT, formatTicks, yAxisSize } from './ticks';
 
 export interface ScalarChartProps {
   tag: string;
@@ -30,10 +31,21 @@ interface Live {
   series: RunSeries[];
   applied: Range | null | undefined;
   pending: { range: Range; resolve: (n: number) => void } | null;
+  /** The y tick labels last drawn (exposed as data-y-labels for tests). */
+  yLabels: string[];
 }
 
 const HEIGHT = 220;
 const MAX_POINTS = 10000;
+/** Points asked per CSS pixel of chart width: the server keeps each bucket's min and max. */
+const POINTS_PER_PX = 2;
+/** A zoom (drag-select, reset) re-queries once the range stopped changing this long. */
+export const ZOOM_DEBOUNCE_MS = 150;
+
+/** The `maxPoints` a chart `width` CSS pixels wide asks for. */
+export function maxPointsFor(width: number): number {
+  return Math.max(16, Math.min(MAX_POINTS, Math.round(width * POINTS_PER_PX)));
+}
 
 export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartProps) {
   const { colorOf } = useDashboard();
@@ -41,20 +53,23 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
   const plotRef = useRef<HTMLDivElement>(null);
   const chartRef = useRef<uPlot | null>(null);
   const origins = useRef(new Map<string, number>());
-  const live = useRef<Live>({ markers: [], drawn: 0, series: [], applied: undefined, pending: null });
+  const live = useRef<Live>({ markers: [], drawn: 0, series: [], applied: undefined, pending: null, yLabels: [] });
   const width = useWidth(plotRef);
   const [range, setRange] = useState<Range | null>(null);
   const [fetched, setFetched] = useState<Fetched | null>(null);
   const [counts, setCounts] = useState<Record<NonfiniteKind, number>>({ nan: 0, '+inf': 0, '-inf': 0 });
   const [error, setError] = useState<string | null>(null);
   const version = useDebounced(useRunsVersion(runs), 200);
+  const queryRange = useDebounced(range, ZOOM_DEBOUNCE_MS);
   const runsKey = runs.join('\u0000');
+  const latest = useRef(0);
 
   useEffect(() => {
     if (width <= 0) return;
     const ctl = new AbortController();
-    const maxPoints = Math.max(16, Math.min(MAX_POINTS, Math.round(width)));
-    const opts = { maxPoints, startStep: range?.[0], endStep: range?.[1] };
+    const range = queryRange;
+    const seq = ++latest.current;
+    const opts = { maxPoints: maxPointsFor(width), startStep: range?.[0], endStep: range?.[1] };
     Promise.all(
       runs.map((run) =>
         api
@@ -67,6 +82,8 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
       ),
     )
       .then((all) => {
+        // An answer to an older query (a previous zoom, width or version) never lands.
+        if (ctl.signal.aborted || seq !== latest.current) return;
         const series = all.map((points, i) => {
           const run = runs[i];
           if (range === null && points.length > 0) origins.current.set(run, points[0][1]);
@@ -81,20 +98,33 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
       });
     return () => ctl.abort();
     // `runs` is keyed by runsKey.
-  }, [runsKey, tag, range, width, version]);
+  }, [runsKey, tag, queryRange, width, version]);
 
   const colors = runs.map(colorOf).join(',');
   const structure = `${runsKey}|${colors}|${xMode}|${logY}|${smoothing > 0}|${width}`;
   useEffect(() => {
     const mount = plotRef.current;
     if (mount === null || width <= 0) return;
-    const opts = chartOptions({ runs, colorOf, xMode, logY, smoothed: smoothing > 0, width });
+    const opts = chartOptions({
+      runs,
+      colorOf,
+      xMode,
+      logY,
+      smoothed: smoothing > 0,
+      width,
+      onYLabels: (labels) => {
+        live.current.yLabels = labels;
+      },
+    });
     opts.hooks = {
       draw: [
         (u) => {
           drawMarkers(u, live.current.markers);
           const box = boxRef.current;
-          if (box !== null) box.dataset.points = String(live.current.drawn);
+          if (box !== null) {
+            box.dataset.points = String(live.current.drawn);
+            box.dataset.yLabels = JSON.stringify(live.current.yLabels);
+          }
           const p = live.current.pending;
           const applied = live.current.applied;
           if (p !== null && applied && applied[0] === p.range[0] && applied[1] === p.range[1]) {
@@ -189,6 +219,7 @@ interface OptionArgs {
   logY: boolean;
   smoothed: boolean;
   width: number;
+  onYLabels: (labels: string[]) => void;
 }
 
 function cssVar(name: string, fallback: string): string {
@@ -235,8 +266,14 @@ function chartOptions(a: OptionArgs): uPlot.Options {
         stroke: axisColor,
         grid: { stroke: gridColor, width: 1 },
         ticks: { stroke: gridColor },
-        size: 60,
-        values: (_u, splits) => splits.map((s) => formatValue(s)),
+        font: AXIS_FONT,
+        // Sized to the widest label, so long numbers never clip at the chart's left edge.
+        size: (_u, values) => yAxisSize(values, AXIS_FONT),
+        values: (u, splits, _axis, _space, incr) => {
+          const labels = formatTicks(splits, incr, u.scales.y?.distr === 3);
+          a.onYLabels(labels);
+          return labels;
+        },
       },
     ],
     cursor: { drag: { x: true, y: false, setScale: false } },
