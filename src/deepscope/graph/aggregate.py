@@ -4,8 +4,7 @@ Every prefix of every node's namespace is a group; ``""`` is the whole model. Li
 the number of nodes times namespace depth (dicts and sets, no pairwise loops).
 
 Example:
-    >>> from deepscope.graph.gcpause import gc_paused
-from deepscope.graph.ir import Graph, Node, ParamRef
+    >>> from deepscope.graph.ir import Graph, Node, ParamRef
     >>> w = ParamRef("fc.weight", (2, 3), "float32")
     >>> g = Graph(nodes=[Node("a", "linear", namespace="fc", params=[w], macs=6)])
     >>> aggregate(g)[""].params
