@@ -182,3 +182,14 @@ def test_graph_cache_loads_each_key_once_and_forgets_failures() -> None:
         with pytest.raises(ModelFormatError):
             cache.get("bad", broken)
     assert calls == ["load", "broken", "broken"]
+
+
+def test_a_bad_value_in_a_logged_graph_fails_its_request_not_the_server() -> None:
+    data = json.loads(to_json(ports_graph()))
+    data["groups"] = {"enc": "not a dict"}
+    index = GraphIndex(data)
+    with pytest.raises(ModelFormatError, match="malformed"):
+        index.level("")
+    with pytest.raises(ModelFormatError, match="malformed"):
+        index.search("enc")
+    assert [n["id"] for n in index.level("head")["nodes"]] == ["h"]

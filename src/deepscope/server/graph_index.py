@@ -387,6 +387,14 @@ class GraphIndex:
 
     def search(self, query: str, *, limit: int = 50) -> list[dict[str, Any]]:
         """Groups and ops whose id, label, op or namespace contains `query` (case-insensitive)."""
+        try:
+            return self._search(query, limit)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelFormatError(
+                f"graph JSON is malformed ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _search(self, query: str, limit: int) -> list[dict[str, Any]]:
         needle = query.lower()
         if not needle:
             return []
