@@ -88,3 +88,30 @@ export function useWidth(ref: { current: HTMLElement | null }): number {
   }, [ref]);
   return width;
 }
+
+/**
+ * `value` with bursts coalesced: a change after `ms` of quiet passes at once (a single zoom
+ * costs no delay); changes within `ms` of the previous one wait until `ms` pass without
+ * another and then pass as the latest value only.
+ */
+export function useCoalesced<T>(value: T, ms: number): T {
+  const st = useRef({ out: value, seen: value, last: -Infinity, timer: 0 });
+  const [, setTick] = useState(0);
+  const s = st.current;
+  if (!Object.is(value, s.seen)) {
+    const now = performance.now();
+    const quiet = now - s.last >= ms;
+    s.seen = value;
+    s.last = now;
+    window.clearTimeout(s.timer);
+    if (quiet) s.out = value;
+    else {
+      s.timer = window.setTimeout(() => {
+        s.out = s.seen;
+        setTick((n) => n + 1);
+      }, ms);
+    }
+  }
+  useEffect(() => () => window.clearTimeout(st.current.timer), []);
+  return s.out;
+}

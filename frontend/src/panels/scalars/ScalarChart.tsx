@@ -4,7 +4,7 @@ import { api, ApiError } from '../../api';
 import { withAlpha } from '../../colors';
 import { useDashboard } from '../../context';
 import { formatDuration, formatValue } from '../../format';
-import { useDebounced, useRunsVersion, useWidth } from '../../hooks';
+import { useCoalesced, useDebounced, useRunsVersion, useWidth } from '../../hooks';
 import { registerZoom } from '../../testhook';
 import { drawMarkers } from './markers';
 import { buildData, stepRange, type Marker, type NonfiniteKind, type RunSeries, type XMode } from './series';
@@ -39,7 +39,8 @@ const HEIGHT = 220;
 const MAX_POINTS = 10000;
 /** Points asked per CSS pixel of chart width: the server keeps each bucket's min and max. */
 const POINTS_PER_PX = 2;
-/** A zoom (drag-select, reset) re-queries once the range stopped changing this long. */
+/** Zooms (drag-select, reset) closer together than this are coalesced into one re-query of
+ * the latest range; a zoom after a quiet spell re-queries at once. */
 export const ZOOM_DEBOUNCE_MS = 150;
 
 /** The `maxPoints` a chart `width` CSS pixels wide asks for. */
@@ -60,7 +61,7 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
   const [counts, setCounts] = useState<Record<NonfiniteKind, number>>({ nan: 0, '+inf': 0, '-inf': 0 });
   const [error, setError] = useState<string | null>(null);
   const version = useDebounced(useRunsVersion(runs), 200);
-  const queryRange = useDebounced(range, ZOOM_DEBOUNCE_MS);
+  const queryRange = useCoalesced(range, ZOOM_DEBOUNCE_MS);
   const runsKey = runs.join('\u0000');
   const latest = useRef(0);
 
