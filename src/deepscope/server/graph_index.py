@@ -70,6 +70,18 @@ def _tensor(t: Any) -> dict[str, Any]:
     return {"shape": t.get("shape"), "dtype": t.get("dtype")}
 
 
+def _tensors(ts: Any) -> list[Any]:
+    """A level's list of wire tensors: the writer's ``{"shape", "dtype"}`` dicts are shared
+    as they are (levels are read-only), anything else is normalised by `_tensor`."""
+    if not ts:
+        return []
+    out = list(ts)
+    for i, t in enumerate(out):
+        if type(t) is not dict or len(t) != 2 or "shape" not in t or "dtype" not in t:
+            out[i] = _tensor(t)
+    return out
+
+
 def _numel(shape: Iterable[int]) -> int:
     n = 1
     for d in shape:
@@ -284,13 +296,18 @@ class GraphIndex:
 
     def _op_node(self, nid: str) -> dict[str, Any]:
         node = self.nodes[nid]
-        params = node.get("params") or []
-        refs = [
-            {"name": p["name"], "shape": list(p["shape"]), "dtype": p["dtype"],
-             "trainable": bool(p.get("trainable", True))}
-            for p in params
-        ]  # fmt: skip
+        params = node.get("params")
+        refs: list[dict[str, Any]] = []
+        total = trainable = 0
+        for p in params or ():
+            shape = list(p["shape"])
+            n = _numel(shape)
+            flag = bool(p.get("trainable", True))
+            total += n
+            trainable += n if flag else 0
+            refs.append({"name": p["name"], "shape": shape, "dtype": p["dtype"], "trainable": flag})
         attrs = node.get("attrs")
+        overlays = self.overlays
         return {
             "id": nid,
             "kind": "op",
@@ -298,18 +315,18 @@ class GraphIndex:
             "op": node["op"],
             "moduleType": "",
             "namespace": self.ns_of[nid],
-            "params": sum(_numel(p["shape"]) for p in refs),
-            "trainableParams": sum(_numel(p["shape"]) for p in refs if p["trainable"]),
+            "params": total,
+            "trainableParams": trainable,
             "macs": node.get("macs", 0),
             "opCount": 1,
             "childCount": 0,
-            "inputs": [_tensor(t) for t in node.get("inputs") or []],
-            "outputs": [_tensor(t) for t in node.get("outputs") or []],
+            "inputs": _tensors(node.get("inputs")),
+            "outputs": _tensors(node.get("outputs")),
             "attrs": decode_value(attrs) if attrs else {},
             "paramRefs": refs,
-            "overlays": {
-                name: values[nid] for name, values in self.overlays.items() if nid in values
-            },
+            "overlays": {name: vals[nid] for name, vals in overlays.items() if nid in vals}
+            if overlays
+            else {},
         }
 
     def level(self, namespace: str) -> dict[str, Any]:
