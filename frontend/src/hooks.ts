@@ -90,27 +90,27 @@ export function useWidth(ref: { current: HTMLElement | null }): number {
 }
 
 /**
- * `value` with bursts coalesced: a change after `ms` of quiet passes at once (a single zoom
- * costs no delay); changes within `ms` of the previous one wait until `ms` pass without
- * another and then pass as the latest value only.
+ * `value`, but while `hold` is true (e.g. a query for the previous value is still in flight)
+ * changes wait: the latest passes once `hold` is false at a render, or `ms` after the last
+ * change, whichever comes first. Intermediate values of a burst never pass; a change with
+ * nothing on hold passes at once.
  */
-export function useCoalesced<T>(value: T, ms: number): T {
-  const st = useRef({ out: value, seen: value, last: -Infinity, timer: 0 });
+export function useCoalesced<T>(value: T, ms: number, hold: boolean): T {
+  const st = useRef({ out: value, seen: value, timer: 0 });
   const [, setTick] = useState(0);
   const s = st.current;
   if (!Object.is(value, s.seen)) {
-    const now = performance.now();
-    const quiet = now - s.last >= ms;
     s.seen = value;
-    s.last = now;
     window.clearTimeout(s.timer);
-    if (quiet) s.out = value;
-    else {
+    if (hold) {
       s.timer = window.setTimeout(() => {
         s.out = s.seen;
         setTick((n) => n + 1);
       }, ms);
-    }
+    } else s.out = value;
+  } else if (!hold && !Object.is(s.out, s.seen)) {
+    window.clearTimeout(s.timer);
+    s.out = s.seen;
   }
   useEffect(() => () => window.clearTimeout(st.current.timer), []);
   return s.out;

@@ -39,8 +39,8 @@ const HEIGHT = 220;
 const MAX_POINTS = 10000;
 /** Points asked per CSS pixel of chart width: the server keeps each bucket's min and max. */
 const POINTS_PER_PX = 2;
-/** Zooms (drag-select, reset) closer together than this are coalesced into one re-query of
- * the latest range; a zoom after a quiet spell re-queries at once. */
+/** A zoom (drag-select, reset) re-queries at once; zooms made while a query is in flight
+ * wait for its answer (at most this long) and re-query only the latest range. */
 export const ZOOM_DEBOUNCE_MS = 150;
 
 /** The `maxPoints` a chart `width` CSS pixels wide asks for. */
@@ -61,15 +61,20 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
   const [counts, setCounts] = useState<Record<NonfiniteKind, number>>({ nan: 0, '+inf': 0, '-inf': 0 });
   const [error, setError] = useState<string | null>(null);
   const version = useDebounced(useRunsVersion(runs), 200);
-  const queryRange = useCoalesced(range, ZOOM_DEBOUNCE_MS);
-  const runsKey = runs.join('\u0000');
   const latest = useRef(0);
+  const inflight = useRef(0); // seq of the query in flight, 0 when none
+  const queryRange = useCoalesced(range, ZOOM_DEBOUNCE_MS, inflight.current !== 0);
+  const runsKey = runs.join('\u0000');
 
   useEffect(() => {
     if (width <= 0) return;
     const ctl = new AbortController();
     const range = queryRange;
     const seq = ++latest.current;
+    inflight.current = seq;
+    const settle = () => {
+      if (inflight.current === seq) inflight.current = 0;
+    };
     const opts = { maxPoints: maxPointsFor(width), startStep: range?.[0], endStep: range?.[1] };
     Promise.all(
       runs.map((run) =>
@@ -85,6 +90,7 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
       .then((all) => {
         // An answer to an older query (a previous zoom, width or version) never lands.
         if (ctl.signal.aborted || seq !== latest.current) return;
+        settle();
         const series = all.map((points, i) => {
           const run = runs[i];
           if (range === null && points.length > 0) origins.current.set(run, points[0][1]);
@@ -95,9 +101,14 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
         setError(null);
       })
       .catch((e: unknown) => {
-        if (!ctl.signal.aborted) setError(String(e));
+        if (ctl.signal.aborted || seq !== latest.current) return;
+        settle();
+        setError(String(e));
       });
-    return () => ctl.abort();
+    return () => {
+      ctl.abort();
+      settle();
+    };
     // `runs` is keyed by runsKey.
   }, [runsKey, tag, queryRange, width, version]);
 
