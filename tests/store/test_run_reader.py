@@ -15,7 +15,6 @@ import pytest
 import deepscope
 import deepscope.store
 from deepscope.errors import NotFoundError, StoreError
-from deepscope.store import schema
 from deepscope.store.protocol import BlobInfo
 
 
@@ -159,9 +158,9 @@ def test_reader_on_an_unwritable_directory_falls_back_or_fails_clearly(
     def refuse_ro(database: str, *args: object, **kwargs: object) -> sqlite3.Connection:
         if "mode=ro" in str(database) and "immutable" not in str(database):
             raise sqlite3.OperationalError("attempt to write a readonly database")
-        return real_connect(database, *args, **kwargs)  # type: ignore[arg-type]
+        return real_connect(database, *args, **kwargs)  # type: ignore[arg-type, call-overload, no-any-return]
 
-    monkeypatch.setattr(schema.sqlite3, "connect", refuse_ro)
+    monkeypatch.setattr(sqlite3, "connect", refuse_ro)  # the module schema.py uses
     r = deepscope.store.open(tmp_path).run("r")
     assert len(r.scalars("loss")) == 10
     (tmp_path / "r" / "run.db-wal").write_bytes(b"\0" * 100)  # a WAL with frames pending
