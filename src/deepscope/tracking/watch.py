@@ -33,6 +33,7 @@ from torch import nn
 from deepscope.analysis.diagnostics.rules import Diagnoser, Diagnosis, StepStats
 from deepscope.capture.reducers import (
     ACT_FIELDS,
+    Scratch,
     activation_stats,
     decode_summary,
     summary_size,
@@ -124,6 +125,8 @@ class Watcher:
         self._grad_summaries: dict[str, torch.Tensor] = {}
         self._weight_summaries: dict[str, torch.Tensor] = {}
         self._snapshot: dict[str, torch.Tensor] = {}
+        self._spare: dict[str, torch.Tensor] = {}  # every=1: last snapshot, reused
+        self._scratch: Scratch | None = None
         self._pending_step: int | None = None
         self._saw_backward = False
         self._nan_reported: set[str] = set()
@@ -253,7 +256,7 @@ class Watcher:
             if self.guard:
                 self._guard.grad(name, p, self.iteration)
             if self._logging and "grads" in self.what:
-                self._grad_summaries[name] = tensor_summary(g, self.bins)
+                self._grad_summaries[name] = tensor_summary(g, self.bins, scratch=self._scratch)
 
         return hook
 
@@ -291,12 +294,20 @@ class Watcher:
         self._pending_step = self.iteration
         self._acts.clear()
         self._grad_summaries.clear()
+        self._scratch = Scratch()
+        spare, self._spare = self._spare, {}
         with torch.no_grad():
             for name, p in self._params:
                 if "weights" in self.what:
-                    self._weight_summaries[name] = tensor_summary(p, self.bins)
+                    self._weight_summaries[name] = tensor_summary(
+                        p, self.bins, scratch=self._scratch
+                    )
                 if "grads" in self.what and p.dim() >= 2:
-                    self._snapshot[name] = p.detach().clone()
+                    old = spare.get(name)
+                    if old is not None and old.shape == p.shape and old.dtype == p.dtype:
+                        self._snapshot[name] = old.copy_(p.detach())  # warm memory
+                    else:
+                        self._snapshot[name] = p.detach().clone()
 
     def _finish_logged_iteration(self, with_updates: bool) -> None:
         step = self._pending_step
@@ -320,11 +331,14 @@ class Watcher:
                 for name, p in self._params:
                     old = self._snapshot.get(name)
                     if old is not None:
-                        dw = torch.linalg.vector_norm(p.detach() - old).double()
                         w = torch.linalg.vector_norm(old).double()
+                        dw = torch.linalg.vector_norm(old.sub_(p.detach())).double()
                         add("u", name, dw / w.clamp_min(1e-30))
         act_modules = {call: module for call, module, _ in self._acts}
+        if self.every == 1 and with_updates:  # the next iteration snapshots again
+            self._spare = self._snapshot
         self._weight_summaries, self._grad_summaries, self._snapshot = {}, {}, {}
+        self._scratch = None
         self._acts = []
         if not parts:
             return
