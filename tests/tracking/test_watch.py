@@ -204,3 +204,21 @@ def test_healthy_cnn_on_digits_raises_no_warning(tmp_path: Path) -> None:
     events = _events(tmp_path, run)
     assert [(e.kind, e.layer, e.message) for e in events if e.severity != "info"] == []
     assert open_store(tmp_path).run(run.name).histograms("grads/0.weight")
+
+
+def test_weights_of_unwatched_modules_are_read_before_the_optimizer_step(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2))
+    w2 = model[2].weight.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    with deepscope.init(logdir=tmp_path) as run:
+        run.watch(model, every=1, layers=["0"])  # module "2" has no hook of its own
+        model(torch.randn(8, 6)).sum().backward()
+        opt.step()
+        opt.zero_grad()
+        model(torch.randn(8, 6)).sum().backward()
+    h = open_store(tmp_path).run(run.name).histograms("weights/2.weight")[0]
+    w = w2.double().numpy().ravel()
+    counts, _ = np.histogram(w, bins=64, range=(w.min(), w.max()))
+    assert h.step == 0 and list(h.counts) == counts.tolist()
+    assert (h.min, h.max) == (w.min(), w.max())

@@ -93,7 +93,8 @@ def _finite_summary_cpu(x: torch.Tensor, bins: int, scratch: Scratch) -> torch.T
     width = hi - lo
     if not (math.isfinite(lo) and math.isfinite(hi) and width < 1e38):
         return None  # NaN/Inf (min/max propagate them), or a range x - lo could overflow
-    counts = torch.zeros(bins, dtype=torch.float64)
+    out = np.zeros(SUMMARY_SCALARS + bins, dtype=np.float64)  # assembled on the host
+    counts = out[SUMMARY_SCALARS:]
     if width == 0:  # one value: the middle bin of [lo - 0.5, lo + 0.5]
         counts[min(int(0.5 * bins), bins - 1)] = n
     else:
@@ -108,12 +109,12 @@ def _finite_summary_cpu(x: torch.Tensor, bins: int, scratch: Scratch) -> torch.T
             idx = scratch.bytes(n).copy_(pos)
         else:
             idx = pos.to(torch.int64)
-        raw = torch.bincount(idx, minlength=bins + 2).double()
+        raw = torch.bincount(idx, minlength=bins + 2).numpy()
         counts[:] = raw[:bins]
         counts[bins - 1] += raw[bins:].sum()
-    total, total_sq = _finite_sums(x)
-    head = torch.tensor([n, 0, 0, 0, lo, hi, total, total_sq], dtype=torch.float64)
-    return torch.cat([head, counts])
+    out[0], out[4], out[5] = n, lo, hi
+    out[6], out[7] = _finite_sums(x)
+    return torch.from_numpy(out)
 
 
 def _masked_summary(x: torch.Tensor, bins: int) -> torch.Tensor:

@@ -126,6 +126,12 @@ class Watcher:
         self._weight_summaries: dict[str, torch.Tensor] = {}
         self._snapshot: dict[str, torch.Tensor] = {}
         self._spare: dict[str, torch.Tensor] = {}  # every=1: last snapshot, reused
+        self._to_read: dict[str, torch.Tensor] = {}  # weights this logged step still needs
+        owner = {id(p): n for n, p in self._params}
+        self._owned = {
+            id(m): [(owner[id(p)], p) for p in m.parameters(recurse=False) if id(p) in owner]
+            for _, m in self._modules
+        }
         self._scratch: Scratch | None = None
         self._pending_step: int | None = None
         self._saw_backward = False
@@ -166,10 +172,10 @@ class Watcher:
             except NonFiniteError:
                 raise
             except Exception as exc:  # noqa: BLE001 - logging never crashes training
-                if self._strict:
-                    raise
                 self._broken = True
                 self._guard.clear()
+                if self._strict:
+                    raise
                 warnings.warn(
                     f"deepscope: watch({type(self.model).__name__}) stopped after an internal "
                     f"error ({exc!r}); training goes on. Please report it with the traceback "
@@ -186,10 +192,15 @@ class Watcher:
         self.raise_on_nonfinite = False  # never raise from cleanup
         for h in handles:
             h.remove()
+        if not self._broken:
+            self._protect(self._close_out)()
+        self._guard.clear()
+        self._to_read, self._snapshot, self._spare = {}, {}, {}
+
+    def _close_out(self) -> None:
         if self.guard:
             self._handle(self._guard.forward_done(None, max(self.iteration, 0)))
             self._handle(self._guard.collect(wait=True))
-        self._guard.clear()
         if self._pending_step is not None:
             self._finish_logged_iteration(with_updates=False)
 
@@ -235,6 +246,8 @@ class Watcher:
             call = name if seen == 0 else f"{name}#{seen + 1}"
             if self.guard:
                 self._guard.output(call, t, self.iteration, self._outs_limit)
+            if self._to_read:
+                self._read_weights(self._owned.get(id(module), ()))
             if self._logging and "activations" in self.what:
                 kind = "relu" if isinstance(module, _RELU_LIKE) else _SATURATING.get(type(module))
                 self._acts.append((call, module, activation_stats(t, kind)))
@@ -250,6 +263,8 @@ class Watcher:
     def _make_grad_hook(self, name: str) -> Any:
         def hook(p: torch.Tensor) -> None:
             self._saw_backward = True
+            if self._to_read:
+                self._read_weights(list(self._to_read.items()))
             g = p.grad
             if g is None:
                 return
@@ -295,15 +310,23 @@ class Watcher:
         self._acts.clear()
         self._grad_summaries.clear()
         self._scratch = Scratch()
-        spare, self._spare = self._spare, {}
+        self._to_read = dict(self._params)
+
+    def _read_weights(self, items: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Summarise and snapshot weights not read yet this logged iteration. Called as
+        each watched module returns (its weights were just read, so they sit in cache),
+        and for the rest at the first gradient (before any optimizer step)."""
+        spare = self._spare
         with torch.no_grad():
-            for name, p in self._params:
+            for name, p in items:
+                if self._to_read.pop(name, None) is None:
+                    continue
                 if "weights" in self.what:
                     self._weight_summaries[name] = tensor_summary(
                         p, self.bins, scratch=self._scratch
                     )
                 if "grads" in self.what and p.dim() >= 2:
-                    old = spare.get(name)
+                    old = spare.pop(name, None)
                     if old is not None and old.shape == p.shape and old.dtype == p.dtype:
                         self._snapshot[name] = old.copy_(p.detach())  # warm memory
                     else:
@@ -313,6 +336,8 @@ class Watcher:
         step = self._pending_step
         assert step is not None
         self._pending_step = None
+        if self._to_read:  # no backward pass came
+            self._read_weights(list(self._to_read.items()))
         parts: list[torch.Tensor] = []
         layout: list[tuple[str, str, int]] = []  # (kind, name, length)
 
@@ -331,7 +356,7 @@ class Watcher:
                 for name, p in self._params:
                     old = self._snapshot.get(name)
                     if old is not None:
-                        w = torch.linalg.vector_norm(old).double()
+                        w = self._old_norm(name, old)
                         dw = torch.linalg.vector_norm(old.sub_(p.detach())).double()
                         add("u", name, dw / w.clamp_min(1e-30))
         act_modules = {call: module for call, module, _ in self._acts}
@@ -344,6 +369,15 @@ class Watcher:
             return
         host = torch.cat([p.to(parts[0].device) for p in parts]).cpu().numpy()  # the one sync
         self._log(step, host, layout, act_modules)
+
+    def _old_norm(self, name: str, old: torch.Tensor) -> torch.Tensor:
+        """||w|| at the logged step: from its summary when every value was finite (no
+        pass over the snapshot), else measured."""
+        head = self._weight_summaries.get(name)
+        if head is None:
+            return torch.linalg.vector_norm(old).double()
+        all_finite = head[0] == old.numel()
+        return torch.where(all_finite, head[7].clamp_min(0).sqrt(), math.nan)
 
     def _log(
         self,
