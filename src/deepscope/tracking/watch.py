@@ -375,7 +375,8 @@ class Watcher:
         pass over the snapshot), else measured."""
         head = self._weight_summaries.get(name)
         if head is None:
-            return torch.linalg.vector_norm(old).double()
+            norm: torch.Tensor = torch.linalg.vector_norm(old)
+            return norm.double()
         all_finite = head[0] == old.numel()
         return torch.where(all_finite, head[7].clamp_min(0).sqrt(), math.nan)
 
