@@ -171,7 +171,9 @@ def decode_summary(row: np.ndarray, bins: int) -> HistogramData:
 ACT_FIELDS = ("count", "mean", "std", "zero_frac", "sat_frac", "dead_frac", "nonfinite")
 
 
-def activation_stats(out: torch.Tensor, kind: str | None) -> torch.Tensor:
+def activation_stats(
+    out: torch.Tensor, kind: str | None, *, scratch: Scratch | None = None
+) -> torch.Tensor:
     """[count, mean, std, zero fraction, saturated fraction, dead-unit fraction, non-finite
     flag] of a module output as a float64 vector on its device.
 
@@ -185,7 +187,7 @@ def activation_stats(out: torch.Tensor, kind: str | None) -> torch.Tensor:
         x = x.float()
     n = x.numel()
     if x.device.type == "cpu" and n:
-        fast = _activation_stats_cpu(x, kind)
+        fast = _activation_stats_cpu(x, kind, scratch or Scratch())
         if fast is not None:
             return fast
     zero = torch.zeros((), dtype=torch.float64, device=x.device)
@@ -214,7 +216,9 @@ def activation_stats(out: torch.Tensor, kind: str | None) -> torch.Tensor:
     )
 
 
-def _activation_stats_cpu(x: torch.Tensor, kind: str | None) -> torch.Tensor | None:
+def _activation_stats_cpu(
+    x: torch.Tensor, kind: str | None, scratch: Scratch
+) -> torch.Tensor | None:
     """`activation_stats` of a non-empty CPU tensor with a finite sum, else None."""
     n = x.numel()
     flat = x.reshape(-1)
@@ -228,7 +232,8 @@ def _activation_stats_cpu(x: torch.Tensor, kind: str | None) -> torch.Tensor | N
     zero_frac = dead_frac = sat_frac = 0.0
     if kind == "relu":  # outputs are >= 0 (or NaN, which the sum above turned away)
         # sign() is 0 or 1 here, and its sum vectorises far better than count_nonzero
-        zero_frac = (n - float(torch.sign(flat).sum())) / n
+        signs = torch.sign(flat, out=scratch.floats(n, flat.dtype))
+        zero_frac = (n - float(signs.sum())) / n
         if x.dim() >= 3:
             peak = x.amax(dim=[d for d in range(x.dim()) if d != 1])
         elif x.dim() == 2:

@@ -250,7 +250,7 @@ class Watcher:
                 self._read_weights(self._owned.get(id(module), ()))
             if self._logging and "activations" in self.what:
                 kind = "relu" if isinstance(module, _RELU_LIKE) else _SATURATING.get(type(module))
-                self._acts.append((call, module, activation_stats(t, kind)))
+                self._acts.append((call, module, activation_stats(t, kind, scratch=self._scratch)))
 
         return hook
 
