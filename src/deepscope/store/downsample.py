@@ -24,6 +24,17 @@ _COLS = "id, step, wall_time, value, kind"
 Row = tuple[Any, ...]
 
 
+def _ends(conn: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The first and the latest row (by step, then id) matching `where`."""
+    first = conn.execute(
+        f"SELECT {_COLS} FROM scalar WHERE {where} ORDER BY step, id LIMIT 1", args
+    ).fetchone()
+    last = conn.execute(
+        f"SELECT {_COLS} FROM scalar WHERE {where} ORDER BY step DESC, id DESC LIMIT 1", args
+    ).fetchone()
+    return first, last
+
+
 def scalar_rows(
     conn: sqlite3.Connection,
     tag_id: int,
@@ -53,14 +64,9 @@ def scalar_rows(
         return conn.execute(
             f"SELECT {_COLS} FROM scalar WHERE {where} ORDER BY step, id", args
         ).fetchall()
-    last = conn.execute(
-        f"SELECT {_COLS} FROM scalar WHERE {where} ORDER BY step DESC, id DESC LIMIT 1", args
-    ).fetchone()
+    first, last = _ends(conn, where, args)
     if max_points == 1:
         return [last]
-    first = conn.execute(
-        f"SELECT {_COLS} FROM scalar WHERE {where} ORDER BY step, id LIMIT 1", args
-    ).fetchone()
     a, b = int(first[1]), int(last[1])
     picked: dict[int, Row] = {first[0]: first, last[0]: last}
     budget = max_points - len(picked)
@@ -224,14 +230,9 @@ def scan_scalar_rows(
         return conn.execute(
             f"SELECT {_COLS} FROM scalar WHERE {where} ORDER BY step, id", args
         ).fetchall()
-    last = conn.execute(
-        f"SELECT {_COLS} FROM scalar WHERE {where} ORDER BY step DESC, id DESC LIMIT 1", args
-    ).fetchone()
+    first, last = _ends(conn, where, args)
     if max_points == 1:
         return [last]
-    first = conn.execute(
-        f"SELECT {_COLS} FROM scalar WHERE {where} ORDER BY step, id LIMIT 1", args
-    ).fetchone()
     s_lo, s_hi = int(first[1]), int(last[1])
     span = float(s_hi - s_lo + 1)
     picked: dict[int, tuple[Any, ...]] = {first[0]: first, last[0]: last}
