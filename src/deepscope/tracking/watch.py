@@ -10,10 +10,12 @@ Example:
 
 The watcher's clock is the model's training iteration: the number of forward passes of
 the watched model made with gradients enabled (0-based). Every `every` iterations it
-reduces weights (when the forward starts), activations (during it) and gradients (as each
-is accumulated) on their device, and at the next iteration (after the optimizer step) the
+reduces weights (each module's as it returns, while they are in cache; any left at the
+first gradient), activations (as each module returns) and gradients (as each is
+accumulated) on their device, and at the next iteration (after the optimizer step) the
 update ratio ||dw||/||w||; then everything crosses to the host in one copy, is logged and
-checked by the rules. Between logged iterations only the non-finite guard runs
+checked by the rules. Work buffers live for one logged iteration (with `every=1`, the
+weight snapshots are reused from one iteration to the next). Between logged iterations only the non-finite guard runs
 (`deepscope.tracking.guard`: a reduction of the model's output and of the small
 parameters' gradients per iteration; a scan only when one of them is not finite).
 """
