@@ -88,6 +88,8 @@ def _finite_summary_cpu(x: torch.Tensor, bins: int, scratch: Scratch) -> torch.T
     n = x.numel()
     if n == 0:
         return None
+    if n <= SMALL:
+        return _finite_summary_small(x.numpy(), bins)
     lo_t, hi_t = torch.aminmax(x)
     lo, hi = float(lo_t), float(hi_t)
     width = hi - lo
@@ -114,6 +116,27 @@ def _finite_summary_cpu(x: torch.Tensor, bins: int, scratch: Scratch) -> torch.T
         counts[bins - 1] += raw[bins:].sum()
     out[0], out[4], out[5] = n, lo, hi
     out[6], out[7] = _finite_sums(x)
+    return torch.from_numpy(out)
+
+
+SMALL = 16384  # below this, numpy's per-call cost beats a dozen torch op dispatches
+
+
+def _finite_summary_small(x: np.ndarray, bins: int) -> torch.Tensor | None:
+    """`_finite_summary_cpu` for a small array, in float64 numpy (biases, norm scales)."""
+    a = x.astype(np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    width = hi - lo
+    if not (math.isfinite(lo) and math.isfinite(hi) and math.isfinite(width)):
+        return None
+    out = np.zeros(SUMMARY_SCALARS + bins, dtype=np.float64)
+    if width == 0:
+        out[SUMMARY_SCALARS + min(int(0.5 * bins), bins - 1)] = a.size
+    else:
+        idx = ((a - lo) * (bins / width)).astype(np.intp)
+        np.minimum(idx, bins - 1, out=idx)
+        out[SUMMARY_SCALARS:] = np.bincount(idx, minlength=bins)
+    out[0], out[4], out[5], out[6], out[7] = a.size, lo, hi, a.sum(), np.dot(a, a)
     return torch.from_numpy(out)
 
 
