@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 
 from deepscope.errors import DeepscopeError
@@ -11,6 +13,7 @@ __all__ = ["BadRequestError", "flag", "integer", "optional_integer", "text", "te
 MAX_TEXT = 1024
 MAX_REPEAT = 100
 MAX_INT = 2**62  # SQLite integers are 64-bit
+_INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only: no '--5', '+5', '1_0', '²'
 
 
 class BadRequestError(DeepscopeError):
@@ -53,7 +56,7 @@ def optional_integer(request: Request, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     raw = raw.strip()
-    if not raw.lstrip("-").isdigit() or len(raw) > 20 or not raw.isascii():
+    if _INTEGER.fullmatch(raw) is None:
         raise BadRequestError(f"query parameter '{name}' must be an integer, got {raw[:40]!r}")
     value = int(raw)
     if abs(value) > MAX_INT:

@@ -18,14 +18,25 @@ import time
 from collections.abc import Callable
 
 import uvicorn
+from starlette.applications import Starlette
 
 from deepscope.errors import DeepscopeError
 from deepscope.server.app import create_app
+from deepscope.server.protocol import protocol_class
 from deepscope.server.settings import Settings
 
-__all__ = ["PortInUseError", "bind", "make_server", "serve_in_thread", "url_for"]
+__all__ = [
+    "PortInUseError",
+    "RunningServer",
+    "bind",
+    "make_server",
+    "serve_in_thread",
+    "start_in_thread",
+    "url_for",
+]
 
 SHUTDOWN_GRACE_S = 2
+MAX_HEAD_BYTES = 32 * 1024  # request line + headers; the query string alone is capped at 8 KiB
 
 
 class PortInUseError(DeepscopeError):
@@ -66,11 +77,21 @@ def url_for(host: str, port: int) -> str:
 
 
 def make_server(settings: Settings) -> uvicorn.Server:
-    """A uvicorn server for `create_app(settings)` (quiet logs, short shutdown grace)."""
+    """A uvicorn server for `create_app(settings)` (quiet logs, short shutdown grace).
+
+    Connections are bounded (THREATS D8): a request head must arrive within
+    `Settings.header_timeout` seconds (`deepscope.server.protocol`), an idle keep-alive
+    connection closes after `Settings.keep_alive` seconds, a request head larger than
+    `MAX_HEAD_BYTES` is a 400, and past `Settings.max_connections` uvicorn answers 503.
+    """
     config = uvicorn.Config(
         create_app(settings),
+        http=protocol_class(settings.header_timeout),
         log_level="warning",
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+        timeout_keep_alive=max(1, round(settings.keep_alive)),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        limit_concurrency=settings.max_connections,
         server_header=False,
         proxy_headers=False,
         lifespan="off",
@@ -78,10 +99,20 @@ def make_server(settings: Settings) -> uvicorn.Server:
     return uvicorn.Server(config)
 
 
-def serve_in_thread(
+@dataclasses.dataclass(frozen=True)
+class RunningServer:
+    """A server started by `start_in_thread`: its URL, its app (tests read its state) and
+    `stop()`, which joins the thread."""
+
+    url: str
+    app: Starlette
+    stop: Callable[[], None]
+
+
+def start_in_thread(
     settings: Settings, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 10.0
-) -> tuple[str, Callable[[], None]]:
-    """Start a real server in a daemon thread; return its URL and a `stop()` that joins it."""
+) -> RunningServer:
+    """Start a real server in a daemon thread and wait until it listens."""
     sock = bind(host, port)
     actual_port = sock.getsockname()[1]
     settings = dataclasses.replace(settings, bound_host=host)
@@ -102,4 +133,19 @@ def serve_in_thread(
         thread.join(timeout=SHUTDOWN_GRACE_S + 5)
         sock.close()
 
-    return url_for(host, actual_port), stop
+    app = server.config.loaded_app if server.config.loaded else server.config.app
+    return RunningServer(url_for(host, actual_port), _starlette(app), stop)
+
+
+def _starlette(app: object) -> Starlette:
+    while not isinstance(app, Starlette):  # uvicorn may wrap it (proxy headers, message logger)
+        app = getattr(app, "app")  # noqa: B009 - wrappers keep the inner app as `.app`
+    return app
+
+
+def serve_in_thread(
+    settings: Settings, host: str = "127.0.0.1", port: int = 0, *, timeout: float = 10.0
+) -> tuple[str, Callable[[], None]]:
+    """Start a real server in a daemon thread; return its URL and a `stop()` that joins it."""
+    running = start_in_thread(settings, host, port, timeout=timeout)
+    return running.url, running.stop

@@ -171,7 +171,9 @@ class SecurityMiddleware:
         if len(query) > self.max_query:
             return error_response(414, "URITooLong", f"query string over {self.max_query} bytes")
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and (
+            not (length.isascii() and length.isdigit()) or int(length) > self.max_body
+        ):
             return self._too_large()
         method = scope.get("method", "GET")
         origin = headers.get("origin")

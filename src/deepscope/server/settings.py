@@ -28,6 +28,14 @@ class Settings:
         poll_interval: seconds between store version polls in ``/api/stream``.
         ping_interval: seconds between SSE keep-alive comments.
         graph_cache_size: parsed graphs (and their level indexes) kept in memory.
+        reads_per_run: reads of one run running at once; more wait (see `ReadGate`).
+        read_wait: seconds a read waits for a slot of its run before a 503.
+        read_deadline: seconds one read of a run may take: the store interrupts it then
+            (a progress handler), and the server abandons it 2 s later whatever happens.
+        read_threads: worker threads for run reads (apart from other sync routes).
+        header_timeout: seconds a connection has to send a whole request head (slowloris).
+        keep_alive: seconds an idle keep-alive connection stays open.
+        max_connections: open connections (and tasks) past which uvicorn answers 503.
     """
 
     logdir: Path | None = None
@@ -41,6 +49,13 @@ class Settings:
     poll_interval: float = 0.5
     ping_interval: float = 15.0
     graph_cache_size: int = 4
+    reads_per_run: int = 4
+    read_wait: float = 10.0
+    read_deadline: float = 5.0
+    read_threads: int = 32
+    header_timeout: float = 10.0
+    keep_alive: float = 5.0
+    max_connections: int = 512
 
     def hosts(self) -> frozenset[str]:
         """Every host name accepted in the ``Host`` header (lower case)."""

@@ -1,4 +1,5 @@
-"""Per-app state shared by the routes: settings, the store (opened lazily), the graph cache.
+"""Per-app state shared by the routes: settings, the store (opened lazily), the graph cache,
+the read gate (bounded reads per run), the cached run list and the shared SSE poller.
 
 The store is typed by the read protocol (`deepscope.store.protocol`) plus the two lookups
 the server needs beyond it (`count_runs`, `blob`), so any backend with those works.
@@ -12,14 +13,18 @@ from typing import Protocol
 from starlette.requests import Request
 
 from deepscope.errors import NotFoundError
+from deepscope.server.gate import ReadGate
 from deepscope.server.graph_cache import GraphCache
+from deepscope.server.listing import RunListing, confined_db
 from deepscope.server.params import BadRequestError
+from deepscope.server.poller import VersionPoller
 from deepscope.server.settings import Settings
 from deepscope.store.protocol import BlobInfo, RunInfo, RunReader
 
 __all__ = ["AppState", "ServedRun", "ServedStore", "app_state", "safe_run_name"]
 
 MAX_RUN_NAME = 255
+DEADLINE_GRACE_S = 2.0  # the store's own deadline (a progress handler) normally ends a read first
 
 
 class ServedRun(RunReader, Protocol):
@@ -62,7 +67,15 @@ class AppState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.graphs = GraphCache(settings.graph_cache_size)
+        self.gate = ReadGate(
+            per_run=settings.reads_per_run,
+            wait=settings.read_wait,
+            deadline=settings.read_deadline + DEADLINE_GRACE_S,
+            threads=settings.read_threads,
+        )
         self._store: ServedStore | None = None
+        self._listing: RunListing | None = None
+        self._poller: VersionPoller | None = None
         self._lock = threading.Lock()
 
     def store(self) -> ServedStore:
@@ -73,12 +86,43 @@ class AppState:
             if self._store is None:
                 import deepscope.store
 
-                self._store = deepscope.store.open(self.settings.logdir)
+                self._store = deepscope.store.open(
+                    self.settings.logdir, read_deadline=self.settings.read_deadline
+                )
             return self._store
 
     def run(self, name: str) -> ServedRun:
-        """The reader of run `name` (`NotFoundError` for an unknown or path-like name)."""
-        return self.store().run(safe_run_name(name))
+        """The reader of run `name` (`NotFoundError` for an unknown or path-like name, or
+        one whose run.db resolves outside the log folder)."""
+        store = self.store()
+        assert self.settings.logdir is not None
+        confined_db(self.settings.logdir.resolve(), safe_run_name(name))
+        return store.run(name)
+
+    def listing(self) -> RunListing:
+        """The cached run list of the log folder."""
+        store = self.store()
+        assert self.settings.logdir is not None
+        with self._lock:
+            if self._listing is None:
+                self._listing = RunListing(
+                    self.settings.logdir, self.gate, lambda name: store.run(name).info()
+                )
+            return self._listing
+
+    def poller(self) -> VersionPoller:
+        """The one version poller every ``/api/stream`` connection shares."""
+        store = self.store()
+        assert self.settings.logdir is not None
+        with self._lock:
+            if self._poller is None:
+                self._poller = VersionPoller(
+                    self.settings.logdir,
+                    self.gate,
+                    lambda name: store.run(name).version(),
+                    interval=self.settings.poll_interval,
+                )
+            return self._poller
 
     def model_mode(self) -> bool:
         return self.settings.model_graph is not None

@@ -11,8 +11,9 @@ from deepscope.server.responses import StrictJSONResponse
 from deepscope.server.state import app_state
 
 
-def health(request: Request) -> Response:
-    """``{"ok": true, "version", "mode": "logdir" | "model"}``."""
+async def health(request: Request) -> Response:
+    """``{"ok": true, "version", "mode": "logdir" | "model"}``. Async: it never waits for a
+    worker thread, so it answers while slow run reads hold threads."""
     mode = "model" if app_state(request).model_mode() else "logdir"
     return StrictJSONResponse({"ok": True, "version": __version__, "mode": mode})
 
