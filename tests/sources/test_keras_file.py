@@ -71,7 +71,12 @@ SEQUENTIAL = {
 
 def test_sequential_structure_shapes_and_params(tmp_path: Path) -> None:
     path = write_keras(
-        tmp_path / "m.keras", SEQUENTIAL, {"layers/dense/vars/0": np.ones((1568, 10), np.float32)}
+        tmp_path / "m.keras",
+        SEQUENTIAL,
+        {
+            "layers/dense/vars/0": np.ones((1568, 10), np.float32),
+            "layers/dense/vars/1": np.zeros(10, np.float32),
+        },
     )
     assert keras_file.match(path)
     model = keras_file.load(path)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 import stat
+import struct
 import zipfile
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from deepscope.errors import ModelFormatError
 from deepscope.sources import _limits
@@ -74,18 +76,20 @@ class SafeZip:
 
     def __init__(
         self,
-        path: Path,
+        path: Path | IO[bytes],
         *,
         member_cap: int = _limits.MEMBER_CAP,
         total_cap: int = _limits.ARCHIVE_TOTAL_CAP,
         max_members: int = _limits.ARCHIVE_MAX_MEMBERS,
+        name: str = "",
     ) -> None:
-        self.path = Path(path)
+        self.path = Path(name or (path if isinstance(path, (str, Path)) else "archive"))
+        self.fileobj = None if isinstance(path, (str, Path)) else path
         self.member_cap = member_cap
         self.total_cap = total_cap
         self._read_total = 0
         try:
-            self._zip = zipfile.ZipFile(self.path)
+            self._zip = zipfile.ZipFile(path if self.fileobj is None else self.fileobj)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as e:
             raise ArchiveError(f"{self.path.name}: not a readable zip archive ({e})") from e
         try:
@@ -173,6 +177,30 @@ class SafeZip:
         self.close()
 
 
-def open_zip(path: Path, **caps: int) -> SafeZip:
-    """Open `path` as a `SafeZip` (see its caps); raises `ArchiveError` subtypes."""
-    return SafeZip(path, **caps)
+def open_zip(path: Path | IO[bytes], *, name: str = "", **caps: int) -> SafeZip:
+    """Open `path` (or an open binary file, shown as `name`) as a `SafeZip`; raises
+    `ArchiveError` subtypes."""
+    return SafeZip(path, name=name, **caps)
+
+
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+
+
+def member_window(z: SafeZip, name: str) -> tuple[int, int] | None:
+    """(offset, size) of a stored (uncompressed, unencrypted) member's bytes in a `SafeZip`
+    opened on a file object, so it can be read in place; None when it must be decompressed.
+    """
+    info = z.info(name)
+    if z.fileobj is None or info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1:
+        return None
+    f = z.fileobj
+    f.seek(info.header_offset)
+    raw = f.read(_LOCAL_HEADER.size)
+    if len(raw) != _LOCAL_HEADER.size or raw[:4] != b"PK\x03\x04":
+        raise ArchiveError(f"{z.path.name}: member {name!r} has no valid local header")
+    fields = _LOCAL_HEADER.unpack(raw)
+    start = info.header_offset + _LOCAL_HEADER.size + fields[-2] + fields[-1]
+    end = f.seek(0, 2)
+    if info.compress_size != info.file_size or start + info.file_size > end:
+        raise ArchiveError(f"{z.path.name}: member {name!r} runs past the end of the archive")
+    return start, info.file_size

@@ -28,8 +28,8 @@ from deepscope.sources import _limits
 
 # task name -> "module:function(path: str, options: dict) -> JSON-safe value"
 TASKS: dict[str, str] = {
-    "h5_weights": "deepscope.sources.keras_file:worker_h5_weights",
-    "h5_legacy": "deepscope.sources.keras_file:worker_h5_legacy",
+    "h5_weights": "deepscope.sources._keras_h5:worker_h5_weights",
+    "h5_legacy": "deepscope.sources._keras_h5:worker_h5_legacy",
     "torchscript_graph": "deepscope.sources.torchscript_file:worker_trusted_graph",
     "pickle_tensors": "deepscope.sources.state_dict:worker_trusted_tensors",
 }
@@ -75,25 +75,46 @@ def run_task(
 ) -> Any:
     """Run `task` on `path` in a limited child; return its JSON answer.
 
-    `fault="abort"` makes the child call `os.abort()` first (for tests of M8).
-    Raises `WorkerDiedError` on a crash or timeout, or the typed error the task raised.
+    The parent opens `path` (resolved here: the child runs in its own working folder) and
+    hands the child the open descriptor as `options["fd"]`; the child also gets the absolute
+    path for tasks that need a name. `fault="abort"` makes the child call `os.abort()` first
+    (for tests of M8). Raises `WorkerDiedError` on a crash or timeout, or the typed error
+    the task raised.
     """
     if task not in TASKS:
         raise ValueError(f"unknown sandbox task {task!r}")
-    request = json.dumps(
-        {"task": task, "path": str(path), "options": options or {}, "fault": fault}
-    )
-    with tempfile.TemporaryDirectory(prefix="deepscope-worker-") as tmp:
-        return _run(request, tmp, timeout, memory)
+    path = Path(path).resolve()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise ModelFormatError(f"cannot open {path}: {e.strerror}") from None
+    try:
+        request = json.dumps(
+            {
+                "task": task,
+                "path": str(path),
+                "options": {**(options or {}), "fd": fd, "name": path.name},
+                "fault": fault,
+            }
+        )
+        with tempfile.TemporaryDirectory(prefix="deepscope-worker-") as tmp:
+            return _run(request, tmp, timeout, memory, fd)
+    finally:
+        os.close(fd)
 
 
-def _run(request: str, tmp: str, timeout: float, memory: int) -> Any:
+def _run(request: str, tmp: str, timeout: float, memory: int, fd: int) -> Any:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "OMP_NUM_THREADS": "1",
         "LC_ALL": "C.UTF-8",
         "TMPDIR": tmp,
         "HOME": tmp,
+        # libhdf5: never load filter plugins; external-file prefixes point at the empty
+        # private folder (the readers also refuse external storage and links outright)
+        "HDF5_PLUGIN_PRELOAD": "::",
+        "HDF5_EXT_PREFIX": tmp,
+        "HDF5_VDS_PREFIX": tmp,
     }
     try:
         proc = subprocess.run(
@@ -103,6 +124,7 @@ def _run(request: str, tmp: str, timeout: float, memory: int) -> Any:
             timeout=timeout,
             env=env,
             cwd=tmp,
+            pass_fds=(fd,),
             preexec_fn=lambda: _limit_child(memory, max(1, int(timeout))),  # noqa: PLW1509
             check=False,
         )

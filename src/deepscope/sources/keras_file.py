@@ -1,10 +1,13 @@
-"""Keras `.keras` archives and legacy `.h5` files, read without importing keras (M4-M6, M8).
+"""Keras `.keras` archives and legacy `.h5` files, read without importing keras (M4-M6, M8, M10-M12).
 
-`.keras`: a zip read in memory (`_archive`); `config.json` parsed as plain JSON into the
-Graph IR; weight names, shapes and statistics read from the inner `model.weights.h5` by
-h5py in a sandbox worker. If h5py is missing or the worker dies, the structure is still
-returned, with a note. Legacy `.h5`: the `model_config` attribute (JSON text) and the
-weights are both read in the worker. Lambda layers are shown; their code is never decoded.
+`.keras`: a zip read in memory (`_archive`); `config.json` (at most `CONFIG_CAP` bytes and
+`MAX_CONTAINERS` JSON objects and arrays) parsed as plain JSON into the Graph IR; weight
+names, shapes and statistics read from the inner `model.weights.h5` by h5py in a sandbox
+worker (`_keras_h5`), which refuses external storage, external links and virtual datasets.
+If h5py is missing or the worker dies, the structure is still returned, with a note.
+Legacy `.h5`: the `model_config` attribute (JSON text) and the weights are both read in the
+worker. Parameters are the stored weights when there are any (`_keras_weights`), else
+those inferred from the config. Lambda layers are shown; their code is never decoded.
 
 Example:
     >>> load(Path("mnist.keras")).graph.node("dense").op   # doctest: +SKIP
@@ -14,22 +17,25 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 from pathlib import Path
 from typing import Any
 
-from deepscope.errors import ModelFormatError
+from deepscope.errors import ModelFormatError, UnsafeModelError
 from deepscope.sources import _limits
 from deepscope.sources._archive import is_zip, open_zip
 from deepscope.sources._keras_config import KerasConfigParser
+from deepscope.sources._keras_weights import attach
 from deepscope.sources._sandbox import WorkerDiedError, run_task
 from deepscope.sources.base import Model, WeightInfo
 
 SUFFIXES = (".keras", ".h5", ".hdf5")
 H5_MAGIC = b"\x89HDF\r\n\x1a\n"
 WEIGHTS_MEMBER = "model.weights.h5"
-MAX_DATASETS = 100_000
+#: Largest config.json / model_config read. keras.applications' largest is ~1.5 MB.
+CONFIG_CAP = 16 * _limits.MB
+#: Most JSON objects + arrays in a config: bounds json.loads' memory (~100 bytes each).
+MAX_CONTAINERS = 1_000_000
 
 
 def match(target: object) -> bool:
@@ -50,16 +56,28 @@ def match(target: object) -> bool:
 
 
 def parse_config(text: bytes | str) -> Any:
-    """Plain JSON, nothing else: no object hooks that build classes."""
+    """Plain JSON, nothing else: no object hooks that build classes. Size-capped (M11)."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if len(raw) > CONFIG_CAP:
+        raise ModelFormatError(
+            f"Keras config is {len(raw):,} bytes, over the {CONFIG_CAP:,}-byte cap; "
+            "real configs are kilobytes to a few MB"
+        )
+    containers = raw.count(b"{") + raw.count(b"[")  # an upper bound: strings may hold some
+    if containers > MAX_CONTAINERS:
+        raise ModelFormatError(
+            f"Keras config holds about {containers:,} JSON objects and arrays, over the cap "
+            f"of {MAX_CONTAINERS:,}; refusing it"
+        )
     try:
-        return json.loads(text)
+        return json.loads(raw)
     except (ValueError, RecursionError) as e:
         raise ModelFormatError(f"Keras config is not valid JSON ({str(e)[:200]})") from None
 
 
 def load(target: object, *, trust: bool = False, **options: Any) -> Model:
     """Read a Keras model's structure (and weight metadata when h5py is available)."""
-    path = Path(str(target))
+    path = Path(str(target)).resolve()
     fault = options.get("fault")
     if path.suffix.lower() == ".keras" or is_zip(path):
         return _load_keras(path, fault)
@@ -70,7 +88,7 @@ def _load_keras(path: Path, fault: str | None) -> Model:
     with open_zip(path) as z:
         if "config.json" not in z.names:
             raise ModelFormatError(f"{path.name}: a .keras archive needs a config.json member")
-        config = parse_config(z.read("config.json"))
+        config = parse_config(z.read("config.json", cap=CONFIG_CAP))
         meta: Any = {}
         if "metadata.json" in z.names:
             meta = parse_config(z.read("metadata.json", cap=_limits.MB))
@@ -89,10 +107,13 @@ def _load_keras(path: Path, fault: str | None) -> Model:
         try:
             found = run_task("h5_weights", path, {"member": WEIGHTS_MEMBER}, fault=fault)
             weights = _weights(found, graph.meta)
+            attach(graph, parser.storage, found["datasets"], legacy=False)
         except WorkerDiedError as e:
             notes.append(
                 f"weights not read: {str(e).removeprefix('model could not be parsed (').rstrip(')')}"
             )
+        except UnsafeModelError:
+            raise
         except ModelFormatError as e:
             notes.append(f"weights not read: {e}")
     return Model(graph=graph, weights=weights, format="keras", notes=notes)
@@ -108,6 +129,7 @@ def _load_h5(path: Path, fault: str | None) -> Model:
     parser = KerasConfigParser()
     graph = parser.parse(parse_config(found["config"]))
     weights = _weights(found, graph.meta)
+    attach(graph, parser.storage, found["datasets"], legacy=True)
     return Model(graph=graph, weights=weights, format="keras", notes=list(parser.notes))
 
 
@@ -118,45 +140,3 @@ def _weights(found: dict[str, Any], meta: dict[str, Any]) -> dict[str, WeightInf
     return {
         d["name"]: WeightInfo(d["name"], tuple(d["shape"]), d["dtype"]) for d in found["datasets"]
     }
-
-
-def _datasets(h5: Any) -> list[dict[str, Any]]:
-    import h5py
-
-    from deepscope.sources._weights import tensor_stats
-
-    out: list[dict[str, Any]] = []
-
-    def visit(name: str, obj: Any) -> None:
-        if len(out) >= MAX_DATASETS or not isinstance(obj, h5py.Dataset):
-            return
-        item: dict[str, Any] = {"name": name, "shape": list(obj.shape), "dtype": str(obj.dtype)}
-        if obj.dtype.kind in "fiub" and obj.size <= (1 << 24):
-            item["stats"] = tensor_stats(obj[()])
-        out.append(item)
-
-    h5.visititems(visit)
-    return out
-
-
-def worker_h5_weights(path: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Sandbox task: names, shapes, dtypes and statistics of the datasets in an HDF5 member."""
-    import h5py
-
-    with open_zip(Path(path)) as z:
-        data = z.read(str(options["member"]))
-    with h5py.File(io.BytesIO(data), "r") as h5:
-        return {"datasets": _datasets(h5)}
-
-
-def worker_h5_legacy(path: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Sandbox task: the `model_config` attribute as text, plus the weight datasets."""
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        raw = h5.attrs.get("model_config")
-        if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "replace")
-        config = raw if isinstance(raw, str) else None
-        group = h5["model_weights"] if "model_weights" in h5 else h5
-        return {"config": config, "datasets": _datasets(group)}

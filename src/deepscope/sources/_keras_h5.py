@@ -1,0 +1,156 @@
+"""Sandbox tasks that read Keras HDF5 weights with h5py, refusing reads outside the file (M10).
+
+These run only in the sandbox child (`_sandbox.TASKS`), on a file descriptor the parent
+opened: the child is never handed a path to open. The walk looks at every link before
+following it and refuses external links and soft links; every dataset is checked before a
+byte is read, refusing external raw storage (`external=[("/any/file", ...)]`) and virtual
+datasets, whose data would come from other files.
+
+Example:
+    >>> worker_h5_legacy("", {"fd": 3})   # doctest: +SKIP
+    {'config': '{"class_name": ...}', 'datasets': [...]}
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from deepscope.errors import ModelFormatError, UnsafeModelError
+
+MAX_DATASETS = 100_000
+MAX_GROUP_DEPTH = 64
+#: Datasets up to this many elements get statistics (larger ones: names and shapes only).
+STATS_NUMEL = 1 << 24
+
+
+class _Window(io.RawIOBase):
+    """A read-only view of bytes [start, start + size) of an open file (a stored zip member)."""
+
+    def __init__(self, fd: int, start: int, size: int) -> None:
+        self._fd, self._start, self._size, self._pos = fd, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf).cast("B")
+        n = max(0, min(len(view), self._size - self._pos))
+        if n == 0:
+            return 0
+        got = os.preadv(self._fd, [view[:n]], self._start + self._pos)
+        self._pos += got
+        return got
+
+
+def _refuse_outside(name: str, ds: Any) -> None:
+    if ds.is_virtual:
+        raise UnsafeModelError(
+            f"HDF5 dataset {name!r} is a virtual dataset whose data lives in other files; "
+            "refusing to read it (model weights never need this)"
+        )
+    if ds.external:
+        raise UnsafeModelError(
+            f"HDF5 dataset {name!r} stores its data in external file(s); refusing to read "
+            "files outside the model (model weights never need this)"
+        )
+
+
+def _walk(group: Any, prefix: str, out: list[dict[str, Any]], depth: int, seen: set[Any]) -> None:
+    import h5py
+
+    from deepscope.sources._weights import tensor_stats
+
+    if depth > MAX_GROUP_DEPTH:
+        raise ModelFormatError(f"HDF5 groups nest deeper than {MAX_GROUP_DEPTH} levels")
+    for key in group:
+        name = f"{prefix}{key}"
+        link = group.get(key, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            raise UnsafeModelError(
+                f"HDF5 entry {name!r} is an external link to {link.filename!r}; refusing to "
+                "follow links out of the model file"
+            )
+        if not isinstance(link, h5py.HardLink):
+            raise ModelFormatError(
+                f"HDF5 entry {name!r} is a soft or user-defined link; Keras never writes those"
+            )
+        obj = group[key]
+        if obj.id in seen:
+            continue  # a second hard link to an object already read (or a cycle)
+        seen.add(obj.id)
+        if isinstance(obj, h5py.Group):
+            _walk(obj, f"{name}/", out, depth + 1, seen)
+        elif isinstance(obj, h5py.Dataset):
+            _refuse_outside(name, obj)
+            if len(out) >= MAX_DATASETS:
+                raise ModelFormatError(f"the HDF5 file holds more than {MAX_DATASETS} datasets")
+            item: dict[str, Any] = {"name": name, "shape": list(obj.shape), "dtype": str(obj.dtype)}
+            if obj.dtype.kind in "fiub" and obj.size <= STATS_NUMEL:
+                item["stats"] = tensor_stats(obj[()])
+            out.append(item)
+
+
+def datasets(group: Any) -> list[dict[str, Any]]:
+    """Name, shape, dtype (and statistics) of every dataset under `group`, links refused."""
+    out: list[dict[str, Any]] = []
+    _walk(group, "", out, 0, set())
+    return out
+
+
+def _open(fileobj: Any) -> Any:
+    import h5py
+
+    try:
+        return h5py.File(fileobj, "r")
+    except OSError as e:
+        raise ModelFormatError(f"not a readable HDF5 file ({str(e)[:200]})") from None
+
+
+def worker_h5_weights(path: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Sandbox task: the datasets of the weights member of a `.keras` zip open as `fd`."""
+    from deepscope.sources._archive import member_window, open_zip
+
+    fd = int(options["fd"])
+    with os.fdopen(os.dup(fd), "rb") as f, open_zip(f, name=str(options.get("name", "model"))) as z:
+        window = member_window(z, str(options["member"]))
+        fileobj: Any = (
+            _Window(fd, *window)
+            if window is not None
+            else io.BytesIO(z.read(str(options["member"])))
+        )
+    with _open(fileobj) as h5:
+        return {"datasets": datasets(h5)}
+
+
+def worker_h5_legacy(path: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Sandbox task: the `model_config` attribute as text, plus the weight datasets."""
+    import h5py
+
+    fd = int(options["fd"])
+    size = os.fstat(fd).st_size
+    with _open(_Window(fd, 0, size)) as h5:
+        raw = h5.attrs.get("model_config")
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
+        config = raw if isinstance(raw, str) else None
+        if "model_weights" in h5:
+            link = h5.get("model_weights", getlink=True)
+            if not isinstance(link, h5py.HardLink) or not isinstance(
+                h5["model_weights"], h5py.Group
+            ):
+                raise UnsafeModelError("HDF5 'model_weights' is a link or not a group; refusing it")
+            return {"config": config, "datasets": datasets(h5["model_weights"])}
+        return {"config": config, "datasets": datasets(h5)}
