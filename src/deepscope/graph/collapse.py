@@ -16,12 +16,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from deepscope.graph.aggregate import aggregate
 from deepscope.graph.ir import Edge, Graph, GroupStats, Node, ParamRef, TensorMeta
 
-__all__ = ["collapse", "group_id"]
+__all__ = ["collapse", "group_id", "merge_nodes"]
 
 
 def group_id(namespace: str) -> str:
@@ -47,30 +47,59 @@ def collapse(graph: Graph, depth: int) -> Graph:
         raise ValueError(f"collapse depth must be >= 1, got {depth}")
     groups = graph.groups or aggregate(graph)
     rep: dict[str, str] = {}
-    members: dict[str, list[Node]] = {}
-    kept: list[Node | str] = []  # original nodes or group namespaces, in first-seen order
+    namespace_of: dict[str, str] = {}
     for node in graph.nodes:
         ns = _rep_namespace(node.namespace, depth)
-        if ns is None:
-            rep[node.id] = node.id
+        if ns is not None:
+            rep[node.id] = group_id(ns)
+            namespace_of[group_id(ns)] = ns
+
+    def build(gid: str, members: list[Node], ins: list[TensorMeta], outs: list[TensorMeta]) -> Node:
+        ns = namespace_of[gid]
+        return _group_node(ns, members, groups.get(ns), ins, outs)
+
+    out = merge_nodes(graph, rep, build)
+    out.groups = dict(groups)
+    out.meta["collapsedDepth"] = depth
+    return out
+
+
+GroupBuilder = Callable[[str, list[Node], list[TensorMeta], list[TensorMeta]], Node]
+
+
+def merge_nodes(graph: Graph, rep: dict[str, str], build: GroupBuilder) -> Graph:
+    """A new graph where the nodes mapped by `rep` (node id -> group id) become one node
+    per group id, made by ``build(group_id, members, border_inputs, border_outputs)``.
+
+    Unmapped nodes stay as they are; groups sit where their first member was. Edges between
+    different representatives are kept once per tensor (a group's inputs/outputs list the
+    tensors crossing its border). Linear in nodes + edges.
+    """
+    members: dict[str, list[Node]] = {}
+    kept: list[Node | str] = []  # original nodes or group ids, in first-seen order
+    for node in graph.nodes:
+        gid = rep.get(node.id)
+        if gid is None:
             kept.append(node)
             continue
-        rep[node.id] = group_id(ns)
-        if ns not in members:
-            members[ns] = []
-            kept.append(ns)
-        members[ns].append(node)
+        if gid not in members:
+            members[gid] = []
+            kept.append(gid)
+        members[gid].append(node)
+    present = {n.id for n in graph.nodes}
 
     src_slot: dict[tuple[str, int], int] = {}  # (orig src, output) -> index in group outputs
     dst_slot: dict[tuple[str, str, int], int] = {}  # (group, orig src, output) -> input index
-    g_out: dict[str, list[TensorMeta]] = {group_id(ns): [] for ns in members}
-    g_in: dict[str, list[TensorMeta]] = {group_id(ns): [] for ns in members}
+    g_out: dict[str, list[TensorMeta]] = {gid: [] for gid in members}
+    g_in: dict[str, list[TensorMeta]] = {gid: [] for gid in members}
     edges: list[Edge] = []
     seen: set[tuple[str, str, str, int]] = set()
     by_id = {n.id: n for n in graph.nodes}
     for e in graph.edges:
-        rs, rd = rep.get(e.src), rep.get(e.dst)
-        if rs is None or rd is None or rs == rd:
+        if e.src not in present or e.dst not in present:
+            continue
+        rs, rd = rep.get(e.src, e.src), rep.get(e.dst, e.dst)
+        if rs == rd:
             continue
         key = (rs, rd, e.src, e.src_output)
         if key in seen:
@@ -100,19 +129,17 @@ def collapse(graph: Graph, depth: int) -> Graph:
     for item in kept:
         if isinstance(item, Node):
             nodes.append(item)
-            continue
-        gid = group_id(item)
-        nodes.append(_group_node(item, members[item], groups.get(item), g_in[gid], g_out[gid]))
-    out = Graph(
+        else:
+            nodes.append(build(item, members[item], g_in[item], g_out[item]))
+    return Graph(
         nodes=nodes,
         edges=edges,
-        inputs=_dedupe(rep[i] for i in graph.inputs if i in rep),
-        outputs=_dedupe(rep[o] for o in graph.outputs if o in rep),
-        groups=dict(groups),
+        inputs=_dedupe(rep.get(i, i) for i in graph.inputs if i in present),
+        outputs=_dedupe(rep.get(o, o) for o in graph.outputs if o in present),
+        groups=dict(graph.groups),
         overlays={},
-        meta={**graph.meta, "collapsedDepth": depth},
+        meta=dict(graph.meta),
     )
-    return out
 
 
 def _out(node: Node, index: int) -> TensorMeta:

@@ -19,69 +19,80 @@ from xml.sax.saxutils import escape, quoteattr
 from deepscope.errors import OptionalDependencyError
 from deepscope.graph.aggregate import aggregate
 from deepscope.graph.collapse import collapse
-from deepscope.graph.ir import Graph, Node, Shape
+from deepscope.graph.fold import fold
+from deepscope.graph.ir import Graph, Node
+from deepscope.render.labels import member_lines, node_lines
 from deepscope.render.layout import layered_layout
 
-__all__ = ["render_png", "render_svg"]
+__all__ = ["ASPECT", "FOLD_ABOVE", "MAX_BOXES", "render_png", "render_svg"]
 
 _CHAR_W = 7.0  # px per character at 12 px sans-serif (generous, so text fits its box)
 _LINE_H = 16.0
 _MAX_LABEL = 48
+_MAX_MEMBER = 160
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 
-_FILL = {"group": "#e8f0fe", "input": "#e6f4ea", "output": "#fce8e6"}
-_STROKE = {"group": "#4a6fa5", "input": "#3c8a4f", "output": "#b3261e"}
+_FILL = {"group": "#e8f0fe", "repeat": "#f3e8fd", "input": "#e6f4ea", "output": "#fce8e6"}
+_STROKE = {"group": "#4a6fa5", "repeat": "#7b3fa0", "input": "#3c8a4f", "output": "#b3261e"}
+
+FOLD_ABOVE = 120  # a drawing of more nodes than this is folded ...
+MAX_BOXES = 60  # ... into about this many boxes
+ASPECT = 1.25  # tall drawings wrap into columns toward this width / height
 
 
-def _clean(text: str) -> str:
+def _clean(text: str, limit: int = _MAX_LABEL) -> str:
     text = _BAD_XML.sub("\ufffd", text)
-    return text if len(text) <= _MAX_LABEL else text[: _MAX_LABEL - 1] + "\u2026"
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def _shape_text(shape: Shape | None) -> str:
-    if shape is None:
-        return "?"
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+def _hanging(g: Graph) -> set[str]:
+    """Nodes no graph input reaches (weights, constants), when the graph has inputs."""
+    starts = [n.id for n in g.nodes if n.op == "input"]
+    if not starts:
+        return set()
+    succ: dict[str, list[str]] = {}
+    for e in g.edges:
+        succ.setdefault(e.src, []).append(e.dst)
+    seen = set(starts)
+    stack = list(starts)
+    while stack:
+        for m in succ.get(stack.pop(), ()):
+            if m not in seen:
+                seen.add(m)
+                stack.append(m)
+    return {n.id for n in g.nodes if n.id not in seen}
 
 
-def _human(n: int) -> str:
-    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
+def render_svg(
+    graph: Graph,
+    depth: int | None = None,
+    *,
+    fold_above: int | None = FOLD_ABOVE,
+    max_boxes: int = MAX_BOXES,
+    aspect: float | None = ASPECT,
+) -> str:
+    """SVG text of `graph`, collapsed to module `depth` (None: every op). Sized to fit.
 
-
-def _lines(node: Node) -> list[str]:
-    outs = ", ".join(_shape_text(t.shape) for t in node.outputs[:2])
-    if len(node.outputs) > 2:
-        outs += ", \u2026"
-    if node.op == "group":
-        mtype = str(node.attrs.get("moduleType") or "")
-        path = node.namespace.replace("/", ".") or node.label
-        title = f"{path}: {mtype}" if mtype else path
-        params = int(node.attrs.get("params") or 0)
-        detail = f"{_human(params)} params" if params else ""
-        if node.macs:
-            detail += (" \u00b7 " if detail else "") + f"{_human(node.macs)} MACs"
-        return [t for t in (title, outs, detail) if t]
-    if node.op in ("input", "output"):
-        return [f"{node.op}: {node.label}" if node.label != node.op else node.op, outs]
-    title = node.op if node.label in ("", node.op) else f"{node.op} ({node.label})"
-    return [t for t in (title, outs) if t]
-
-
-def render_svg(graph: Graph, depth: int | None = None) -> str:
-    """SVG text of `graph`, collapsed to module `depth` (None: every op). Sized to fit."""
+    A drawing of more than `fold_above` nodes is folded (`deepscope.graph.fold`) into about
+    `max_boxes` boxes: repeated blocks, blocks between single live values, chunks along the
+    order; each folded box's ``<title>`` (its tooltip) lists its members. `fold_above`
+    None draws every node. A drawing taller than twice its width wraps into columns
+    toward width / height = `aspect` (None: one column).
+    """
     if not graph.groups:
         aggregate(graph)
     g = collapse(graph, depth) if depth else graph
-    texts = {n.id: [_clean(t) for t in _lines(n)] for n in g.nodes}
+    by_id = {n.id: n for n in g.nodes}
+    if fold_above is not None:
+        g = fold(g, above=fold_above, max_nodes=max_boxes)
+    texts = {n.id: [_clean(t) for t in node_lines(n)] for n in g.nodes}
     sizes = {
         nid: (max(80.0, 16 + _CHAR_W * max(len(t) for t in lines)), 10 + _LINE_H * len(lines))
         for nid, lines in texts.items()
     }
     ids = [n.id for n in g.nodes]
-    lay = layered_layout(ids, [(e.src, e.dst) for e in g.edges], sizes)
+    edges = [(e.src, e.dst) for e in g.edges]
+    lay = layered_layout(ids, edges, sizes, hang=_hanging(g), aspect=aspect)
     w, h = max(lay.width, 120.0), max(lay.height, 60.0)
     out = [
         '<svg xmlns="http://www.w3.org/2000/svg" '
@@ -102,33 +113,61 @@ def render_svg(graph: Graph, depth: int | None = None) -> str:
             'marker-end="url(#arrow)"/>'
         )
     out.append("</g>")
-    kinds = {n.id: n.op for n in g.nodes}
-    for nid in ids:
-        x, y = lay.positions[nid]
-        bw, bh = sizes[nid]
-        kind = kinds[nid] if kinds[nid] in _FILL else "op"
-        fill, stroke = _FILL.get(kind, "#f8f9fa"), _STROKE.get(kind, "#5f6368")
-        out.append(f'<g class="node" data-id={quoteattr(_clean(nid))}>')
-        out.append(
-            f'<rect x="{x - bw / 2:.1f}" y="{y - bh / 2:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
-            f'rx="{8 if kind == "group" else 3}" fill="{fill}" stroke="{stroke}"/>'
-        )
-        lines = texts[nid]
-        top = y - bh / 2 + 5 + _LINE_H * 0.75
-        for i, line in enumerate(lines):
-            weight = ' font-weight="bold"' if i == 0 else ""
-            color = "#202124" if i == 0 else "#5f6368"
-            out.append(
-                f'<text x="{x:.1f}" y="{top + i * _LINE_H:.1f}" text-anchor="middle" '
-                f'fill="{color}"{weight}>{escape(line)}</text>'
-            )
-        out.append("</g>")
+    for node in g.nodes:
+        out.extend(_node_svg(node, lay.positions[node.id], sizes[node.id], texts[node.id], by_id))
     out.append("</svg>")
     return "\n".join(out)
 
 
+def _kind(node: Node) -> str:
+    fold_kind = node.attrs.get("fold") if node.op == "group" else None
+    if fold_kind == "op":
+        return "op"
+    if fold_kind == "repeat":
+        return "repeat"
+    return node.op if node.op in _FILL else "op"
+
+
+def _node_svg(
+    node: Node,
+    at: tuple[float, float],
+    size: tuple[float, float],
+    lines: list[str],
+    by_id: dict[str, Node],
+) -> list[str]:
+    (x, y), (bw, bh) = at, size
+    kind = _kind(node)
+    fill, stroke = _FILL.get(kind, "#f8f9fa"), _STROKE.get(kind, "#5f6368")
+    rx = 3 if kind == "op" else 8
+    out = [f'<g class="node" data-id={quoteattr(_clean(node.id))}>']
+    if node.attrs.get("fold"):
+        members = [_clean(m, _MAX_MEMBER) for m in member_lines(node, by_id)]
+        head = " \u00b7 ".join(t for t in lines[:1])
+        out.append(f"<title>{escape(head)}\n" + escape("\n".join(members)) + "</title>")
+    if kind == "repeat":  # a card behind the card: this box stands for several
+        out.append(
+            f'<rect x="{x - bw / 2 + 5:.1f}" y="{y - bh / 2 + 5:.1f}" width="{bw:.1f}" '
+            f'height="{bh:.1f}" rx="{rx}" fill="{fill}" stroke="{stroke}"/>'
+        )
+    out.append(
+        f'<rect x="{x - bw / 2:.1f}" y="{y - bh / 2:.1f}" width="{bw:.1f}" height="{bh:.1f}" '
+        f'rx="{rx}" fill="{fill}" stroke="{stroke}"/>'
+    )
+    top = y - bh / 2 + 5 + _LINE_H * 0.75
+    for i, line in enumerate(lines):
+        weight = ' font-weight="bold"' if i == 0 else ""
+        color = "#202124" if i == 0 else "#5f6368"
+        out.append(
+            f'<text x="{x:.1f}" y="{top + i * _LINE_H:.1f}" text-anchor="middle" '
+            f'fill="{color}"{weight}>{escape(line)}</text>'
+        )
+    out.append("</g>")
+    return out
+
+
 def render_png(graph: Graph, depth: int | None = None, *, zoom: float = 1.0) -> bytes:
-    """PNG bytes of `render_svg(graph, depth)`. Needs resvg: ``pip install 'deepscope[png]'``."""
+    """PNG bytes of `render_svg(graph, depth)` (folded and wrapped alike). Needs resvg:
+    ``pip install 'deepscope[png]'``."""
     try:
         import resvg_py
     except ImportError as exc:
