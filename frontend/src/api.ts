@@ -48,6 +48,17 @@ export interface ImageInfo {
   url?: string;
 }
 
+/** One logged attribution map (`AttributionResult.log`): an overlay PNG (or token-score JSON)
+ * of one input, with the id of that input's image when one was logged. */
+export interface AttributionItem {
+  id: number | string;
+  tag: string;
+  step: number;
+  wallTime: number;
+  meta: Record<string, unknown>;
+  inputId: number | string | null;
+}
+
 export interface TextInfo {
   step: number;
   wallTime: number;
@@ -162,8 +173,8 @@ export const api = {
     getJson<{ texts: TextInfo[] }>('text', { run, tag }, signal),
   events: (runs: string[], limit: number, signal?: AbortSignal) =>
     getJson<{ events: EventInfo[] }>('events', { run: runs, limit }, signal),
-  attributions: (run: string, tag: string, signal?: AbortSignal) =>
-    getJson<{ items: ImageInfo[] }>('attributions', { run, tag }, signal),
+  attributions: (run: string, tag: string | undefined, signal?: AbortSignal) =>
+    getJson<{ items: AttributionItem[] }>('attributions', { run, tag }, signal),
 };
 
 /** URL of a stored blob; built here from run + id, never taken from data as an href. */

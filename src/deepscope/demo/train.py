@@ -65,18 +65,23 @@ def _prediction_grid(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.n
     return np.concatenate(rows, axis=1)
 
 
-def _log_attributions(run: Run, model: nn.Module, x: torch.Tensor, step: int) -> None:
+def _log_attributions(
+    run: Run, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int
+) -> None:
+    """Each method explains the predicted class of every digit in `x`; the dashboard shows a
+    method x digit grid with the true and predicted classes."""
     import deepscope
 
     model.eval()
-    target = model(x).argmax(1)
+    with torch.no_grad():
+        pred = model(x).argmax(1)
     for method in ATTRIBUTION_METHODS:
         try:
-            result = deepscope.attribute(model, x, target, method=method)
+            result = deepscope.attribute(model, x, pred, method=method)
         except (ImportError, ValueError, NotImplementedError) as exc:  # a method not in this build
             run.log_text("demo/skipped", f"{method}: {exc}", step=step)
             continue
-        run.log_attribution(f"attribution/{method}", result, step=step)
+        result.log(run, f"attribution/{method}", step=step, labels=y, predictions=pred)
     model.train()
 
 
@@ -117,7 +122,7 @@ def train_healthy(
             )
             bar.set_postfix(loss=f"{loss.item():.3f}", test_acc=f"{acc:.3f}")
         run.log_histogram("test/logits", model(data.x_test).detach(), step=step)
-        _log_attributions(run, model, data.x_test[:8], step)
+        _log_attributions(run, model, data.x_test[:8], data.y_test[:8], step)
         run.log_text(
             "demo/about",
             "A CNN trained on scikit-learn's 8x8 digits by `deepscope demo`.",

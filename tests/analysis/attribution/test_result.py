@@ -93,7 +93,7 @@ def test_log_into_a_real_run(tmp_path: Path) -> None:
         run.log_attribution("cam", result, step=4)
     reader = deepscope.store.open(str(tmp_path)).run("attr")
     blobs = reader.blobs("attribution", "cam")
-    assert [b.step for b in blobs] == [3, 4]
+    assert [b.step for b in blobs] == [3, 4, 4]  # log_attribution logs every input
     meta = blobs[0].meta
     assert meta["method"] == "grad_cam" and meta["target"] == 1 and meta["input_index"] == 1
     assert meta["layer"] == "1"

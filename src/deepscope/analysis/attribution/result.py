@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ import torch
 from numpy.typing import NDArray
 from PIL import Image
 
+from deepscope.render.colormap import apply_colormap
 from deepscope.render.overlay import overlay as _overlay
+from deepscope.render.overlay import to_rgb_array
 
 
 @dataclass
@@ -145,10 +148,80 @@ class AttributionResult:
         display(image)
         return None
 
-    def log(self, run: Any, tag: str, step: int | None = None, index: int = 0) -> None:
-        """Store one input's overlay (PNG) or token scores (JSON) in `run` as an "attribution" blob."""
-        if self.is_tokens:
-            data, ext = self.to_json(index).encode("utf-8"), "json"
-        else:
-            data, ext = self.png_bytes(index), "png"
-        run.log_blob("attribution", tag, data, ext=ext, meta=self.metadata(index), step=step)
+    def log(
+        self,
+        run: Any,
+        tag: str,
+        step: int | None = None,
+        index: int | None = None,
+        *,
+        items: Sequence[int] | None = None,
+        labels: Any = None,
+        predictions: Any = None,
+        cmap: str = "jet",
+        alpha: float = 0.5,
+    ) -> None:
+        """Store every input's overlay (PNG) or token scores (JSON) in `run` as "attribution" blobs.
+
+        One blob per input of the batch (or per index in `items`; `index` logs one). Image
+        results also store each input as an "attribution_input" PNG, so the dashboard shows
+        the input beside its overlay. `labels` (true classes) and `predictions` (predicted
+        classes), one per input of the whole batch, travel in each item's meta with the
+        method, target, layer, colormap (`colorbar`: 11 "#rrggbb" stops from 0 to 1) and the
+        map's raw range (`heatMin`, `heatMax`).
+
+        Example:
+            >>> result.log(run, "grad_cam", step=100, predictions=logits.argmax(1))  # doctest: +SKIP
+        """
+        batch = int(self.attributions.shape[0])
+        chosen = [index] if items is None and index is not None else items
+        picked = list(range(batch)) if chosen is None else [int(i) for i in chosen]
+        for i in picked:
+            if not 0 <= i < batch:
+                raise ValueError(f"item {i} out of range for a batch of {batch} inputs")
+        per_label = _per_item(labels, batch, "labels")
+        per_pred = _per_item(predictions, batch, "predictions")
+        heat = self.heat().reshape(batch, -1)
+        stops = [
+            "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
+            for rgb in apply_colormap(np.linspace(0.0, 1.0, 11)[None, :], cmap)[0]
+        ]
+        for i in picked:
+            meta: dict[str, Any] = {**self.metadata(i), "batch": batch}
+            if per_label is not None:
+                meta["label"] = per_label[i]
+            if per_pred is not None:
+                meta["pred"] = per_pred[i]
+            row = heat[i][torch.isfinite(heat[i])]
+            if row.numel():
+                meta["heatMin"], meta["heatMax"] = float(row.min()), float(row.max())
+            if self.is_tokens:
+                data, ext = self.to_json(i).encode("utf-8"), "json"
+            else:
+                data, ext = self.png_bytes(i, cmap=cmap, alpha=alpha), "png"
+                meta.update(cmap=cmap, alpha=alpha, colorbar=stops)
+            meta["format"] = ext
+            run.log_blob("attribution", tag, data, ext=ext, meta=meta, step=step)
+            if not self.is_tokens and self.inputs is not None and self.inputs.ndim == 4:
+                buffer = io.BytesIO()
+                Image.fromarray(to_rgb_array(self.inputs[i]), mode="RGB").save(buffer, "PNG")
+                run.log_blob(
+                    "attribution_input",
+                    tag,
+                    buffer.getvalue(),
+                    ext="png",
+                    meta={"input_index": i},
+                    step=step,
+                )
+
+
+def _per_item(values: Any, batch: int, name: str) -> list[int] | None:
+    """One int per input of the batch from a tensor, array or sequence (None stays None)."""
+    if values is None:
+        return None
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().reshape(-1).tolist()
+    out = [int(v) for v in np.asarray(values).reshape(-1)]
+    if len(out) != batch:
+        raise ValueError(f"got {len(out)} {name} for a batch of {batch} inputs")
+    return out
