@@ -21,6 +21,24 @@ class StoreError(DeepscopeError):
     http_status = 500
 
 
+class UnreadableRunError(StoreError):
+    """A run's ``run.db`` cannot be read: corrupt, truncated, not a database, wrong types, or
+    a schema deepscope did not write (views, triggers). `run` names it, `reason` says why."""
+
+    http_status = 422
+
+    def __init__(self, run: str, reason: str) -> None:
+        super().__init__(f"run '{run}' cannot be read: {reason}")
+        self.run = run
+        self.reason = reason
+
+
+class ReadDeadlineError(UnreadableRunError):
+    """A read of one run ran past its deadline (and that run is refused for a while)."""
+
+    http_status = 503
+
+
 class ModelFormatError(DeepscopeError):
     """A model file is malformed, truncated, too large or of a format deepscope cannot read."""
 

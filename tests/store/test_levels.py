@@ -217,8 +217,8 @@ def test_a_schema_1_store_is_read_by_scanning_and_migrated_by_a_writer(tmp_path:
     check.close()
 
     conn = connect_writer(db)  # what RunWriter does on open
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
-    assert [r[0] for r in conn.execute("SELECT version FROM migration ORDER BY rowid")] == [1, 2]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert [r[0] for r in conn.execute("SELECT version FROM migration ORDER BY rowid")] == [1, 3]
     assert _stored_levels(conn) == _expected_levels(conn)
     conn.close()
     after = reader.scalars("loss", max_points=200)

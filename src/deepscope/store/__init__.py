@@ -22,13 +22,16 @@ __all__ = ["StoreError", "open"]
 
 
 def open(  # noqa: A001 - the documented name: deepscope.store.open(logdir)
-    logdir: str | os.PathLike[str], *, stale_after: float = 30.0
+    logdir: str | os.PathLike[str], *, stale_after: float = 30.0, read_deadline: float = 5.0
 ) -> SqliteStore:
     """A `StoreReader` over the runs in `logdir`.
 
     `stale_after`: seconds without a heartbeat after which a run that did not finish
-    reads as ``"interrupted"`` (the writer beats every 5 s).
+    reads as ``"interrupted"`` (the writer beats every 5 s; a writer on this machine whose
+    process is gone reads ``"interrupted"`` at once). `read_deadline`: seconds one read may
+    take; a run.db that cannot be read raises `deepscope.errors.UnreadableRunError` (its
+    subclass `ReadDeadlineError` past the deadline) and is listed as ``"unreadable"``.
     """
     from deepscope.store.reader import open_store
 
-    return open_store(logdir, stale_after=stale_after)
+    return open_store(logdir, stale_after=stale_after, read_deadline=read_deadline)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-RunStatus = Literal["running", "finished", "interrupted"]
+RunStatus = Literal["running", "finished", "interrupted", "unreadable"]
 Severity = Literal["info", "warning", "error"]
 
 
@@ -26,6 +26,7 @@ class RunInfo:
     heartbeat: float  # last heartbeat, unix seconds
     config: dict[str, Any] = field(default_factory=dict)
     finished: float | None = None
+    error: str | None = None  # why the run cannot be read (status "unreadable"), else None
 
 
 @dataclass(frozen=True)

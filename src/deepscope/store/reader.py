@@ -3,6 +3,15 @@
 Every call opens a read-only connection (``mode=ro``), reads in one transaction (one
 snapshot: a batch is seen whole or not at all) and closes it, so readers never hold a
 snapshot between calls and never block the writer or its checkpoints.
+
+A run.db is data from anywhere (THREATS.md S10). Every read first verifies the schema
+(`deepscope.store.checks.verify_schema`: no views, triggers or altered tables), runs under
+a deadline (a progress handler; `read_deadline` seconds per call, `INFO_DEADLINE` for the
+run's metadata) and converts every value strictly. Whatever goes wrong with one run raises
+`UnreadableRunError` (a `StoreError`) naming the run and the reason, never a raw
+``sqlite3`` or ``ValueError``; a run that ran past its deadline is refused at once for
+`QUARANTINE` seconds (`ReadDeadlineError`), so one run never holds the server's threads.
+`SqliteStore.runs` lists such a run with status ``"unreadable"`` and its reason.
 """
 
 from __future__ import annotations
@@ -10,15 +19,30 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deepscope.errors import NotFoundError, StoreError
+from deepscope.errors import NotFoundError, ReadDeadlineError, StoreError, UnreadableRunError
 from deepscope.store import jsonenc
+from deepscope.store.checks import (
+    BadValue,
+    NotInitialised,
+    SchemaProblem,
+    as_bytes,
+    as_float,
+    as_int,
+    as_opt_float,
+    as_opt_int,
+    as_opt_str,
+    as_str,
+    verify_schema,
+)
 from deepscope.store.downsample import histogram_ids, scalar_rows
+from deepscope.store.liveness import alive
 from deepscope.store.protocol import (
     BlobInfo,
     EventInfo,
@@ -39,6 +63,15 @@ from deepscope.store.schema import (
 )
 
 DEFAULT_STALE_AFTER = 30.0  # seconds without a heartbeat before a running run reads "interrupted"
+# Deadlines (seconds). The pyramid answers a 2,000-point read of 1M points in ~16 ms and a
+# whole-run scan of a large run takes well under a second, so 5 s only cuts off what no
+# deepscope store needs; the run's metadata (one row plus its sessions) takes milliseconds,
+# so a listing of many runs waits at most 1 s for a bad one.
+DEFAULT_READ_DEADLINE = 5.0
+INFO_DEADLINE = 1.0
+QUARANTINE = 30.0  # after a deadline, the run is refused at once for this long
+_QUARANTINED: dict[str, float] = {}  # db path -> monotonic time until which it is refused
+_QUARANTINE_LOCK = threading.Lock()
 _SPECIAL = {KIND_NAN: math.nan, KIND_POSINF: math.inf, KIND_NEGINF: -math.inf, KIND_NEGZERO: -0.0}
 
 
@@ -50,18 +83,26 @@ def decode_value(value: float | None, kind: int) -> float:
 
 
 def run_status(sessions: list[tuple[Any, ...]], now: float, stale_after: float) -> RunStatus:
-    """From rows ``(parent, heartbeat, ended, state)`` of the session table.
+    """From rows ``(parent, heartbeat, ended, state[, alive])`` of the session table.
 
-    running: some session is live (not ended, heartbeat fresh); interrupted: a top-level
-    session ended without finishing (SIGTERM, exception) or went silent (kill -9);
-    finished otherwise. Forked children (DataLoader workers) that vanish do not count.
+    running: some session is live (not ended, heartbeat fresh, and its process not known
+    to be gone: `alive` is False only when this machine can tell, see
+    `deepscope.store.liveness`); interrupted: a top-level session ended without finishing
+    (SIGTERM, exception), its process is gone (kill -9: seen at once on this machine) or
+    it went silent; finished otherwise. Forked children (DataLoader workers) that vanish
+    do not count.
     """
-    if any(ended is None and now - hb <= stale_after for _, hb, ended, _s in sessions):
+
+    def live(s: tuple[Any, ...]) -> bool:
+        gone = len(s) > 4 and s[4] is False
+        return s[2] is None and not gone and now - s[1] <= stale_after
+
+    if any(live(s) for s in sessions):
         return "running"
     roots = [s for s in sessions if s[0] is None] or sessions
     if not roots:
         return "interrupted"
-    if any(ended is None or state == "interrupted" for _, _hb, ended, state in roots):
+    if any(s[2] is None or s[3] == "interrupted" for s in roots):
         return "interrupted"
     return "finished"
 
@@ -69,47 +110,103 @@ def run_status(sessions: list[tuple[Any, ...]], now: float, stale_after: float) 
 class SqliteRunReader:
     """Reads one run. Cheap to create; holds no connection between calls."""
 
-    def __init__(self, name: str, directory: Path, *, stale_after: float = DEFAULT_STALE_AFTER):
+    def __init__(
+        self,
+        name: str,
+        directory: Path,
+        *,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        read_deadline: float = DEFAULT_READ_DEADLINE,
+    ):
         self.name = name
         self.directory = directory
         self.db_path = directory / DB_NAME
         self.stale_after = stale_after
+        self.read_deadline = read_deadline
+
+    def _unreadable(self, reason: str) -> UnreadableRunError:
+        return UnreadableRunError(self.name, reason)
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self, deadline: float | None = None) -> Iterator[sqlite3.Connection]:
+        """One read transaction on a verified schema, under a deadline; every failure that
+        comes from the database's content becomes `UnreadableRunError`."""
+        seconds = self.read_deadline if deadline is None else min(deadline, self.read_deadline)
+        key = str(self.db_path.absolute())
+        with _QUARANTINE_LOCK:
+            until = _QUARANTINED.get(key, 0.0)
+        if time.monotonic() < until:
+            raise ReadDeadlineError(
+                self.name,
+                f"a read took longer than {self.read_deadline:g} s; it is refused for "
+                f"{QUARANTINE:g} s after that (retry later)",
+            )
         if not self.db_path.is_file():
             raise NotFoundError(f"run '{self.name}' has no {DB_NAME} (deleted?)")
-        conn = connect_reader(self.db_path)
+        if self.db_path.is_symlink() or self.db_path.resolve().parent != self.directory.resolve():
+            raise self._unreadable(f"its {DB_NAME} is a link (run databases must be files)")
+        try:
+            conn = connect_reader(self.db_path, deadline=seconds)
+        except StoreError as exc:
+            raise self._unreadable(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise self._error(exc, key) from exc
         try:
             conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                raise NotFoundError(f"run '{self.name}' is not initialised yet") from exc
-            raise StoreError(f"cannot read run '{self.name}': {exc}") from exc
+            verify_schema(conn)
+            yield conn
+        except NotInitialised as exc:
+            raise NotFoundError(f"run '{self.name}' is not initialised yet") from exc
+        except SchemaProblem as exc:
+            raise self._unreadable(f"{DB_NAME} is not a deepscope run store: {exc}") from exc
+        except BadValue as exc:
+            raise self._unreadable(f"wrong value types in {DB_NAME}: {exc}") from exc
+        except (TypeError, ValueError, OverflowError) as exc:  # content that is not ours
+            raise self._unreadable(f"wrong values in {DB_NAME}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise self._error(exc, key) from exc
         finally:
-            conn.close()
+            conn.close()  # ends the read transaction
+
+    def _error(self, exc: sqlite3.Error, key: str) -> UnreadableRunError:
+        if "interrupt" in str(exc):
+            with _QUARANTINE_LOCK:
+                _QUARANTINED[key] = time.monotonic() + QUARANTINE
+            return ReadDeadlineError(
+                self.name,
+                f"a read took longer than {self.read_deadline:g} s (a huge or hostile "
+                f"{DB_NAME}); it is refused for {QUARANTINE:g} s (retry later)",
+            )
+        return self._unreadable(f"{DB_NAME} is corrupt or not a database ({exc})")
 
     def info(self) -> RunInfo:
-        with self._read() as conn:
+        with self._read(INFO_DEADLINE) as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
             row = conn.execute("SELECT name, created, config FROM run WHERE id = 1").fetchone()
-            sessions = conn.execute(
-                "SELECT parent, heartbeat, ended, state FROM session"
-            ).fetchall()
+            who = ", pid, host, proc_id" if version >= 3 else ", pid, host, NULL"
+            rows = conn.execute(f"SELECT parent, heartbeat, ended, state{who} FROM session")
+            sessions = []
+            for parent, hb, ended, state, pid, host, proc_id in rows.fetchall():
+                as_opt_int(parent, "session.parent")
+                hb = as_float(hb, "session.heartbeat")
+                ended = as_opt_float(ended, "session.ended")
+                state = as_str(state, "session.state")
+                known = alive(host, pid, proc_id) if ended is None else None
+                sessions.append((parent, hb, ended, state, known))
+            if row is None:
+                created, config = 0.0, {}
+            else:
+                as_str(row[0], "run.name")
+                created = as_float(row[1], "run.created")
+                try:
+                    config = jsonenc.loads(as_str(row[2], "run.config"))
+                except ValueError:
+                    config = {}
         now = time.time()
         status = run_status(sessions, now, self.stale_after)
         heartbeat = max((s[1] for s in sessions), default=0.0)
         if row is None:
-            created, config = heartbeat or self.db_path.stat().st_mtime, {}
-        else:
-            created = row[1]
-            try:
-                config = jsonenc.loads(row[2])
-            except ValueError:
-                config = {}
+            created = heartbeat or self.db_path.stat().st_mtime
         finished = None
         if status == "finished":
             finished = max((s[2] for s in sessions if s[2] is not None), default=None)
@@ -128,14 +225,21 @@ class SqliteRunReader:
                 "SELECT name, kind, count, first_step, last_step FROM tag WHERE count > 0 "
                 "ORDER BY kind, name"
             ).fetchall()
-        return [
-            TagInfo(tag=r[0], kind=r[1], count=r[2], first_step=r[3], last_step=r[4]) for r in rows
-        ]
+            return [
+                TagInfo(
+                    tag=as_str(r[0], "tag.name"),
+                    kind=as_str(r[1], "tag.kind"),
+                    count=as_int(r[2], "tag.count"),
+                    first_step=as_int(r[3], "tag.first_step"),
+                    last_step=as_int(r[4], "tag.last_step"),
+                )
+                for r in rows
+            ]
 
     @staticmethod
     def _tag_id(conn: sqlite3.Connection, tag: str, kind: str) -> int | None:
         row = conn.execute("SELECT id FROM tag WHERE name = ? AND kind = ?", (tag, kind)).fetchone()
-        return None if row is None else int(row[0])
+        return None if row is None else as_int(row[0], "tag.id")
 
     def scalars(
         self,
@@ -145,6 +249,9 @@ class SqliteRunReader:
         start_step: int | None = None,
         end_step: int | None = None,
     ) -> list[ScalarPoint]:
+        max_points = int(max_points)
+        start_step = None if start_step is None else int(start_step)
+        end_step = None if end_step is None else int(end_step)
         with self._read() as conn:
             tid = self._tag_id(conn, tag, "scalar")
             if tid is None:
@@ -152,13 +259,21 @@ class SqliteRunReader:
             rows = scalar_rows(
                 conn, tid, max_points=max_points, start_step=start_step, end_step=end_step
             )
-        return [
-            ScalarPoint(step=r[1], wall_time=r[2], value=decode_value(r[3], r[4])) for r in rows
-        ]
+            return [
+                ScalarPoint(
+                    step=as_int(r[1], "scalar.step"),
+                    wall_time=as_float(r[2], "scalar.wall_time"),
+                    value=decode_value(
+                        as_opt_float(r[3], "scalar.value"), as_int(r[4], "scalar.kind")
+                    ),
+                )
+                for r in rows
+            ]
 
     def histograms(self, tag: str, *, max_points: int = 100) -> list[HistogramPoint]:
         import numpy as np
 
+        max_points = int(max_points)
         with self._read() as conn:
             tid = self._tag_id(conn, tag, "histogram")
             if tid is None:
@@ -173,25 +288,33 @@ class SqliteRunReader:
                     " ORDER BY step, id",
                     chunk,
                 ).fetchall()
-        rows.sort(key=lambda r: r[0])
-        nan = math.nan
-        return [
-            HistogramPoint(
-                step=r[0],
-                wall_time=r[1],
-                edges=np.frombuffer(r[2], dtype="<f8").tolist(),
-                counts=np.frombuffer(r[3], dtype="<i8").tolist(),
-                count=r[4],
-                n_nan=r[5],
-                n_posinf=r[6],
-                n_neginf=r[7],
-                min=r[8],
-                max=r[9],
-                sum=nan if r[10] is None else r[10],
-                sum_sq=nan if r[11] is None else r[11],
-            )
-            for r in rows
-        ]
+            rows.sort(key=lambda r: as_int(r[0], "histogram.step"))
+            nan = math.nan
+            out = []
+            for r in rows:
+                edges = np.frombuffer(as_bytes(r[2], "histogram.edges", 8), dtype="<f8")
+                counts = np.frombuffer(as_bytes(r[3], "histogram.counts", 8), dtype="<i8")
+                if len(edges) != len(counts) + 1 and len(counts):
+                    raise BadValue(f"a histogram has {len(edges)} edges for {len(counts)} bins")
+                total = as_opt_float(r[10], "histogram.sum")
+                sum_sq = as_opt_float(r[11], "histogram.sum_sq")
+                out.append(
+                    HistogramPoint(
+                        step=r[0],
+                        wall_time=as_float(r[1], "histogram.wall_time"),
+                        edges=edges.tolist(),
+                        counts=counts.tolist(),
+                        count=as_int(r[4], "histogram.count"),
+                        n_nan=as_int(r[5], "histogram.n_nan"),
+                        n_posinf=as_int(r[6], "histogram.n_posinf"),
+                        n_neginf=as_int(r[7], "histogram.n_neginf"),
+                        min=as_opt_float(r[8], "histogram.min"),
+                        max=as_opt_float(r[9], "histogram.max"),
+                        sum=nan if total is None else total,
+                        sum_sq=nan if sum_sq is None else sum_sq,
+                    )
+                )
+            return out
 
     def blobs(
         self, kind: str, tag: str | None = None, *, limit: int | None = None
@@ -210,27 +333,21 @@ class SqliteRunReader:
             sql = f"SELECT * FROM ({sql} ORDER BY b.step DESC, b.id DESC LIMIT ?) ORDER BY 4, 1"
             args.append(max(0, int(limit)))
         with self._read() as conn:
-            rows = conn.execute(sql, args).fetchall()
-        return [
-            BlobInfo(
-                id=r[0], kind=r[1], tag=r[2], step=r[3], wall_time=r[4], path=r[5], meta=_meta(r[6])
-            )
-            for r in rows
-        ]
+            return [_blob_info(r) for r in conn.execute(sql, args).fetchall()]
 
     def blob(self, blob_id: int) -> BlobInfo:
         """One blob by id; `NotFoundError` if there is none."""
+        blob_id = int(blob_id)
         with self._read() as conn:
             r = conn.execute(
                 "SELECT b.id, b.kind, t.name, b.step, b.wall_time, b.path, b.meta "
                 "FROM blob b JOIN tag t ON t.id = b.tag_id WHERE b.id = ?",
-                (int(blob_id),),
+                (blob_id,),
             ).fetchone()
-        if r is None:
+            info = None if r is None else _blob_info(r)
+        if info is None:
             raise NotFoundError(f"run '{self.name}' has no blob {blob_id}")
-        return BlobInfo(
-            id=r[0], kind=r[1], tag=r[2], step=r[3], wall_time=r[4], path=r[5], meta=_meta(r[6])
-        )
+        return info
 
     def blob_path(self, blob: BlobInfo) -> Path:
         """Absolute path of a blob, confined to the run directory (`NotFoundError` otherwise)."""
@@ -253,30 +370,43 @@ class SqliteRunReader:
         return path.read_bytes()
 
     def events(self, *, limit: int = 1000) -> list[EventInfo]:
+        limit = max(0, int(limit))
         with self._read() as conn:
             rows = conn.execute(
                 "SELECT id, step, wall_time, severity, kind, layer, message FROM event "
                 "ORDER BY id DESC LIMIT ?",
-                (max(0, int(limit)),),
+                (limit,),
             ).fetchall()
-        rows.reverse()
-        return [
-            EventInfo(
-                id=r[0],
-                step=r[1],
-                wall_time=r[2],
-                severity=r[3],
-                kind=r[4],
-                layer=r[5],
-                message=r[6],
-            )
-            for r in rows
-        ]
+            rows.reverse()
+            return [
+                EventInfo(
+                    id=as_int(r[0], "event.id"),
+                    step=as_int(r[1], "event.step"),
+                    wall_time=as_float(r[2], "event.wall_time"),
+                    severity=as_str(r[3], "event.severity"),  # type: ignore[arg-type]
+                    kind=as_str(r[4], "event.kind"),
+                    layer=as_opt_str(r[5], "event.layer"),
+                    message=as_str(r[6], "event.message"),
+                )
+                for r in rows
+            ]
 
     def version(self) -> int:
         with self._read() as conn:
             row = conn.execute("SELECT version FROM counter WHERE id = 1").fetchone()
-        return 0 if row is None else int(row[0])
+            return 0 if row is None else as_int(row[0], "counter.version")
+
+
+def _blob_info(r: tuple[Any, ...]) -> BlobInfo:
+    return BlobInfo(
+        id=as_int(r[0], "blob.id"),
+        kind=as_str(r[1], "blob.kind"),
+        tag=as_str(r[2], "tag.name"),
+        step=as_int(r[3], "blob.step"),
+        wall_time=as_float(r[4], "blob.wall_time"),
+        path=as_str(r[5], "blob.path"),
+        meta=_meta(as_str(r[6], "blob.meta")),
+    )
 
 
 def _meta(text: str) -> dict[str, Any]:
@@ -290,9 +420,16 @@ def _meta(text: str) -> dict[str, Any]:
 class SqliteStore:
     """A log directory of SQLite runs (``LOGDIR/<run>/run.db``)."""
 
-    def __init__(self, root: str | os.PathLike[str], *, stale_after: float = DEFAULT_STALE_AFTER):
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        read_deadline: float = DEFAULT_READ_DEADLINE,
+    ):
         self.root = Path(root)
         self.stale_after = stale_after
+        self.read_deadline = read_deadline
         if not self.root.is_dir():
             raise NotFoundError(f"log directory {self.root} does not exist")
 
@@ -315,7 +452,17 @@ class SqliteStore:
     def count_runs(self, *, filter: str = "") -> int:
         return len(self.run_names(filter=filter))
 
-    def runs(self, *, offset: int = 0, limit: int = 500, filter: str = "") -> list[RunInfo]:
+    def runs(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 500,
+        filter: str = "",
+        include_unreadable: bool = True,
+    ) -> list[RunInfo]:
+        """The runs (sorted by name). A run that cannot be read is listed with status
+        ``"unreadable"`` and the reason in `RunInfo.error` (left out if not
+        `include_unreadable`); a run deleted meanwhile is left out."""
         names = self.run_names(filter=filter)
         offset = max(0, int(offset))
         limit = max(0, int(limit))
@@ -323,9 +470,20 @@ class SqliteStore:
         for name in names[offset : offset + limit]:
             try:
                 out.append(self.run(name).info())
-            except (NotFoundError, StoreError):
-                continue  # deleted or unreadable meanwhile: skip it in the listing
+            except NotFoundError:
+                continue  # deleted or not initialised meanwhile
+            except StoreError as exc:
+                if include_unreadable:
+                    out.append(self._unreadable_info(name, exc))
         return out
+
+    def _unreadable_info(self, name: str, exc: StoreError) -> RunInfo:
+        try:
+            created = (self.root / name / DB_NAME).stat().st_mtime
+        except OSError:
+            created = 0.0
+        reason = exc.reason if isinstance(exc, UnreadableRunError) else str(exc)
+        return RunInfo(name=name, status="unreadable", created=created, heartbeat=0.0, error=reason)
 
     def run(self, name: str) -> SqliteRunReader:
         if not isinstance(name, str) or not is_valid_run_name(name):
@@ -335,11 +493,16 @@ class SqliteStore:
         resolved = directory.resolve()
         if resolved.parent != root or not (resolved / DB_NAME).is_file():
             raise NotFoundError(f"no run named {name!r} in {self.root}")
-        return SqliteRunReader(name, directory, stale_after=self.stale_after)
+        return SqliteRunReader(
+            name, directory, stale_after=self.stale_after, read_deadline=self.read_deadline
+        )
 
 
 def open_store(
-    logdir: str | os.PathLike[str], *, stale_after: float = DEFAULT_STALE_AFTER
+    logdir: str | os.PathLike[str],
+    *,
+    stale_after: float = DEFAULT_STALE_AFTER,
+    read_deadline: float = DEFAULT_READ_DEADLINE,
 ) -> SqliteStore:
     """Open a log directory for reading (see `deepscope.store.open`)."""
-    return SqliteStore(logdir, stale_after=stale_after)
+    return SqliteStore(logdir, stale_after=stale_after, read_deadline=read_deadline)

@@ -22,7 +22,11 @@ from pathlib import Path
 from deepscope.errors import StoreError
 from deepscope.store.levels import LEVEL_SCHEMA, build
 
-SCHEMA_VERSION = 2  # 2: scalar_level (the min/max pyramid, store/levels.py)
+SCHEMA_VERSION = 3  # 2: scalar_level (the min/max pyramid, store/levels.py); 3: session.proc_id
+# 2 -> 3: who wrote a session, exactly enough to tell at once that it died (store/liveness.py).
+# Added with ALTER TABLE on fresh stores too, so every store of a version has the same SQL
+# (store/checks.py compares it).
+V3_SCHEMA = "ALTER TABLE session ADD COLUMN proc_id TEXT;"
 BUSY_TIMEOUT_MS = 10_000
 JOURNAL_SIZE_LIMIT = 16 * 1024 * 1024
 DB_NAME = "run.db"
@@ -238,11 +242,16 @@ def _retry_locked(fn: object, attempts: int = 50) -> None:
 
 def migrate(conn: sqlite3.Connection) -> None:
     """Create or upgrade the schema once, under ``BEGIN IMMEDIATE`` (readers never migrate:
-    a reader of an older store falls back to what that store holds)."""
+    a reader of an older store falls back to what that store holds).
+
+    Refuses (`StoreError`, never a hang) a database deepscope did not write: views,
+    triggers, virtual tables or altered tables (`deepscope.store.checks.verify_schema`).
+    """
     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        _verify_for_writer(conn, allow_empty=False)
         return
     with immediate(conn):
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        version = _verify_for_writer(conn, allow_empty=True)
         if version == SCHEMA_VERSION:
             return
         if version > SCHEMA_VERSION:
@@ -250,18 +259,41 @@ def migrate(conn: sqlite3.Connection) -> None:
                 f"this run was written by a newer deepscope (schema {version} > "
                 f"{SCHEMA_VERSION}); upgrade deepscope to read or write it"
             )
-        if version == 0:  # a fresh store
-            for statement in _statements(SCHEMA + LEVEL_SCHEMA):
-                conn.execute(statement)
-        if version == 1:  # 1 -> 2: the pyramid, built from the rows already there
-            for statement in _statements(LEVEL_SCHEMA):
-                conn.execute(statement)
-            build(conn)
+        create_or_upgrade(conn, version, SCHEMA_VERSION)
         conn.execute(
             "INSERT INTO migration (version, applied, pid) VALUES (?, ?, ?)",
             (SCHEMA_VERSION, time.time(), os.getpid()),
         )
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _verify_for_writer(conn: sqlite3.Connection, *, allow_empty: bool) -> int:
+    from deepscope.store.checks import SchemaProblem, verify_schema
+
+    try:
+        return verify_schema(conn, allow_empty=allow_empty)
+    except SchemaProblem as exc:
+        name = conn.execute("PRAGMA database_list").fetchone()[2]
+        raise StoreError(
+            f"refusing to write to {name}: {exc}. It was not written by deepscope (or was "
+            "altered since); log to a new run name or move this run.db away."
+        ) from None
+
+
+def create_or_upgrade(conn: sqlite3.Connection, version: int, target: int) -> None:
+    """Bring the schema from `version` to `target` (inside the caller's transaction)."""
+    if version == 0 and target >= 1:  # a fresh store
+        for statement in _statements(SCHEMA):
+            conn.execute(statement)
+        version = 1
+    if version == 1 and target >= 2:  # 1 -> 2: the pyramid, built from the rows already there
+        for statement in _statements(LEVEL_SCHEMA):
+            conn.execute(statement)
+        build(conn)
+        version = 2
+    if version == 2 and target >= 3:  # 2 -> 3: the writer's process identity
+        for statement in _statements(V3_SCHEMA):
+            conn.execute(statement)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -291,43 +323,50 @@ def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
-def connect_reader(db_path: Path) -> sqlite3.Connection:
+def connect_reader(db_path: Path, *, deadline: float | None = None) -> sqlite3.Connection:
     """A read-only connection that never blocks the writer.
 
     Tries ``mode=ro``; on a directory where ``run.db-shm`` cannot be created (a read-only
     copy) and no write-ahead log is pending, falls back to ``immutable=1``. Otherwise raises
-    a clear `StoreError` (never hangs).
+    a clear `StoreError` (never hangs). With `deadline` (seconds), every statement of the
+    connection, opening included, is interrupted once that time has passed
+    (`deepscope.store.checks.set_deadline`).
     """
     uri = db_path.resolve().as_uri()
-    try:
+
+    def connect(query: str) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            f"{uri}?mode=ro",
+            f"{uri}?{query}",
             uri=True,
             timeout=BUSY_TIMEOUT_MS / 1000,
             isolation_level=None,
             check_same_thread=False,
         )
-        configure(conn)
-        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        try:
+            configure(conn)
+            if deadline is not None:
+                from deepscope.store.checks import set_deadline
+
+                set_deadline(conn, deadline)
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    try:
+        return connect("mode=ro")
     except sqlite3.OperationalError as exc:
         first = exc
     wal = db_path.with_name(db_path.name + "-wal")
     if not os.access(db_path.parent, os.W_OK) or "readonly" in str(first) or "open" in str(first):
         if not wal.exists() or wal.stat().st_size == 0:
             try:
-                conn = sqlite3.connect(
-                    f"{uri}?mode=ro&immutable=1",
-                    uri=True,
-                    timeout=BUSY_TIMEOUT_MS / 1000,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                configure(conn)
-                conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-                return conn
+                return connect("mode=ro&immutable=1")
             except sqlite3.OperationalError:
                 pass
+    if "interrupt" in str(first):
+        raise first
     raise StoreError(
         f"cannot read {db_path}: {first}. A run directory must be readable, and writable "
         "while its write-ahead log (run.db-wal) is not empty (SQLite creates run.db-shm "

@@ -9,6 +9,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from deepscope.store.liveness import process_id
 from deepscope.store.schema import immediate
 
 
@@ -63,9 +64,9 @@ def start_session(
             ).fetchone()
         if row is None:
             cur = conn.execute(
-                "INSERT INTO session (pid, host, parent, started, heartbeat) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (os.getpid(), socket.gethostname(), parent_session, now, now),
+                "INSERT INTO session (pid, host, parent, started, heartbeat, proc_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (os.getpid(), socket.gethostname(), parent_session, now, now, process_id()),
             )
             session_id = cur.lastrowid
         bump(conn)
