@@ -7,12 +7,23 @@ Example:
 
 Heavy modules (torch, the server) load lazily: ``import deepscope`` stays fast and changes
 nothing in torch.
+
+``deepscope.graph`` is the Graph IR package (``deepscope.graph.Graph``,
+``deepscope.graph.serialize``) and is also callable: ``deepscope.graph(model, x)`` is
+`deepscope.sources.graph`. It is one object, so no later import can replace the verb with
+the package.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import types
+from typing import TYPE_CHECKING, Any
+
+from deepscope import graph  # the stdlib-only IR package; made callable below
+
+if TYPE_CHECKING:
+    from deepscope.graph.ir import Graph
 
 __version__ = "0.1.0"
 
@@ -21,7 +32,6 @@ _LAZY = {
     "init": "deepscope.tracking.run:init",
     "Run": "deepscope.tracking.run:Run",
     "load_model": "deepscope.sources:load_model",
-    "graph": "deepscope.sources:graph",
     "summary": "deepscope.sources.summary:summary",
     "attribute": "deepscope.analysis.attribution:attribute",
     "smooth": "deepscope.analysis.attribution:smooth",
@@ -30,7 +40,21 @@ _LAZY = {
     "UnsafeModelError": "deepscope.errors:UnsafeModelError",
 }
 
-__all__ = ["__version__", *_LAZY]
+__all__ = ["__version__", "graph", *_LAZY]
+
+
+class _CallableGraphPackage(types.ModuleType):
+    """The type of the ``deepscope.graph`` package: a module that is also the graph verb."""
+
+    def __call__(self, model: Any, example_inputs: Any = None, **options: Any) -> Graph:
+        """The Graph IR of a live ``nn.Module`` (traced on `example_inputs`), a `Model`, a
+        `Graph` or a model file path; see `deepscope.sources.graph`."""
+        from deepscope.sources import graph as build_graph
+
+        return build_graph(model, example_inputs, **options)
+
+
+graph.__class__ = _CallableGraphPackage
 
 
 def __getattr__(name: str) -> Any:

@@ -52,11 +52,8 @@ def source_modules() -> list[ModuleType]:
 
 
 def _is_live_module(target: object) -> bool:
-    if "torch" not in sys.modules:
-        return False
-    import torch
-
-    return isinstance(target, torch.nn.Module)
+    torch = sys.modules.get("torch")  # a module only exists if torch was imported
+    return torch is not None and isinstance(target, torch.nn.Module)
 
 
 def load_model(path: Any, trust: bool = False, **options: Any) -> Model:

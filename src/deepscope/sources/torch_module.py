@@ -39,11 +39,8 @@ _ORDER = {"auto": ("fx", "hooks"), "fx": ("fx",), "hooks": ("hooks",), "export":
 
 def match(target: object) -> bool:
     """True for a live ``torch.nn.Module`` (never imports torch itself)."""
-    if "torch" not in sys.modules:
-        return False
-    import torch
-
-    return isinstance(target, torch.nn.Module)
+    torch = sys.modules.get("torch")  # a module only exists if torch was imported
+    return torch is not None and isinstance(target, torch.nn.Module)
 
 
 def split_inputs(example_inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
