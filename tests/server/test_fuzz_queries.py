@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_support import BASE, Logged, strict_loads
@@ -37,6 +38,17 @@ VALUES = st.one_of(
             "head/fc",
             "99999999999999999999999",
             "__class__.__init__",
+            "--5",
+            "+5",
+            "5-",
+            "- 5",
+            "1_000",
+            "\u0663",
+            "\u00b2",
+            "0x10",
+            " 7 ",
+            "-",
+            "9" * 40,
         ]
     ),  # fmt: skip
     st.text(max_size=30),
@@ -62,3 +74,22 @@ def test_any_query_gets_a_typed_answer(
     if response.status_code >= 400:
         assert set(body) == {"error"} and body["error"]["message"]
         assert "Traceback" not in response.text
+
+
+INTEGER_PARAMS = [("/api/runs", "offset"), ("/api/runs", "limit"),
+                  ("/api/scalars?run=alpha&tag=loss", "maxPoints"),
+                  ("/api/scalars?run=alpha&tag=loss", "startStep"),
+                  ("/api/scalars?run=alpha&tag=loss", "endStep"),
+                  ("/api/events?run=alpha", "limit")]  # fmt: skip
+BAD_INTEGERS = ["--5", "-+5", "+5", "5-", "1_000", "\u0663", "\u00b2", "0x10", "1e3", "1.0",
+                "-", "--", "9" * 25, "5 5", "\uff15"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("route", "name"), INTEGER_PARAMS)
+def test_D6_integer_params_parse_strictly(client: TestClient, route: str, name: str) -> None:
+    sep = "&" if "?" in route else "?"
+    for raw in BAD_INTEGERS:
+        response = client.get(route + sep + urlencode({name: raw}))
+        assert response.status_code == 400, (route, name, raw, response.status_code)
+        assert "integer" in strict_loads(response.text)["error"]["message"]
+    assert client.get(route + sep + urlencode({name: " 7 "})).status_code == 200

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
 
@@ -61,12 +62,11 @@ def gated(endpoint: Callable[[Request], Response]) -> Callable[[Request], Awaita
     """`endpoint` (a sync route) run through the app's `ReadGate`, keyed by its ``run``
     parameters: bounded reads per run, its own worker threads, and a deadline."""
 
+    @functools.wraps(endpoint)
     async def call(request: Request) -> Response:
         runs = request.query_params.getlist("run")[: params.MAX_REPEAT]
         return await app_state(request).gate.call(runs, endpoint, request)
 
-    call.__name__ = call.__qualname__ = getattr(endpoint, "__name__", "endpoint")
-    call.__doc__ = endpoint.__doc__
     return call
 
 

@@ -65,11 +65,13 @@ def confined_db(root: Path, name: str) -> Path:
 def db_stamp(db: Path) -> Stamp:
     """What changes when a run is written: size, mtime and inode of the db and its WAL."""
     st = os.stat(db)
+    tail: Stamp = (0, 0)  # no WAL and an empty one read the same (a reader may create it)
     try:
         wal = os.stat(str(db) + "-wal")
-        tail: Stamp = (wal.st_size, wal.st_mtime_ns)
+        if wal.st_size:
+            tail = (wal.st_size, wal.st_mtime_ns)
     except OSError:
-        tail = (-1, -1)
+        pass
     return (st.st_size, st.st_mtime_ns, st.st_ino, *tail)
 
 
@@ -89,9 +91,8 @@ class Listed:
         i = self.info
         out = {"name": i.name, "status": i.status, "created": i.created,
                "heartbeat": i.heartbeat, "finished": i.finished, "config": i.config}  # fmt: skip
-        error = getattr(i, "error", None)  # the store flags some unreadable runs itself
-        if error is not None or i.status == "unreadable":
-            out["error"] = error or "run.db cannot be read"
+        if i.error is not None or i.status == "unreadable":  # the store may flag it itself
+            out["error"] = i.error or "run.db cannot be read"
         return out
 
 

@@ -76,7 +76,7 @@ def url_for(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def make_server(settings: Settings) -> uvicorn.Server:
+def make_server(settings: Settings, app: Starlette | None = None) -> uvicorn.Server:
     """A uvicorn server for `create_app(settings)` (quiet logs, short shutdown grace).
 
     Connections are bounded (THREATS D8): a request head must arrive within
@@ -85,7 +85,7 @@ def make_server(settings: Settings) -> uvicorn.Server:
     `MAX_HEAD_BYTES` is a 400, and past `Settings.max_connections` uvicorn answers 503.
     """
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings) if app is None else app,
         http=protocol_class(settings.header_timeout),
         log_level="warning",
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
@@ -116,7 +116,8 @@ def start_in_thread(
     sock = bind(host, port)
     actual_port = sock.getsockname()[1]
     settings = dataclasses.replace(settings, bound_host=host)
-    server = make_server(settings)
+    app = create_app(settings)
+    server = make_server(settings, app)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="deepscope-server", daemon=True
     )
@@ -133,14 +134,7 @@ def start_in_thread(
         thread.join(timeout=SHUTDOWN_GRACE_S + 5)
         sock.close()
 
-    app = server.config.loaded_app if server.config.loaded else server.config.app
-    return RunningServer(url_for(host, actual_port), _starlette(app), stop)
-
-
-def _starlette(app: object) -> Starlette:
-    while not isinstance(app, Starlette):  # uvicorn may wrap it (proxy headers, message logger)
-        app = getattr(app, "app")  # noqa: B009 - wrappers keep the inner app as `.app`
-    return app
+    return RunningServer(url_for(host, actual_port), app, stop)
 
 
 def serve_in_thread(

@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from deepscope.server import params
 from deepscope.server.poller import VersionPoller
-from deepscope.server.state import app_state
+from deepscope.server.state import AppState, app_state
 from deepscope.store.jsonenc import dumps
 
 MAX_STREAM_RUNS = 100
@@ -55,12 +56,20 @@ async def _events(poller: VersionPoller, names: list[str], ping: float) -> Async
         poller.unsubscribe(names)
 
 
-def stream(request: Request) -> Response:
-    """``text/event-stream`` of ``update`` events for the ``run`` parameters."""
+def _check(state: AppState, names: list[str]) -> None:
+    for name in names:  # unknown run (or one outside the log folder) -> 404 up front
+        state.run(name)
+
+
+async def stream(request: Request) -> Response:
+    """``text/event-stream`` of ``update`` events for the ``run`` parameters.
+
+    Async: it only checks that the runs exist (files, no SQL) and then waits on the shared
+    poller, so open streams hold no worker thread and no read slot of their runs.
+    """
     names = params.texts(request, "run")[:MAX_STREAM_RUNS]
     state = app_state(request)
-    for name in names:  # unknown run -> 404 up front
-        state.run(name)
+    await anyio.to_thread.run_sync(_check, state, names)
     return StreamingResponse(
         _events(state.poller(), names, state.settings.ping_interval),
         media_type="text/event-stream",
