@@ -55,8 +55,9 @@ class _Item:
 
 
 def _signature(node: Node) -> str:
-    if node.op == "group":
-        return "group:" + str(node.attrs.get("moduleType") or node.label)
+    if node.op == "group":  # a module's type, not its (unique) name; else its size
+        mtype = node.attrs.get("moduleType")
+        return f"group:{mtype}" if mtype else f"group:#{node.attrs.get('opCount')}"
     return node.op
 
 
@@ -249,7 +250,9 @@ def fold(
     ]
     size = [len(a) for a in atoms_of]
     items: list[_Item] = []
-    for s, p, reps in _scan(sig, size, max_period, min_repeat_ops, work):
+    # a repeat must fill about a quarter of a box's share of the ops to earn its own box
+    min_ops = max(min_repeat_ops, len(compute) // (4 * max_nodes))
+    for s, p, reps in _scan(sig, size, max_period, min_ops, work):
         atoms = [c for a in atoms_of[s : s + p * reps] for c in a]
         if reps > 1:
             items.append(_Item("repeat", atoms, repeats=reps))
@@ -258,16 +261,39 @@ def fold(
         else:
             items.append(_Item("op", atoms))
 
-    limit = max(2, max_nodes - len(pinned))
-    size_ = 2
-    while len(items) > limit and any(it.kind == "op" for it in items) and size_ <= n:
-        items = _chunk(items, size_, True, work)
-        size_ *= 2
-    size_ = 2
-    while len(items) > limit and len(items) > 1:
-        items = _chunk(items, size_, False, work)
-        size_ *= 2
+    items = _fit(items, max(2, max_nodes - len(pinned)), work)
     return _build(graph, free, compute, attached, items, work)
+
+
+def _count(items: list[_Item], size: int, work: list[int]) -> int:
+    """len(_chunk(items, size, True)) without building it."""
+    total = run = 0
+    for it in items + [_Item("end", [])]:
+        work[0] += 1
+        if it.kind == "op":
+            run += 1
+            continue
+        total += run if run <= 1 else -(-run // size)
+        total += it.kind != "end"
+        run = 0
+    return total
+
+
+def _fit(items: list[_Item], limit: int, work: list[int]) -> list[_Item]:
+    """At most `limit` items: runs of single ops chunked by the smallest size that fits
+    (binary search), or, if that cannot fit, every item chunked evenly."""
+    if len(items) <= limit:
+        return items
+    if _count(items, len(items), work) > limit:
+        return _chunk(items, -(-len(items) // limit), False, work)
+    lo, hi = 2, len(items)  # the answer lies in [lo, hi]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _count(items, mid, work) <= limit:
+            hi = mid
+        else:
+            lo = mid + 1
+    return _chunk(items, lo, True, work)
 
 
 def _is_input(node: Node) -> bool:
@@ -363,6 +389,7 @@ def _group_node(
             "unit": unit[:_UNIT_SHOWN],
             "unitLength": len(unit),
             "computeOps": len(it.ops),
+            "span": [it.atoms[0] + 1, it.atoms[-1] + 1],  # compute ops, 1-based, in order
             "opKinds": [[k, c] for k, c in Counter(it.ops).most_common(4)],
             "members": [m.id for m in members],
             "params": sum(p.numel for p in params.values()),

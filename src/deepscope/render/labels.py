@@ -74,7 +74,10 @@ def _fold_lines(node: Node) -> list[str]:
         per = int(a.get("unitLength") or len(unit))
         body = _wrap(unit, " \u2192 ", 3) if per <= _SEQ_MAX else [f"{per} ops each"]
         return [title, *body, f"{ops} ops{extra}"]
+    first, last = (a.get("span") or [0, 0])[:2]
     title = f"{kind} \u00b7 {ops} ops{extra}"
+    if kind == "chunk":
+        title = f"ops {first}\u2013{last}{extra}"
     per = int(a.get("unitLength") or len(unit))
     body = _wrap(unit, " \u2192 ", 2) if per <= _SEQ_MAX else [_counts(a.get("opKinds") or [])]
     return [title, *body]
