@@ -20,6 +20,7 @@ from deepscope.server.params import BadRequestError
 from deepscope.server.poller import VersionPoller
 from deepscope.server.settings import Settings
 from deepscope.store.protocol import BlobInfo, RunInfo, RunReader
+from deepscope.store.schema import is_valid_run_name
 
 __all__ = ["AppState", "ServedRun", "ServedStore", "app_state", "safe_run_name"]
 
@@ -98,6 +99,14 @@ class AppState:
         assert self.settings.logdir is not None
         confined_db(self.settings.logdir.resolve(), safe_run_name(name))
         return store.run(name)
+
+    def check_run(self, name: str) -> None:
+        """`NotFoundError` unless `name` is a run served here (files only: no SQL)."""
+        self.store()
+        assert self.settings.logdir is not None
+        if not is_valid_run_name(safe_run_name(name)):
+            raise NotFoundError(f"no run named {name[:80]!r}")
+        confined_db(self.settings.logdir.resolve(), name)
 
     def listing(self) -> RunListing:
         """The cached run list of the log folder."""

@@ -58,7 +58,7 @@ async def _events(poller: VersionPoller, names: list[str], ping: float) -> Async
 
 def _check(state: AppState, names: list[str]) -> None:
     for name in names:  # unknown run (or one outside the log folder) -> 404 up front
-        state.run(name)
+        state.check_run(name)
 
 
 async def stream(request: Request) -> Response:
