@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from safetensors.numpy import save_file
 from server_support import strict_loads
 
-from deepscope.commands.serve import is_loopback, parse_shape, view
+from deepscope.commands.serve import is_loopback, view
+from deepscope.sources.factory import parse_shape
 
 
 def test_view_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -6,15 +6,14 @@ from pathlib import Path
 
 import click
 
+from deepscope.commands.model_options import MODEL_HELP, load_target, model_options
 from deepscope.errors import DeepscopeError
 
 
 @click.command(
     help=(
         "Draw a model's graph to SVG or PNG (collapsed to --depth), or write its Graph IR "
-        "as JSON.\n\nMODEL is a model file or 'package.module:factory'. A factory is "
-        "IMPORTED AND RUN: it is your own Python code, executed on purpose. PNG needs "
-        "pip install 'deepscope[png]'."
+        f"as JSON.\n\n{MODEL_HELP} PNG needs pip install 'deepscope[png]'."
     )
 )
 @click.argument("model")
@@ -27,30 +26,23 @@ from deepscope.errors import DeepscopeError
     help="out.svg, out.png or out.json",
 )
 @click.option(
-    "--input-shape", "input_shapes", multiple=True, help="e.g. 1,3,224,224; repeat per input."
-)
-@click.option(
     "--depth", default=2, show_default=True, help="Module depth to collapse to (0: every op)."
 )
-@click.option(
-    "--dtype", default="float32", show_default=True, help="Input dtype (int64 for token ids)."
-)
-@click.option("--trust-model", is_flag=True, help="Allow loading files that execute code.")
+@model_options
 def graph(
     model: str,
     output: Path,
-    input_shapes: tuple[str, ...],
     depth: int,
+    input_shapes: tuple[str, ...],
     dtype: str,
     trust_model: bool,
+    trust_alias: bool,
 ) -> None:
-    from deepscope.sources.factory import target_graph
-
     suffix = output.suffix.lower()
     if suffix not in (".svg", ".png", ".json"):
         raise click.ClickException(f"-o must end in .svg, .png or .json, got '{output.name}'")
+    g = load_target(model, input_shapes, dtype, trust_model, trust_alias)
     try:
-        g = target_graph(model, list(input_shapes), dtype, trust_model)
         if suffix == ".json":
             from deepscope.graph.serialize import to_json
 

@@ -2,8 +2,9 @@
 
 Both bind 127.0.0.1 by default. A non-loopback ``--host`` without ``--token`` gets a fresh
 random token (>= 128 bits), printed once in the URL and required on every request. A
-taken port is a one-line error and exit code 2. ``view`` loads the model (torch only when
-the model needs it) before the server starts; the server itself never imports torch.
+taken port is a one-line error and exit code 2. ``view`` loads the model through the same
+loader and flags as ``graph`` and ``summary`` (`deepscope.commands.model_options`; torch
+only when the model needs it) before the server starts; the server never imports torch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import click
 
+from deepscope.commands.model_options import MODEL_HELP, load_target, model_options
 from deepscope.errors import DeepscopeError
 
 DEFAULT_PORT = 6100
@@ -121,62 +123,28 @@ def serve(
                logdir=logdir.resolve())  # fmt: skip
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
-    """``"1,3,32,32"`` (or ``1x3x32x32``) -> ``(1, 3, 32, 32)``."""
-    try:
-        shape = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a shape like 1,3,32,32") from None
-    if not shape or any(d <= 0 for d in shape):
-        raise click.BadParameter(f"{text!r} is not a shape like 1,3,32,32")
-    return shape
-
-
-def load_graph(target: str, input_shape: str | None, trust: bool) -> Any:
-    """The Graph of a model file or a ``package.module:factory`` (called with no arguments)."""
-    import deepscope.sources as sources
-
-    shape = parse_shape(input_shape) if input_shape else None
-    path = Path(target)
-    if not path.exists() and ":" in target:
-        import importlib
-
-        module_name, _, attr = target.partition(":")
-        sys.path.insert(0, str(Path.cwd()))
-        factory = getattr(importlib.import_module(module_name), attr)
-        model = factory() if not hasattr(factory, "forward") else factory
-        if shape is None:
-            raise click.UsageError(f"{target} is a live model: pass --input-shape, e.g. 1,3,32,32")
-        import torch
-
-        return sources.graph(model, torch.randn(*shape))
-    return sources.load_model(path, trust=trust).graph
-
-
-@click.command()
+@click.command(help=f"Open MODEL in the graph panel of a local dashboard.\n\n{MODEL_HELP}")
 @click.argument("model")
-@click.option("--input-shape", default=None, help="Example input shape, e.g. 1,3,32,32.")
 @click.option("--port", default=VIEW_PORT, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--trust", is_flag=True, help="Allow TorchScript/.pt2 (runs code from the file).")
+@model_options
 @_host
 @_token
 @_allowed
 @_open
 def view(
     model: str,
-    input_shape: str | None,
     port: int,
-    trust: bool,
+    input_shapes: tuple[str, ...],
+    dtype: str,
+    trust_model: bool,
+    trust_alias: bool,
     host: str,
     token: str | None,
     allowed_hosts: tuple[str, ...],
     open_browser: bool,
 ) -> None:
     """Open MODEL (a model file or package.module:factory) in the graph panel."""
-    try:
-        graph = load_graph(model, input_shape, trust)
-    except DeepscopeError as exc:
-        raise click.ClickException(str(exc)) from exc
+    graph = load_target(model, input_shapes, dtype, trust_model, trust_alias)
     run_server(host=host, port=port, token=token, allowed_hosts=allowed_hosts,
                open_browser=open_browser, what=f"showing {model}",
                model_graph=graph)  # fmt: skip

@@ -16,7 +16,7 @@ from typing import Any
 
 from deepscope.errors import DeepscopeError
 
-__all__ = ["is_factory_spec", "resolve_factory"]
+__all__ = ["example_inputs", "is_factory_spec", "parse_shape", "resolve_factory", "target_graph"]
 
 _SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -63,16 +63,21 @@ def resolve_factory(spec: str) -> Any:
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"1,3,224,224"`` -> ``(1, 3, 224, 224)``."""
-    try:
-        dims = tuple(int(d) for d in text.replace("x", ",").split(",") if d.strip())
-    except ValueError as exc:
+    """``"1,3,224,224"`` (or ``"1x3x224x224"``) -> ``(1, 3, 224, 224)``.
+
+    Every size must be a whole number of at least 1: zero, negative and empty sizes are a
+    `DeepscopeError` (the one check every command uses, through `--input-shape`).
+    """
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    if parts and parts[-1] == "":
+        parts.pop()  # a trailing comma, as in "8,"
+    ok = bool(parts) and all(p.isascii() and p.isdigit() and int(p) >= 1 for p in parts)
+    if not ok:
         raise DeepscopeError(
-            f"--input-shape '{text}' is not a comma-separated list of ints"
-        ) from exc
-    if not dims or any(d < 0 for d in dims):
-        raise DeepscopeError(f"--input-shape '{text}' needs positive sizes, e.g. 1,3,224,224")
-    return dims
+            f"--input-shape '{text}' needs sizes of at least 1 separated by commas, "
+            "e.g. 1,3,224,224"
+        )
+    return tuple(int(p) for p in parts)
 
 
 def example_inputs(shapes: list[str], dtype: str = "float32") -> Any:
