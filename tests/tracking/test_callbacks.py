@@ -92,17 +92,39 @@ def test_huggingface_trainer_callback_logs_loss_at_global_steps(tmp_path: Path) 
         def __getitem__(self, i):  # type: ignore[no-untyped-def]
             return {"x": self.x[i], "labels": self.x[i].sum().reshape(1)}
 
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_train_epochs=1,
-        logging_steps=2, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
-    )  # fmt: skip
-    logdir = tmp_path / "runs"
-    cb = DeepscopeCallback(logdir=str(logdir), watch_every=5)
-    transformers.Trainer(model=Regressor(), args=args, train_dataset=Data(), callbacks=[cb]).train()
-    reader, info = _only_run(logdir)
-    assert info.status == "finished"
-    assert [p.step for p in reader.scalars("loss")] == [2, 4, 6, 8, 10]
-    assert reader.histograms("weights/fc.weight")
+    class WeightsAtStep(transformers.TrainerCallback):  # type: ignore[misc]
+        """fc.weight as the batch that becomes optimizer step `global_step + 1` sees it."""
+
+        def __init__(self) -> None:
+            self.seen: dict[int, torch.Tensor] = {}
+
+        def on_step_begin(self, args, state, control, model=None, **kw):  # type: ignore[no-untyped-def]
+            self.seen[state.global_step + 1] = model.fc.weight.detach().clone()
+
+    for accumulation in (1, 2):
+        args = transformers.TrainingArguments(
+            output_dir=str(tmp_path / "out"), per_device_train_batch_size=2 if accumulation == 2 else 4,
+            gradient_accumulation_steps=accumulation, num_train_epochs=1, learning_rate=0.05,
+            logging_steps=2, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
+        )  # fmt: skip
+        logdir = tmp_path / f"runs{accumulation}"
+        cb, weights = DeepscopeCallback(logdir=str(logdir), watch_every=5), WeightsAtStep()
+        trainer = transformers.Trainer(
+            model=Regressor(), args=args, train_dataset=Data(), callbacks=[cb, weights]
+        )
+        trainer.train()
+        reader, info = _only_run(logdir)
+        assert info.status == "finished"
+        assert trainer.state.global_step == 10
+        assert [p.step for p in reader.scalars("loss")] == [2, 4, 6, 8, 10]
+        # histograms carry the Trainer's global_step of the batch they describe, like the loss
+        hists = reader.histograms("weights/fc.weight")
+        assert [h.step for h in hists] == [5, 10]
+        for h in hists:
+            w = weights.seen[h.step]
+            assert h.max == pytest.approx(float(w.max()), rel=1e-6)
+            assert h.min == pytest.approx(float(w.min()), rel=1e-6)
+        assert [h.step for h in reader.histograms("grads/fc.weight")] == [5, 10]
 
 
 def test_keras_callback_logs_epochs_and_weight_histograms(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import fnmatch
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -89,7 +89,13 @@ def _norm(hist: HistogramData) -> float:
 
 class Watcher:
     """Hooks on one model, logging into one run. Created by `Run.watch`; `close()` removes
-    every hook (also called by `Run.unwatch` and `Run.finish`)."""
+    every hook (also called by `Run.unwatch` and `Run.finish`).
+
+    `clock`, when given, returns the training step that the running forward belongs to (a
+    framework's global step, as the callbacks pass it): an iteration starts when its value
+    changes, and logged steps are its values, so histograms line up with the framework's
+    logged metrics (and gradient-accumulation micro-batches share one step).
+    """
 
     def __init__(
         self,
@@ -102,6 +108,7 @@ class Watcher:
         bins: int = 64,
         guard: bool = True,
         strict: bool = False,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
@@ -112,6 +119,7 @@ class Watcher:
         self.run, self.model, self.every, self.bins = run, model, every, bins
         self.raise_on_nonfinite, self.guard = raise_on_nonfinite, guard
         self.iteration = -1
+        self._clock = clock
         self.diagnoser = Diagnoser()
         self._patterns = list(layers) if layers is not None else None
         self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -218,7 +226,10 @@ class Watcher:
         one) starts an iteration. Called when the root module starts and when any watched
         module returns, so it works whether or not the root itself is called (Lightning
         calls submodules from `training_step`)."""
-        if self.iteration < 0 or self._saw_backward:
+        if self._clock is not None:
+            if self._clock() != self.iteration:
+                self._new_iteration()
+        elif self.iteration < 0 or self._saw_backward:
             self._new_iteration()
 
     def _new_iteration(self) -> None:
@@ -226,7 +237,7 @@ class Watcher:
             self._handle(self._guard.collect())
         if self._pending_step is not None:
             self._finish_logged_iteration(with_updates=True)
-        self.iteration += 1
+        self.iteration = self.iteration + 1 if self._clock is None else self._clock()
         self._saw_backward = False
         self._logging = self.iteration % self.every == 0
         if self._logging:

@@ -20,7 +20,8 @@ from deepscope.tracking.run import Run, init  # noqa: E402
 
 class DeepscopeCallback(TrainerCallback):  # type: ignore[misc]
     """Logs the Trainer's logs (loss, learning rate, eval metrics) at `global_step`;
-    with `watch_every`, watches the model's weights, gradients and activations."""
+    with `watch_every`, watches the model's weights, gradients and activations at every
+    `watch_every`-th global step (the step the Trainer logs that batch's loss at)."""
 
     def __init__(
         self, logdir: str = "runs", name: str | None = None, watch_every: int | None = None
@@ -36,7 +37,9 @@ class DeepscopeCallback(TrainerCallback):  # type: ignore[misc]
         config = {k: v for k, v in args.to_dict().items() if isinstance(v, (int, float, str, bool))}
         self.run = init(logdir=self.logdir, name=self.name, config=config)
         if self.watch_every and model is not None:
-            self.run.watch(model, every=self.watch_every)
+            # The batch being run becomes optimizer step `global_step + 1`, the step at which
+            # the Trainer logs its loss: histograms of that batch carry the same step.
+            self.run.watch(model, every=self.watch_every, clock=lambda: state.global_step + 1)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kw: Any
