@@ -4,12 +4,15 @@ Prints one line per measurement and, last, one JSON object with every figure (se
 medians of several runs on CPU). The synthetic graph's figures: ``aggregate_s`` and
 ``to_json_s`` (writing, goal together <= 30 s), ``from_json_s`` (reading back to the IR) and
 ``server_index_s`` (what the dashboard does on a cold open: ``json.loads`` + ``GraphIndex``).
+``graph_export`` times the static SVG export on the ONNX "light" models of the onnx wheel
+and on flat 10k-op chains (``--export-only`` runs just that).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from functools import partial
@@ -119,7 +122,75 @@ def _synthetic(n: int = 100_000) -> Graph:
     return Graph(nodes, edges, inputs=["n0"], outputs=[f"n{n - 1}"])
 
 
+LIGHT_MODELS = (
+    "densenet121",
+    "resnet50",
+    "inception_v1",
+    "inception_v2",
+    "vgg19",
+    "zfnet512",
+    "shufflenet",
+    "squeezenet",
+    "bvlc_alexnet",
+)
+
+
+def _flat_chain(n: int, periodic: bool) -> Graph:
+    """A flat chain of `n` ops, no namespaces: a repeating op pattern, or a pseudo-random one."""
+    t = TensorMeta((1, 64), "float32")
+    kinds = ["linear", "relu", "layer_norm", "gelu", "add"]
+    nodes = [Node("x", "input", outputs=[t])]
+    seed = 12345
+    for i in range(n):
+        seed = (1103515245 * seed + 12345) % 2**31
+        op = kinds[i % 5] if periodic else kinds[(seed >> 16) % 5]
+        nodes.append(Node(f"n{i}", op, inputs=[t], outputs=[t]))
+    nodes.append(Node("y", "output", inputs=[t]))
+    ids = [x.id for x in nodes]
+    edges = [Edge(a, b, tensor=t) for a, b in zip(ids, ids[1:], strict=False)]
+    return Graph(nodes, edges, inputs=["x"], outputs=["y"])
+
+
+def graph_export() -> dict[str, Any]:
+    """`deepscope graph -o x.svg` (render_svg at the CLI's default depth 2) on the ONNX
+    "light" models shipped in the onnx wheel and on flat 10k-op chains: median seconds of 3
+    runs, SVG bytes, canvas px and boxes drawn."""
+    import re
+    from pathlib import Path
+
+    import onnx
+
+    from deepscope.render.svg_graph import render_svg
+    from deepscope.sources import onnx_file
+
+    light = Path(onnx.__file__).parent / "backend/test/data/light"
+    cases: dict[str, Graph] = {
+        name: onnx_file.load(light / f"light_{name}.onnx").graph for name in LIGHT_MODELS
+    }
+    cases["chain10k_periodic"] = _flat_chain(10_000, periodic=True)
+    cases["chain10k_random"] = _flat_chain(10_000, periodic=False)
+    out: dict[str, Any] = {}
+    for name, g in cases.items():
+        seconds = _median(partial(render_svg, g, 2), runs=3)
+        svg = render_svg(g, 2)
+        size = re.search(r'width="(\d+)" height="(\d+)"', svg)
+        assert size is not None
+        out[name] = {
+            "nodes": len(g.nodes),
+            "svg_s": round(seconds, 3),
+            "svg_bytes": len(svg.encode()),
+            "width_px": int(size[1]),
+            "height_px": int(size[2]),
+            "boxes": svg.count('class="node"'),
+        }
+        print("export", name, out[name], flush=True)
+    return out
+
+
 def main() -> None:
+    if "--export-only" in sys.argv:
+        print(json.dumps({"graph_export": graph_export()}))
+        return
     from torchinfo import summary as torchinfo_summary
     from torchview import draw_graph
 
@@ -171,6 +242,7 @@ def main() -> None:
         "json_mb": round(len(text.encode()) / 1e6, 2),
     }
     print("synthetic100k", results["synthetic100k"], flush=True)
+    results["graph_export"] = graph_export()
     print(json.dumps(results))
 
 

@@ -36,6 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from deepscope.graph.collapse import merge_nodes
+from deepscope.graph.gcpause import gc_paused
 from deepscope.graph.ir import Graph, Node, ParamRef, TensorMeta
 
 __all__ = ["fold"]
@@ -117,18 +118,18 @@ def _scan(
     best_reps = [1] * n
     best_p = [1] * n
     for j in range(n - 1, -1, -1):
-        top = (1, 1)
-        for p in range(1, max_period + 1):
-            work[0] += 1
-            if j + p < n and sig[j] == sig[j + p]:
-                match[p] += 1
-            else:
-                match[p] = 0
-            reps = (p + match[p]) // p
-            if reps > top[0]:
-                if ops_before[j + reps * p] - ops_before[j] >= min_ops:
-                    top = (reps, p)
-        best_reps[j], best_p[j] = top
+        top_reps, top_p = 1, 1
+        here = sig[j]
+        periods = min(max_period, n - 1 - j)  # match[p] of longer periods stays 0
+        work[0] += periods + 1
+        for p in range(1, periods + 1):
+            m = match[p] + 1 if sig[j + p] == here else 0
+            match[p] = m
+            if m >= p:  # two or more repeats
+                reps = (p + m) // p
+                if reps > top_reps and ops_before[j + reps * p] - ops_before[j] >= min_ops:
+                    top_reps, top_p = reps, p
+        best_reps[j], best_p[j] = top_reps, top_p
     out: list[tuple[int, int, int]] = []
     i = 0
     while i < n:
@@ -185,9 +186,16 @@ def fold(
 ) -> Graph:
     """`graph` itself if it has at most `above` nodes, else a folded copy of at most about
     `max_nodes` nodes (see the module docstring). ``meta["fold"]`` records the counts."""
-    nodes = graph.nodes
-    if len(nodes) <= above:
+    if len(graph.nodes) <= above:
         return graph
+    with gc_paused():  # many small lists: collector passes over the whole graph cost more
+        return _fold(graph, max_nodes, max_period, max_atom, min_repeat_ops)
+
+
+def _fold(
+    graph: Graph, max_nodes: int, max_period: int, max_atom: int, min_repeat_ops: int
+) -> Graph:
+    nodes = graph.nodes
     work = [0]
     pinned_idx = [i for i, n in enumerate(nodes) if n.op in _PINNED_OPS]
     pinned = set(pinned_idx) if len(pinned_idx) <= _MAX_PINNED else set()

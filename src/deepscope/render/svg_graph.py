@@ -20,6 +20,7 @@ from deepscope.errors import OptionalDependencyError
 from deepscope.graph.aggregate import aggregate
 from deepscope.graph.collapse import collapse
 from deepscope.graph.fold import fold
+from deepscope.graph.gcpause import gc_paused
 from deepscope.graph.ir import Graph, Node
 from deepscope.render.labels import member_lines, node_lines
 from deepscope.render.layout import layered_layout
@@ -79,6 +80,17 @@ def render_svg(
     None draws every node. A drawing taller than twice its width wraps into columns
     toward width / height = `aspect` (None: one column).
     """
+    with gc_paused():
+        return _render(graph, depth, fold_above, max_boxes, aspect)
+
+
+def _render(
+    graph: Graph,
+    depth: int | None,
+    fold_above: int | None,
+    max_boxes: int,
+    aspect: float | None,
+) -> str:
     if not graph.groups:
         aggregate(graph)
     g = collapse(graph, depth) if depth else graph
