@@ -24,6 +24,7 @@ import deepscope
 from deepscope.server.app import Settings, create_app
 from deepscope.server.gate import ReadGate, ReadTimeoutError, RunBusyError
 from deepscope.server.runner import start_in_thread
+from deepscope.server.state import AppState
 
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
 
@@ -82,7 +83,7 @@ def bad_logdir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str
 
 @pytest.fixture()
 def fast_client(bad_logdir: tuple[Path, dict[str, str]]) -> Iterator[TestClient]:
-    settings = Settings(logdir=bad_logdir[0], read_deadline=0.5, read_wait=0.5)
+    settings = Settings(logdir=bad_logdir[0], read_deadline=0.5, read_wait=0.5, request_deadline=2)
     with TestClient(create_app(settings), base_url=BASE, raise_server_exceptions=False) as c:
         yield c
 
@@ -159,7 +160,7 @@ def test_S10_gate_bounds_threads_held_by_one_run() -> None:
 def test_S10_hostile_run_does_not_exhaust_the_server(
     bad_logdir: tuple[Path, dict[str, str]],
 ) -> None:
-    settings = Settings(logdir=bad_logdir[0], read_deadline=1.0, read_wait=1.0)
+    settings = Settings(logdir=bad_logdir[0], read_deadline=1.0, read_wait=1.0, request_deadline=3)
     server = start_in_thread(settings)
     client = httpx.Client(base_url=server.url, limits=httpx.Limits(max_connections=60), timeout=30)
     try:
@@ -201,7 +202,7 @@ def test_S10_symlinked_run_db_outside_the_logdir_is_not_served(
     app = create_app(Settings(logdir=linked_logdir))
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as client:
         for route in (f"/api/scalars?run={name}&tag={SECRET_MARK}", f"/api/tags?run={name}",
-                      f"/api/events?run={name}", f"/api/stream?run={name}"):  # fmt: skip
+                      f"/api/events?run={name}", f"/api/graphs?run={name}"):  # fmt: skip
             response = client.get(route)
             assert response.status_code == 404, (route, response.status_code)
             assert SECRET_MARK not in response.text
@@ -210,3 +211,14 @@ def test_S10_symlinked_run_db_outside_the_logdir_is_not_served(
         assert rows["fine"]["status"] == "finished" and rows["inside"]["status"] == "finished"
         ok = strict_loads(client.get("/api/scalars?run=inside&tag=loss").text)
         assert len(ok["points"]) == 3
+
+
+def test_S10_live_stream_never_reads_a_run_db_outside_the_logdir(linked_logdir: Path) -> None:
+    """A stream may follow every listed run (unreadable ones too, so one bad run does not
+    break live updates of the others), but the poller reads no file outside the folder."""
+    state = AppState(Settings(logdir=linked_logdir))
+    poller = state.poller()
+    poller.subscribe(["evil", "evildir", "fine"])
+    anyio.run(poller.wait_tick, 5.0)
+    assert poller.versions["evil"] is None and poller.versions["evildir"] is None
+    assert (poller.versions["fine"] or 0) >= 1 and poller.queries == 1

@@ -30,8 +30,11 @@ class Settings:
         graph_cache_size: parsed graphs (and their level indexes) kept in memory.
         reads_per_run: reads of one run running at once; more wait (see `ReadGate`).
         read_wait: seconds a read waits for a slot of its run before a 503.
-        read_deadline: seconds one read of a run may take: the store interrupts it then
-            (a progress handler), and the server abandons it 2 s later whatever happens.
+        read_deadline: seconds one SQL read of a run may take: the store interrupts it
+            then (a progress handler) and answers 503.
+        request_deadline: seconds after which the server gives up on any gated request
+            (a backstop for work that is not SQL, such as parsing a huge graph) with a 503;
+            the thread still holds its run's slot until it ends.
         read_threads: worker threads for run reads (apart from other sync routes).
         header_timeout: seconds a connection has to send a whole request head (slowloris).
         keep_alive: seconds an idle keep-alive connection stays open.
@@ -52,6 +55,7 @@ class Settings:
     reads_per_run: int = 4
     read_wait: float = 10.0
     read_deadline: float = 5.0
+    request_deadline: float = 60.0
     read_threads: int = 32
     header_timeout: float = 10.0
     keep_alive: float = 5.0

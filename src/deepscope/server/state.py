@@ -7,6 +7,7 @@ the server needs beyond it (`count_runs`, `blob`), so any backend with those wor
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Protocol
 
@@ -20,12 +21,11 @@ from deepscope.server.params import BadRequestError
 from deepscope.server.poller import VersionPoller
 from deepscope.server.settings import Settings
 from deepscope.store.protocol import BlobInfo, RunInfo, RunReader
-from deepscope.store.schema import is_valid_run_name
+from deepscope.store.schema import DB_NAME, is_valid_run_name
 
 __all__ = ["AppState", "ServedRun", "ServedStore", "app_state", "safe_run_name"]
 
 MAX_RUN_NAME = 255
-DEADLINE_GRACE_S = 2.0  # the store's own deadline (a progress handler) normally ends a read first
 
 
 class ServedRun(RunReader, Protocol):
@@ -71,7 +71,7 @@ class AppState:
         self.gate = ReadGate(
             per_run=settings.reads_per_run,
             wait=settings.read_wait,
-            deadline=settings.read_deadline + DEADLINE_GRACE_S,
+            deadline=settings.request_deadline,
             threads=settings.read_threads,
         )
         self._store: ServedStore | None = None
@@ -100,13 +100,18 @@ class AppState:
         confined_db(self.settings.logdir.resolve(), safe_run_name(name))
         return store.run(name)
 
-    def check_run(self, name: str) -> None:
-        """`NotFoundError` unless `name` is a run served here (files only: no SQL)."""
+    def check_listed(self, name: str) -> None:
+        """`NotFoundError` unless `name` is a run listed here (files only, nothing opened).
+
+        An unreadable run passes (it is listed, as ``"unreadable"``): a live stream that
+        follows it next to good runs must not fail; the poller reads only confined files.
+        """
         self.store()
         assert self.settings.logdir is not None
-        if not is_valid_run_name(safe_run_name(name)):
+        if not is_valid_run_name(safe_run_name(name)) or not os.path.lexists(
+            os.path.join(self.settings.logdir, name, DB_NAME)
+        ):
             raise NotFoundError(f"no run named {name[:80]!r}")
-        confined_db(self.settings.logdir.resolve(), name)
 
     def listing(self) -> RunListing:
         """The cached run list of the log folder."""

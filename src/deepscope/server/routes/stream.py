@@ -57,8 +57,8 @@ async def _events(poller: VersionPoller, names: list[str], ping: float) -> Async
 
 
 def _check(state: AppState, names: list[str]) -> None:
-    for name in names:  # unknown run (or one outside the log folder) -> 404 up front
-        state.check_run(name)
+    for name in names:  # unknown run -> 404 up front; an unreadable one just never updates
+        state.check_listed(name)
 
 
 async def stream(request: Request) -> Response:
