@@ -72,9 +72,13 @@ export function RunsPanel() {
   );
 }
 
+/** A run the server could not read comes as status "unreadable" with an `error` reason. */
+type ListedRun = RunInfo & { error?: string };
+
 function RunRow(props: { run: RunInfo; color: string; checked: boolean; onToggle: () => void }) {
-  const { run } = props;
+  const run: ListedRun = props.run;
   const entries = Object.entries(run.config ?? {});
+  const unreadable = (run.status as string) === 'unreadable';
   return (
     <tr data-testid="run-row" data-run={run.name} data-status={run.status}>
       <td>
@@ -91,12 +95,22 @@ function RunRow(props: { run: RunInfo; color: string; checked: boolean; onToggle
         <span data-testid="run-name">{run.name}</span>
       </td>
       <td>
-        <span class={`badge badge-${run.status}`}>{run.status}</span>
+        <span
+          class={`badge badge-${run.status}`}
+          style={unreadable ? { color: 'var(--warn)' } : undefined}
+          title={unreadable ? run.error : undefined}
+        >
+          {run.status}
+        </span>
       </td>
-      <td class="num">{formatTime(run.created)}</td>
-      <td class="num">{formatTime(run.heartbeat)}</td>
+      <td class="num">{run.created ? formatTime(run.created) : '—'}</td>
+      <td class="num">{run.heartbeat ? formatTime(run.heartbeat) : '—'}</td>
       <td>
-        {entries.length === 0 ? (
+        {unreadable ? (
+          <span class="muted" data-testid="run-error">
+            {run.error ?? 'run.db cannot be read'}
+          </span>
+        ) : entries.length === 0 ? (
           <span class="muted">—</span>
         ) : (
           <table class="config" data-testid="run-config">
