@@ -159,3 +159,25 @@ def test_fold_work_grows_linearly_with_nodes_and_edges() -> None:
         w1, w2 = work(small), work(big)
         assert 1.8 <= w2 / w1 <= 2.2, (w1, w2)
         assert w2 <= 80 * (len(big.nodes) + len(big.edges))
+
+
+def test_collapsed_modules_of_one_type_fold_into_a_repeat() -> None:
+    # 200 transformer-like layers, each its own namespace: collapse(depth=2) leaves 200
+    # group boxes (too many to draw); fold groups them by module type, not by name
+    nodes, edges = [Node("x", "input", outputs=[T])], []
+    prev = "x"
+    for i in range(200):
+        for j, op in enumerate(["layer_norm", "linear", "gelu", "linear", "add"]):
+            nid = f"l{i}.{j}"
+            nodes.append(Node(nid, op, namespace=f"layers/{i}"))
+            edges.append(Edge(prev, nid))
+            prev = nid
+    meta = {"moduleTypes": {f"layers/{i}": "Block" for i in range(200)}}
+    g = Graph(nodes, edges, inputs=["x"], meta=meta)
+    from deepscope.graph.collapse import collapse
+
+    c = collapse(g, 2)
+    f = fold(c)
+    reps = [n.attrs for n in f.nodes if n.attrs.get("fold") == "repeat"]
+    assert [(r["repeats"], r["unit"], r["opCount"]) for r in reps] == [(200, ["Block"], 1000)]
+    assert reps[0]["members"] == [f"ns:layers/{i}" for i in range(200)]

@@ -10,7 +10,7 @@ from xml.etree import ElementTree
 import pytest
 
 from deepscope.graph.fold import fold
-from deepscope.graph.ir import Graph
+from deepscope.graph.ir import Edge, Graph
 from deepscope.render.layout import layered_layout
 from deepscope.render.svg_graph import render_svg
 
@@ -140,3 +140,17 @@ def test_export_work_is_linear_and_layout_work_bounded_after_folding() -> None:
     (f1, l1), (f2, l2) = cost(5000), cost(10_000)
     assert 1.8 <= f2 / f1 <= 2.2
     assert l2 <= 1.2 * l1 and l2 < 5000  # the drawing has at most ~60 boxes either way
+
+
+def test_hostile_names_in_a_folded_group_stay_text() -> None:
+    hostile = '<img src=x onerror=alert(1)>"&\x00'
+    g = chain(["relu"] * 300)
+    for n in g.nodes[1:-1]:
+        n.id = n.id + hostile
+        n.label = hostile
+    g.edges = [Edge(a.id, b.id) for a, b in zip(g.nodes, g.nodes[1:], strict=False)]
+    svg = render_svg(g)
+    root = ElementTree.fromstring(svg)  # well-formed despite markup and NUL in members
+    assert "<img" not in svg and "\x00" not in svg
+    titles = "".join(t.text or "" for t in root.iter(f"{SVG}title"))
+    assert titles.count("<img src=x") == 600  # each member's id and label, as text
