@@ -16,6 +16,7 @@ Malformed configs raise `ModelFormatError` naming the layer; configs are capped 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from deepscope.errors import ModelFormatError
@@ -25,8 +26,8 @@ from deepscope.sources._keras_macs import layer_macs
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 MAX_DEPTH = 16
-#: Most layers (all nesting levels together). keras.applications' largest has ~1,100.
-MAX_LAYERS = 50_000
+#: Most layers, all nesting levels together (keras.applications: at most ~1,100; ~1 KB each).
+MAX_LAYERS = 20_000
 _SHOWN = (
     "units",
     "filters",
@@ -46,10 +47,12 @@ _SHOWN = (
 Feed = list[tuple[str, Shape | None]]
 
 
+@lru_cache(maxsize=4096)
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name).lower()
 
 
+@lru_cache(maxsize=4096)
 def storage_name(class_name: str) -> str:
     """Keras' `naming.to_snake_case`: the base of a layer's path in a weights file."""
     name = re.sub(r"\W+", "", class_name)
@@ -80,12 +83,12 @@ class KerasConfigParser:
     After `parse`, `storage` maps node ids to their `.keras` weights path (`layers/conv2d`).
     """
 
-    def __init__(self, max_layers: int = MAX_LAYERS) -> None:
+    def __init__(self, max_layers: int | None = None) -> None:
         self.nodes: list[Node] = []
         self.edges: list[Edge] = []
         self.notes: list[str] = []
         self.storage: dict[str, str] = {}
-        self.max_layers = max_layers
+        self.max_layers = MAX_LAYERS if max_layers is None else max_layers
         self._ids: set[str] = set()
         self._where = "the model"
 

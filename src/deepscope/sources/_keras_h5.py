@@ -143,6 +143,12 @@ def worker_h5_legacy(path: str, options: dict[str, Any]) -> dict[str, Any]:
     size = os.fstat(fd).st_size
     with _open(_Window(fd, 0, size)) as h5:
         raw = h5.attrs.get("model_config")
+        cap = int(options.get("config_cap", 1 << 24))
+        if isinstance(raw, (bytes, str)) and len(raw) > cap:
+            raise ModelFormatError(
+                f"the model_config attribute is over the {cap:,}-byte cap; "
+                "real configs are kilobytes to a few MB"
+            )
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", "replace")
         config = raw if isinstance(raw, str) else None

@@ -34,8 +34,8 @@ H5_MAGIC = b"\x89HDF\r\n\x1a\n"
 WEIGHTS_MEMBER = "model.weights.h5"
 #: Largest config.json / model_config read. keras.applications' largest is ~1.5 MB.
 CONFIG_CAP = 16 * _limits.MB
-#: Most JSON objects + arrays in a config: bounds json.loads' memory (~100 bytes each).
-MAX_CONTAINERS = 1_000_000
+#: Most JSON objects + arrays in a config (real ones: ~18 per layer): bounds json.loads memory.
+MAX_CONTAINERS = 500_000
 
 
 def match(target: object) -> bool:
@@ -123,7 +123,7 @@ def _load_h5(path: Path, fault: str | None) -> Model:
     from deepscope.errors import require
 
     require("h5py", "keras")
-    found = run_task("h5_legacy", path, fault=fault)
+    found = run_task("h5_legacy", path, {"config_cap": CONFIG_CAP}, fault=fault)
     if not found.get("config"):
         raise ModelFormatError(f"{path.name}: no model_config attribute (a weights-only .h5?)")
     parser = KerasConfigParser()
