@@ -8,16 +8,20 @@ residual blocks, between DenseNet layers, between the layers of a chain): pieces
 `max_atom` compute ops are atoms, longer pieces are split into their ops. Tandem repeats of
 an atom sequence (period <= `max_period` atoms) become one "repeat" group, e.g. DenseNet's
 ``×24 [batch_norm → mul → add → relu → conv → … → concat]``; other multi-op atoms become
-"block" groups. If that still leaves more than `max_nodes` boxes, consecutive single ops
-(then consecutive boxes of any kind) are merged into "chunk" groups along the order.
+"block" groups; a single op with constants is an "op" group (drawn as that op). If that
+still leaves more than `max_nodes` boxes, consecutive single ops (then consecutive boxes of
+any kind) are merged into "chunk" groups along the order.
 
 Every group node lists its members (``attrs["members"]``, node ids in order) and counts
 them (``attrs["opCount"]``), so every op stays reachable. Groups are contiguous stretches of
 one topological order, so the folded graph has no cycles.
 
-Cost: O((N + E) log N) with N nodes and E edges: the repeat scan does at most
-`max_period` comparisons per atom and per atom it advances over (plus `max_period`**2 per
-atom in the worst case, a constant); ``graph.meta["fold"]["work"]`` counts those steps.
+Cost: linear in nodes + edges for a fixed `max_period`: one pass each to order (a heap,
+O(N log N), only when the node list is not already topological), find constants, count
+live values (a difference array) and cut; the repeat scan compares each atom with the
+`max_period` atoms after it once; fitting the box budget is a binary search over chunk
+sizes, O(items log items). ``graph.meta["fold"]["work"]`` counts these steps so that tests
+can check the growth without timing anything.
 
 Example:
     >>> from deepscope.graph.ir import Graph, Node, Edge
