@@ -195,8 +195,8 @@ def test_M11_json_container_count_is_capped(tmp_path: Path) -> None:
 
 
 def _functional(**dense_inbound: Any) -> dict[str, Any]:
-    tensor = {"class_name": "__keras_tensor__", "config": {"keras_history": ["in", 0, 0]}}
-    tensor["config"]["keras_history"] = dense_inbound.get("history", ["in", 0, 0])
+    history = dense_inbound.get("history", ["in", 0, 0])
+    tensor = {"class_name": "__keras_tensor__", "config": {"keras_history": history}}
     return {
         "class_name": "Functional",
         "config": {

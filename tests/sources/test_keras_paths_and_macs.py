@@ -55,7 +55,7 @@ CNN_MACS = (
 
 
 # layer -> (its path in a .keras weights file, [(legacy .h5 weight name, shape)])
-WEIGHTS = {
+WEIGHTS: dict[str, tuple[str, list[tuple[str, tuple[int, ...]]]]] = {
     "conv": ("conv2d", [("kernel", (3, 3, 3, 8)), ("bias", (8,))]),
     "bn": (
         "batch_normalization",
