@@ -98,38 +98,44 @@ class VersionPoller:
             if time.monotonic() >= give_up:
                 return
 
-    def _changed(self, runs: list[str]) -> list[str]:
-        changed = []
+    def _stamps_of(self, runs: list[str]) -> dict[str, Stamp | None]:
+        """Stamps of `runs` (in a worker thread; touches no shared state)."""
+        out: dict[str, Stamp | None] = {}
         for run in runs:
             try:
-                stamp: Stamp | None = db_stamp(confined_db(self.root, run))
-            except (OSError, NotFoundError):
-                stamp = None
-            if stamp is None:
-                self.versions[run] = None
-            elif stamp != self._stamps.get(run):
-                changed.append(run)
-            self._stamps[run] = stamp
-        return changed
+                out[run] = db_stamp(confined_db(self.root, run))
+            except (OSError, NotFoundError):  # gone, or a link out of the log folder
+                out[run] = None
+        return out
 
     async def _poll(self) -> None:
         self._polling = True
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            runs = list(self._subs)
-            changed = await anyio.to_thread.run_sync(self._changed, runs)
+            stamps = await anyio.to_thread.run_sync(self._stamps_of, list(self._subs))
+            changed = []
+            for run, stamp in stamps.items():
+                if run not in self._subs:
+                    continue  # its last stream closed meanwhile
+                if stamp is None:
+                    self.versions[run] = None
+                elif stamp != self._stamps.get(run):
+                    changed.append(run)
+                self._stamps[run] = stamp
             slots = anyio.Semaphore(POLL_READS)
 
             async def one(run: str) -> None:
                 async with slots:
                     self.queries += 1
                     try:
-                        self.versions[run] = await self.gate.call(
+                        version: int | None = await self.gate.call(
                             [run], self.read_version, run, deadline=POLL_DEADLINE_S
                         )
                     except Exception:  # noqa: BLE001 - deleted, busy, corrupt or past the deadline:
-                        self.versions[run] = None  # nothing to report; retried once it changes
+                        version = None  # nothing to report; retried once its files change
+                    if run in self._subs:
+                        self.versions[run] = version
 
             async with anyio.create_task_group() as tg:
                 for run in changed:
