@@ -16,7 +16,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -44,6 +45,10 @@ class HookSet:
         """Call `fn(module, inputs)` before `module` runs."""
         self._handles.append(module.register_forward_pre_hook(fn))
 
+    def add(self, handle: RemovableHandle) -> None:
+        """Take charge of a handle registered elsewhere (e.g. a hook `with_kwargs`)."""
+        self._handles.append(handle)
+
     def remove(self) -> None:
         """Remove every hook registered so far (safe to call twice)."""
         while self._handles:
@@ -61,32 +66,90 @@ class HookSet:
         self.remove()
 
 
+def _is_keras(model: Any) -> bool:
+    return any(c.__module__.startswith("keras.") for c in type(model).__mro__)
+
+
+def _keras_children(layer: Any) -> list[nn.Module]:
+    children = layer._flatten_layers(include_self=False, recursive=False)
+    return [c for c in children if type(c).__name__ != "InputLayer"]
+
+
+def named_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """`(name, module)` for every submodule, the model itself excluded.
+
+    Torch models give `named_modules()` names ("features.3"). A live Keras 3 model (torch
+    backend: its layers are torch modules, but kept outside `named_modules()`) gives its
+    layers by name, nested ones as "block/conv".
+    """
+    if not _is_keras(model):
+        yield from ((name, module) for name, module in model.named_modules() if name)
+        return
+
+    def walk(layer: Any, prefix: str) -> Iterator[tuple[str, nn.Module]]:
+        for child in _keras_children(layer):
+            name = f"{prefix}{child.name}"
+            yield name, child
+            yield from walk(child, f"{name}/")
+
+    yield from walk(model, "")
+
+
 def find_module(model: nn.Module, layer: nn.Module | str) -> tuple[nn.Module, str]:
-    """Return `(module, dotted_name)` for a module object or a dotted name inside `model`."""
+    """Return `(module, name)` for a module object or a name inside `model` (dotted for torch
+    submodules, a Keras layer's name or "block/conv" path for Keras models)."""
+    layers = dict(named_layers(model))
     if isinstance(layer, str):
-        modules = dict(model.named_modules())
-        if layer not in modules:
-            raise ValueError(f"model has no layer named {layer!r}; see model.named_modules()")
-        return modules[layer], layer
-    for name, module in model.named_modules():
+        if layer not in layers:
+            hint = (
+                "[layer.name for layer in model.layers]"
+                if _is_keras(model)
+                else ("model.named_modules()")
+            )
+            raise ValueError(f"model has no layer named {layer!r}; see {hint}")
+        return layers[layer], layer
+    for name, module in layers.items():
         if module is layer:
             return module, name
     raise ValueError("the layer given is not a submodule of the model")
 
 
+def _first_index(value: Any) -> Any:
+    """Key (mapping) or index (tuple/list) of the first tensor in a module output, else None."""
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, (tuple, list)):
+        items = enumerate(value)
+    else:
+        return None
+    return next((k for k, v in items if isinstance(v, torch.Tensor)), None)
+
+
 def first_tensor(value: Any) -> torch.Tensor:
-    """The tensor a module returned, or the first tensor of a tuple/list output (RNNs)."""
+    """The tensor a module returned, or the first tensor of a tuple/list (RNNs, attention
+    blocks) or of a mapping such as a Hugging Face `ModelOutput` (its first field)."""
     if isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
-        return value[0]
-    raise TypeError(f"expected a tensor output, got {type(value).__name__}")
+    key = _first_index(value)
+    if key is None:
+        raise TypeError(f"expected a tensor output, got {type(value).__name__} with no tensor")
+    tensor: torch.Tensor = value[key]
+    return tensor
 
 
 def _replace_first(value: Any, tensor: torch.Tensor) -> Any:
     if isinstance(value, torch.Tensor):
         return tensor
-    return type(value)([tensor, *value[1:]])
+    key = _first_index(value)
+    if isinstance(value, Mapping):
+        out: Any = copy.copy(value)  # a ModelOutput stays a ModelOutput (item and attribute)
+        out[key] = tensor
+        return out
+    items = list(value)
+    items[key] = tensor
+    if hasattr(value, "_make"):  # namedtuple
+        return value._make(items)
+    return type(value)(items)
 
 
 def forward_from_layer(

@@ -80,3 +80,57 @@ def patch_model() -> Trained:
     with torch.no_grad():
         accuracy = (model(test.images).argmax(1) == test.labels).float().mean().item()
     return Trained(model, test, accuracy)
+
+
+# Hugging Face models built from tiny configs (no download): hidden 32, 2 layers.
+
+
+@pytest.fixture(scope="session")
+def tiny_vit() -> nn.Module:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        num_labels=3,
+    )
+    model: nn.Module = transformers.ViTForImageClassification(config).eval()
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_bert() -> nn.Module:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    model: nn.Module = transformers.BertForSequenceClassification(config).eval()
+    return model
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2() -> nn.Module:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(
+        vocab_size=50,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=32,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    model: nn.Module = transformers.GPT2LMHeadModel(config).eval()
+    return model

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from deepscope.analysis.attribution.base import Attribution, GradientAttribution, Target
-from deepscope.analysis.attribution.cam_base import CAMBase, find_cam_layer
+from deepscope.analysis.attribution.cam_base import AttributionWarning, CAMBase, find_cam_layer
 from deepscope.analysis.attribution.eigen_cam import EigenCAM
 from deepscope.analysis.attribution.grad_cam import GradCAM
 from deepscope.analysis.attribution.grad_cam_plus_plus import GradCAMPlusPlus
@@ -89,6 +89,7 @@ __all__ = [
     "METHODS",
     "Attribution",
     "AttributionResult",
+    "AttributionWarning",
     "CAMBase",
     "EigenCAM",
     "GradCAM",

@@ -2,7 +2,9 @@
 
 A target says which output to explain: an int (one class for every input), a sequence or
 tensor of class indices (one per input), a callable on the model output returning one score
-per input, or None (each input's predicted class).
+per input, or None (each input's predicted class). The model output is the scores tensor that
+`output=` selects (see `outputs`: Hugging Face `ModelOutput`s give their `logits`); a
+(batch, positions, classes) output is read at its last position by class-index targets.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any, Union
 import torch
 from torch import nn
 
+from deepscope.analysis.attribution.layer_search import channels_last, embedding_layer, is_token_ids
+from deepscope.analysis.attribution.outputs import OutputSelector, class_view, select_output
 from deepscope.analysis.attribution.result import AttributionResult
-from deepscope.capture.hooks import find_module, first_tensor, forward_from_layer
+from deepscope.capture.hooks import find_module, forward_from_layer
 
 Target = Union[int, Sequence[int], torch.Tensor, Callable[[torch.Tensor], torch.Tensor], None]  # noqa: UP007
 
@@ -38,14 +42,6 @@ def class_indices(target: Target, batch: int, classes: int) -> torch.Tensor:
     return index
 
 
-def _check_2d(output: torch.Tensor) -> None:
-    if output.ndim != 2:
-        raise ValueError(
-            f"class-index targets need a (batch, classes) output, got shape {tuple(output.shape)};"
-            " pass a callable target returning one score per input"
-        )
-
-
 def resolve_target(output: torch.Tensor, target: Target) -> Target:
     """Make a None target explicit (each input's predicted class) and validate indices.
 
@@ -54,7 +50,7 @@ def resolve_target(output: torch.Tensor, target: Target) -> Target:
     """
     if callable(target) and not isinstance(target, torch.Tensor):
         return target
-    _check_2d(output)
+    output = class_view(output)
     if target is None:
         return output.detach().argmax(dim=1).cpu()
     return class_indices(target, output.shape[0], output.shape[1])
@@ -71,7 +67,7 @@ def target_scores(
                 f"a callable target must return one score per input, got {tuple(scores.shape)}"
             )
         return scores
-    _check_2d(output)
+    output = class_view(output)
     if rows is None:
         if target is None:
             index = output.detach().argmax(dim=1)
@@ -98,12 +94,25 @@ def target_label(target: Target) -> Any:
 
 
 class Attribution(ABC):
-    """Base of every attribution method: holds the model, explains with `attribute`."""
+    """Base of every attribution method: holds the model, explains with `attribute`.
+
+    `output` selects what of the model's output is explained (a key, an index or a callable;
+    default: the tensor, `logits`, or the first tensor; see `outputs.select_output`).
+    """
 
     name: str = "attribution"
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, output: OutputSelector = None) -> None:
         self.model = model
+        self.output = output
+
+    def scores(self, raw: Any) -> torch.Tensor:
+        """The explained tensor of a raw model output."""
+        return select_output(raw, self.output)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """`model(inputs)`, reduced to the explained tensor."""
+        return self.scores(self.model(inputs))
 
     @abstractmethod
     def attribute(self, inputs: torch.Tensor, target: Target = None) -> AttributionResult:
@@ -115,15 +124,29 @@ class GradientAttribution(Attribution):
 
     With `layer` (a module or dotted name) the gradients are taken with respect to that
     layer's output instead of the input, captum's Layer* style: for an embedding layer the
-    result is one score per token (summed over the embedding dimension).
+    result is one score per token (summed over the embedding dimension). Token ids (integer
+    inputs) carry no gradient: without `layer`, the embedding layer that reads them is used.
     """
 
-    def __init__(self, model: nn.Module, layer: nn.Module | str | None = None) -> None:
-        super().__init__(model)
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: nn.Module | str | None = None,
+        *,
+        output: OutputSelector = None,
+    ) -> None:
+        super().__init__(model, output)
         self.layer: nn.Module | None = None
         self.layer_name: str | None = None
         if layer is not None:
             self.layer, self.layer_name = find_module(model, layer)
+
+    def attributed_layer(self, inputs: torch.Tensor) -> tuple[nn.Module | None, str | None]:
+        """The layer whose output is attributed: the given one, the embedding for token ids,
+        or None (the input itself)."""
+        if self.layer is None and is_token_ids(inputs):
+            return embedding_layer(self.model, inputs)
+        return self.layer, self.layer_name
 
     def gradients(
         self,
@@ -136,14 +159,15 @@ class GradientAttribution(Attribution):
         (the input, or the layer's output), that tensor's value, and the model output.
         `transform` maps the attributed tensor before the model goes on (noise, interpolation);
         `value` is after the transform."""
-        if self.layer is None:
+        layer, _ = self.attributed_layer(inputs)
+        if layer is None:
             value = inputs.detach() if transform is None else transform(inputs.detach())
             leaf = value.detach().requires_grad_(True)
             with torch.enable_grad():
-                output = first_tensor(self.model(leaf))
+                output = self.forward(leaf)
         else:
-            raw, leaf = forward_from_layer(self.model, self.layer, inputs, transform)
-            output = first_tensor(raw)
+            raw, leaf = forward_from_layer(self.model, layer, inputs, transform)
+            output = self.scores(raw)
         with torch.enable_grad():
             scores = target_scores(output, target, rows)
             (grad,) = torch.autograd.grad(scores.sum(), leaf)
@@ -153,15 +177,18 @@ class GradientAttribution(Attribution):
         self, attributions: torch.Tensor, inputs: torch.Tensor, target: Target, **extra: Any
     ) -> AttributionResult:
         """Wrap per-element attributions; layer attributions on (B, T, E) become per-token."""
+        layer, name = self.attributed_layer(inputs)
         layer_map = None
-        if self.layer is not None and attributions.ndim == 3:
+        if layer is not None and attributions.ndim == 3:
             layer_map = attributions
             attributions = attributions.sum(dim=-1)
+        if layer is None and attributions.ndim == 4 and channels_last(self.model):
+            extra.setdefault("meta", {})["layout"] = "channels_last"
         return AttributionResult(
             attributions=attributions.detach(),
             method=self.name,
             target=target_label(target),
-            layer=self.layer_name,
+            layer=name,
             inputs=inputs.detach(),
             layer_map=layer_map,
             **extra,

@@ -28,8 +28,10 @@ from deepscope.analysis.attribution.base import (
     resolve_target,
     target_scores,
 )
+from deepscope.analysis.attribution.layer_search import is_token_ids
+from deepscope.analysis.attribution.outputs import OutputSelector
 from deepscope.analysis.attribution.result import AttributionResult
-from deepscope.capture.hooks import first_tensor, forward_from_layer
+from deepscope.capture.hooks import forward_from_layer
 
 METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -57,7 +59,7 @@ def approximation(method: str, n_steps: int) -> tuple[list[float], list[float]]:
 
 class IntegratedGradients(GradientAttribution):
     """Integrated gradients; `baselines` is a scalar or a tensor broadcastable to the inputs
-    (to the layer's output with `layer`). `result.delta` holds the convergence delta
+    (to the layer's output with `layer`, or token ids such as all-[PAD] for token inputs). `result.delta` holds the convergence delta
     Σ attributions − (F(x) − F(x′)) per input when `convergence_delta` is true."""
 
     name = "integrated_gradients"
@@ -71,8 +73,10 @@ class IntegratedGradients(GradientAttribution):
         method: str = "gausslegendre",
         internal_batch_size: int | None = None,
         convergence_delta: bool = True,
+        *,
+        output: OutputSelector = None,
     ) -> None:
-        super().__init__(model, layer)
+        super().__init__(model, layer, output=output)
         self.alphas, self.weights = approximation(method, n_steps)
         self.baselines = baselines
         self.internal_batch_size = internal_batch_size
@@ -80,25 +84,39 @@ class IntegratedGradients(GradientAttribution):
 
     def _endpoint(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The attributed tensor at the real input, and the model output there."""
-        if self.layer is None:
+        layer, _ = self.attributed_layer(inputs)
+        if layer is None:
             with torch.no_grad():
-                return inputs.detach(), first_tensor(self.model(inputs))
-        out, value = forward_from_layer(self.model, self.layer, inputs, track=False)
-        return value, first_tensor(out)
+                return inputs.detach(), self.forward(inputs)
+        out, value = forward_from_layer(self.model, layer, inputs, track=False)
+        return value, self.scores(out)
 
     def _baseline_output(self, inputs: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
-        if self.layer is None:
+        layer, _ = self.attributed_layer(inputs)
+        if layer is None:
             with torch.no_grad():
-                return first_tensor(self.model(base.expand_as(inputs)))
+                return self.forward(base.expand_as(inputs))
         out, _ = forward_from_layer(
-            self.model, self.layer, inputs, lambda v: base.expand_as(v), track=False
+            self.model, layer, inputs, lambda v: base.expand_as(v), track=False
         )
-        return first_tensor(out)
+        return self.scores(out)
+
+    def _baseline(self, inputs: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+        """The baseline as a tensor like `end`; token-id baselines (an integer tensor, e.g.
+        all [PAD] or [MASK]) on a layer become that layer's output for those ids."""
+        given = self.baselines
+        layer, _ = self.attributed_layer(inputs)
+        if isinstance(given, torch.Tensor) and is_token_ids(given) and layer is not None:
+            _, value = forward_from_layer(
+                self.model, layer, given.to(inputs.device).expand_as(inputs), track=False
+            )
+            return value
+        return torch.as_tensor(given, dtype=end.dtype, device=end.device)
 
     def attribute(self, inputs: torch.Tensor, target: Target = None) -> AttributionResult:
         end, output = self._endpoint(inputs)
         target = resolve_target(output, target)
-        base = torch.as_tensor(self.baselines, dtype=end.dtype, device=end.device)
+        base = self._baseline(inputs, end)
         batch = inputs.shape[0]
         per_pass = max(1, (self.internal_batch_size or batch * len(self.alphas)) // batch)
         total = torch.zeros_like(end)

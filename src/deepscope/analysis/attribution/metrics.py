@@ -30,8 +30,9 @@ from numpy.typing import NDArray
 from torch import nn
 
 from deepscope.analysis.attribution.base import Target, resolve_target, target_scores
+from deepscope.analysis.attribution.outputs import select_output
 from deepscope.analysis.attribution.result import AttributionResult
-from deepscope.capture.hooks import find_module, first_tensor
+from deepscope.capture.hooks import find_module
 
 
 def _heat(attributions: AttributionResult | torch.Tensor) -> torch.Tensor:
@@ -62,14 +63,14 @@ def _curve(
     counts = torch.linspace(0, pixels, steps + 1, device=x.device).round().long()
     scores = torch.empty(steps + 1, batch, device=x.device)
     with torch.no_grad():
-        target = resolve_target(first_tensor(model(x)), target)
+        target = resolve_target(select_output(model(x)), target)
         per_pass = max(1, batch_size // batch)
         for start in range(0, steps + 1, per_pass):
             k = counts[start : start + per_pass]
             changed = (rank[None] < k[:, None, None]).reshape(len(k), batch, 1, *x.shape[-2:])
             keep_input = ~changed if not insert else changed
             version = torch.where(keep_input, x[None], torch.full_like(x[None], baseline))
-            output = first_tensor(model(version.flatten(0, 1)))
+            output = select_output(model(version.flatten(0, 1)))
             rows = torch.arange(batch, device=x.device).repeat(len(k))
             probs = torch.softmax(output, dim=1) if not callable(target) else output
             scores[start : start + len(k)] = target_scores(probs, target, rows).reshape(len(k), -1)
@@ -150,7 +151,7 @@ def randomization_check(
     if isinstance(options.get("layer"), nn.Module):
         options["layer"] = find_module(model, options["layer"])[1]
     with torch.no_grad():
-        target = resolve_target(first_tensor(model(inputs)), target)
+        target = resolve_target(select_output(model(inputs)), target)
     reference = attribute(model, inputs, target, method=method, **options).normalized
     names = [
         name

@@ -58,10 +58,11 @@ class AttributionResult:
 
     def heat(self) -> torch.Tensor:
         """Per-input 2-D map (B, H, W), or (B, T) for tokens: channels of input-shaped maps
-        are reduced as the sum of absolute values."""
+        are reduced as the sum of absolute values (the last dim when `meta["layout"]` is
+        "channels_last", as for Keras models)."""
         a = self.attributions.detach().float()
         if a.ndim == 4:
-            a = a.abs().sum(dim=1)
+            a = a.abs().sum(dim=-1 if self.meta.get("layout") == "channels_last" else 1)
         return a
 
     @property

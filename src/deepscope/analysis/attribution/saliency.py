@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from deepscope.analysis.attribution.base import GradientAttribution, Target
+from deepscope.analysis.attribution.outputs import OutputSelector
 from deepscope.analysis.attribution.result import AttributionResult
 
 
@@ -22,9 +23,14 @@ class Saliency(GradientAttribution):
     name = "saliency"
 
     def __init__(
-        self, model: nn.Module, layer: nn.Module | str | None = None, abs: bool = True
+        self,
+        model: nn.Module,
+        layer: nn.Module | str | None = None,
+        abs: bool = True,
+        *,
+        output: OutputSelector = None,
     ) -> None:
-        super().__init__(model, layer)
+        super().__init__(model, layer, output=output)
         self.abs = abs
 
     def attribute(self, inputs: torch.Tensor, target: Target = None) -> AttributionResult:

@@ -20,7 +20,7 @@ from torch import nn
 
 from deepscope.analysis.attribution.base import Target, target_scores
 from deepscope.analysis.attribution.cam_base import CAMBase, Reshape
-from deepscope.capture.hooks import first_tensor
+from deepscope.analysis.attribution.outputs import OutputSelector
 
 
 class ScoreCAM(CAMBase):
@@ -28,6 +28,7 @@ class ScoreCAM(CAMBase):
 
     name = "score_cam"
     uses_gradients = False
+    supports_tokens = False
 
     def __init__(
         self,
@@ -35,8 +36,11 @@ class ScoreCAM(CAMBase):
         layer: nn.Module | str | None = None,
         reshape: Reshape = None,
         batch_size: int = 64,
+        *,
+        output: OutputSelector = None,
+        channels_last: bool | None = None,
     ) -> None:
-        super().__init__(model, layer, reshape)
+        super().__init__(model, layer, reshape, output=output, channels_last=channels_last)
         self.batch_size = batch_size
 
     def weights(
@@ -47,7 +51,8 @@ class ScoreCAM(CAMBase):
         target: Target,
     ) -> torch.Tensor:
         batch, channels = activations.shape[:2]
-        up = F.interpolate(activations, size=inputs.shape[-2:], mode="bilinear", align_corners=True)
+        size = self.spatial_size(inputs)
+        up = F.interpolate(activations, size=size, mode="bilinear", align_corners=True)
         flat = up.reshape(batch, channels, -1)
         lo = flat.min(dim=2).values[..., None, None]
         hi = flat.max(dim=2).values[..., None, None]
@@ -57,7 +62,8 @@ class ScoreCAM(CAMBase):
             index = torch.arange(start, min(start + self.batch_size, batch * channels))
             rows = (index // channels).to(inputs.device)
             cols = (index % channels).to(inputs.device)
-            masked = inputs[rows] * masks[rows, cols][:, None]
-            output = first_tensor(self.model(masked))
+            mask = masks[rows, cols]
+            mask = mask[..., None] if self.is_channels_last() else mask[:, None]
+            output = self.forward(inputs[rows] * mask)
             scores[start : start + len(index)] = target_scores(output, target, rows).float()
         return torch.softmax(scores.reshape(batch, channels), dim=1).to(activations.dtype)
