@@ -11,8 +11,10 @@ Example:
 
 from __future__ import annotations
 
+import io
 import pickle
 import re
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,35 @@ def _safe_torch_load(path: Path) -> Any:
             f"{path.name} is not a plain weights file ({_first_line(e)}); pass trust=True "
             "(--trust-model) only if you trust it"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except Exception as e:  # the unpickler and storage readers raise anything on bad bytes
+        raise ModelFormatError(
+            f"{path.name} is not a readable PyTorch checkpoint ({_first_line(e)})"
+        ) from None
+
+
+def _check_pickles(path: Path) -> None:
+    """Member-name checks (M6) and the pickle-bomb scan (M11) before torch reads the file."""
+    from deepscope.sources._pickle_scan import PickleBombError, check_pickle
+
+    try:
+        if is_zip(path):
+            with open_zip(path) as z:
+                for member in z.names:
+                    if member.endswith(".pkl"):
+                        check_pickle(io.BytesIO(z.read(member)))
+            return
+        if tarfile.is_tarfile(path):
+            raise ModelFormatError(
+                f"{path.name} is a pre-2018 tar-format checkpoint, which deepscope does not "
+                "read; load it with torch where you trust it and save it again"
+            )
+        with open(path, "rb") as f:
+            # legacy format: magic number, protocol, sys info, the object, storage keys
+            for _ in range(5):
+                check_pickle(f)
+    except (PickleBombError, ModelFormatError):
+        raise
+    except Exception as e:  # pickletools' ValueError and friends: not a pickle
         raise ModelFormatError(
             f"{path.name} is not a readable PyTorch checkpoint ({_first_line(e)})"
         ) from None
@@ -72,20 +102,59 @@ def _first_line(e: BaseException) -> str:
     return (text.splitlines() or [type(e).__name__])[0][:300]
 
 
-def iter_tensors(obj: Any, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, Any]]:
-    """Every tensor in nested dicts/lists/tuples, with dotted names."""
+#: Most container items one checkpoint walk visits (each container is expanded once).
+WALK_BUDGET = 1_000_000
+#: Deepest container nesting accepted (real checkpoints nest a handful of levels).
+MAX_NESTING = 64
+
+
+def iter_tensors(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every tensor in nested containers, with dotted names, each container walked once (M11).
+
+    dicts (OrderedDict, Counter, ...), lists, tuples, sets and frozensets are followed.
+    A container reached again through another path (shared references, a DAG) is not
+    walked again, so its tensors are named once, by the first path; a tensor listed under
+    two keys of one container (tied weights) keeps both names. Raises `ModelFormatError`
+    past `WALK_BUDGET` items or `MAX_NESTING` levels.
+    """
     import torch
 
-    if depth > 32:
-        return
-    if isinstance(obj, torch.Tensor):
-        yield prefix, obj
-    elif isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from iter_tensors(v, f"{prefix}.{k}" if prefix else str(k), depth + 1)
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            yield from iter_tensors(v, f"{prefix}.{i}" if prefix else str(i), depth + 1)
+    seen: set[int] = set()
+    visited = 0
+    stack: list[tuple[str, Any, int]] = [(prefix, obj, 0)]
+    while stack:
+        name, value, depth = stack.pop()
+        if isinstance(value, torch.Tensor):
+            yield name, value
+            continue
+        children = _children(value)
+        if children is None or id(value) in seen:
+            continue
+        if depth >= MAX_NESTING:
+            raise ModelFormatError(
+                f"checkpoint containers nest deeper than {MAX_NESTING} levels at {name[:200]!r}"
+            )
+        seen.add(id(value))
+        found: list[tuple[str, Any, int]] = []
+        for key, child in children:
+            visited += 1
+            if visited > WALK_BUDGET:
+                raise ModelFormatError(
+                    f"checkpoint holds more than {WALK_BUDGET:,} container items; "
+                    "it is not a weights file deepscope can list"
+                )
+            if isinstance(child, torch.Tensor) or _children(child) is not None:
+                found.append((f"{name}.{key}" if name else str(key), child, depth + 1))
+        stack.extend(reversed(found))
+
+
+def _children(value: Any) -> Iterator[tuple[Any, Any]] | None:
+    """(key, child) pairs of a container, or None for anything else."""
+    if isinstance(value, dict):
+        return iter(value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return enumerate(value)
+    return None
 
 
 def _select(obj: Any) -> tuple[Any, list[str]]:
@@ -136,8 +205,7 @@ def load(
             f"{path.name} is a TorchScript/.pt2 archive, which holds code; open it with the "
             "torchscript source (structure only) or pass trust=True"
         )
-    if is_zip(path):
-        open_zip(path).close()  # member-name checks (M6) before torch reads the archive
+    _check_pickles(path)
     try:
         obj = _safe_torch_load(path)
     except UnsafeModelError:

@@ -1,0 +1,205 @@
+"""Bound the hashing work a pickle makes its unpickler do, before `torch.load` runs it (M11).
+
+A pickle can build a tuple that refers to the previous one twice, forty times over, in
+about 200 bytes. Python hashes a tuple by hashing every element, without caching, so
+using that tuple as a dict key (`SETITEM`) or handing it to `set`/`Counter`/`OrderedDict`
+costs 2**40 steps, inside `torch.load(weights_only=True)`, before any of our code runs.
+
+`check_pickle` walks the opcodes with `pickletools.genops` (it parses, never executes),
+keeps a model of the stack and memo in which each value knows the size of its tuple tree
+(saturating), and charges every hashing opcode. Over `HASH_BUDGET` it raises
+`ModelFormatError`. Strings and numbers cost nothing; a legitimate checkpoint hashes only
+short string keys, so it never comes near the budget.
+
+Example:
+    >>> check_pickle(io.BytesIO(b"\\x80\\x02}q\\x00."))    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import pickletools
+from typing import IO
+
+from deepscope.errors import ModelFormatError
+
+__all__ = ["HASH_BUDGET", "PickleBombError", "check_pickle"]
+
+#: Tuple elements the unpickler may hash in one file (beyond one per key), summed over keys.
+HASH_BUDGET = 1_000_000
+_CAP = HASH_BUDGET + 1
+#: Globals whose call hashes every element of its argument.
+_HASHING_GLOBALS = {
+    "builtins set",
+    "builtins frozenset",
+    "collections Counter",
+    "collections OrderedDict",
+    "__builtin__ set",
+    "__builtin__ frozenset",
+}
+_DICT_GLOBALS = {"collections OrderedDict", "collections Counter", "?"}
+
+
+class PickleBombError(ModelFormatError):
+    """A pickle whose shared references would make unpickling take exponential time."""
+
+
+class _Val:
+    """A modelled stack value: how much hashing it costs, and what it holds."""
+
+    __slots__ = ("cost", "held", "items", "kind", "name")
+
+    def __init__(self, kind: str = "atom", cost: int = 1, name: str = "") -> None:
+        self.kind = kind  # atom, tuple, list, dict, set, global
+        self.cost = cost  # elements visited when hashing it (tuple tree size)
+        self.held = 0  # list/dict/set: extra hashing cost of what it holds (elements/keys)
+        self.name = name  # global: "module name"
+        self.items: tuple[_Val, ...] = ()  # tuple: its elements
+
+
+_MARK = _Val("mark")
+
+
+def _extra(values: list[_Val] | tuple[_Val, ...]) -> int:
+    """Hashing work beyond one step per value (0 for strings and numbers)."""
+    return min(sum(v.cost - 1 for v in values), _CAP)
+
+
+def _iter_cost(v: _Val) -> int:
+    """Hashing work of iterating `v` and hashing each thing it yields."""
+    if v.kind in ("list", "dict", "set"):
+        return v.held
+    return _extra(v.items) if v.kind == "tuple" else 0
+
+
+class _Machine:
+    def __init__(self) -> None:
+        self.stack: list[_Val] = []
+        self.memo: dict[object, _Val] = {}
+        self.spent = 0
+
+    def charge(self, extra: int, what: str) -> None:
+        self.spent = min(self.spent + extra, _CAP)
+        if self.spent > HASH_BUDGET:
+            raise PickleBombError(
+                f"checkpoint is a pickle bomb: {what} hashes shared tuples more than "
+                f"{HASH_BUDGET:,} times (a few bytes that would take hours to load); "
+                "it cannot be opened"
+            )
+
+    def pop(self) -> _Val:
+        if not self.stack:
+            raise ValueError("pickle stack underflow")
+        return self.stack.pop()
+
+    def pop_mark(self) -> list[_Val]:
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i] is _MARK:
+                items = self.stack[i + 1 :]
+                del self.stack[i:]
+                return items
+        raise ValueError("pickle has no MARK to pop to")
+
+    def top(self) -> _Val:
+        if not self.stack:
+            raise ValueError("pickle stack underflow")
+        return self.stack[-1]
+
+    def add_to_top(self, values: list[_Val], hashed: bool, what: str) -> None:
+        extra = _extra(values)
+        if hashed:
+            self.charge(extra, what)
+        target = self.top()
+        target.held = min(target.held + extra, _CAP)
+
+
+def _tuple(items: list[_Val]) -> _Val:
+    v = _Val("tuple", min(1 + sum(x.cost for x in items), _CAP))
+    v.items = tuple(items)
+    return v
+
+
+def _container(kind: str, items: list[_Val]) -> _Val:
+    v = _Val(kind)
+    v.held = _extra(items)
+    return v
+
+
+def _step(m: _Machine, name: str, arg: object) -> None:  # noqa: PLR0912, PLR0915
+    if name == "MARK":
+        m.stack.append(_MARK)
+    elif name in ("EMPTY_TUPLE", "TUPLE"):
+        m.stack.append(_tuple(m.pop_mark() if name == "TUPLE" else []))
+    elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
+        items = [m.pop() for _ in range(int(name[-1]))][::-1]
+        m.stack.append(_tuple(items))
+    elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
+        m.stack.append(_Val(name.removeprefix("EMPTY_").lower()))
+    elif name == "LIST":
+        m.stack.append(_container("list", m.pop_mark()))
+    elif name in ("DICT", "FROZENSET"):
+        items = m.pop_mark()
+        hashed = items[::2] if name == "DICT" else items
+        m.charge(_extra(hashed), name)
+        m.stack.append(_container("dict", hashed) if name == "DICT" else _Val())
+    elif name in ("APPEND", "APPENDS"):
+        m.add_to_top([m.pop()] if name == "APPEND" else m.pop_mark(), False, name)
+    elif name == "ADDITEMS":
+        m.add_to_top(m.pop_mark(), True, "a set (ADDITEMS)")
+    elif name in ("SETITEM", "SETITEMS"):
+        items = [m.pop(), m.pop()][::-1] if name == "SETITEM" else m.pop_mark()
+        m.add_to_top(items[::2], True, f"a dict key ({name})")
+    elif name in ("GLOBAL", "INST"):
+        m.stack.append(_Val("global", name=str(arg)))
+    elif name == "STACK_GLOBAL":
+        m.pop(), m.pop()
+        m.stack.append(_Val("global", name="?"))
+    elif name == "REDUCE":
+        args, func = m.pop(), m.pop()
+        work = min(sum(_iter_cost(x) for x in args.items), _CAP)
+        if func.name in _HASHING_GLOBALS or func.name == "?":
+            m.charge(work, f"a call of {func.name!r}")
+        out = _Val("dict" if func.name in _DICT_GLOBALS else "atom")
+        out.held = work if out.kind == "dict" else 0
+        m.stack.append(out)
+    elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+        m.memo[arg] = m.top()
+    elif name == "MEMOIZE":
+        m.memo[len(m.memo)] = m.top()
+    elif name in ("GET", "BINGET", "LONG_BINGET"):
+        if arg not in m.memo:
+            raise ValueError(f"pickle refers to memo {arg!r} before setting it")
+        m.stack.append(m.memo[arg])
+    elif name == "POP":
+        m.pop()
+    elif name == "POP_MARK":
+        m.pop_mark()
+    elif name == "DUP":
+        m.stack.append(m.top())
+    else:
+        _generic(m, name)
+
+
+def _generic(m: _Machine, name: str) -> None:
+    op = _OPS[name]
+    for before in reversed(op.stack_before):
+        if before is pickletools.markobject:
+            m.pop_mark()
+        elif before is pickletools.stackslice:
+            continue
+        else:
+            m.pop()
+    for _ in op.stack_after:
+        m.stack.append(_Val())
+
+
+_OPS = {op.name: op for op in pickletools.opcodes}
+
+
+def check_pickle(stream: IO[bytes]) -> None:
+    """Model one pickle (up to its STOP) from `stream`; raise `PickleBombError` on a bomb.
+
+    Raises `ValueError` when the bytes are not a well-formed pickle.
+    """
+    m = _Machine()
+    for op, arg, _ in pickletools.genops(stream):
+        _step(m, op.name, arg)
