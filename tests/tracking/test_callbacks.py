@@ -153,3 +153,39 @@ def test_keras_callback_logs_epochs_and_weight_histograms(tmp_path: Path) -> Non
     hist = reader.histograms(f"weights/{model.layers[0].kernel.path}")[-1]
     assert hist.count == kernel.size
     assert hist.max == pytest.approx(float(kernel.max()), rel=1e-6)
+
+
+def test_keras_callback_logs_the_graph_of_a_cnn_on_train_begin(tmp_path: Path) -> None:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("keras was imported with another backend")
+    import numpy as np
+
+    from deepscope.graph.serialize import from_json
+    from deepscope.tracking.callbacks.keras import DeepscopeCallback
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 8, 8, 1)).astype("float32")
+    y = rng.normal(size=(8, 3)).astype("float32")
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv2d"),
+            keras.layers.MaxPooling2D(name="max_pooling2d"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(3, name="dense"),
+        ]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    cb = DeepscopeCallback(str(tmp_path), watch_every=1)
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0, callbacks=[cb])
+    reader, info = _only_run(tmp_path)
+    blobs = reader.blobs("graph")
+    assert len(blobs) == 1 and blobs[0].tag == "model" and blobs[0].step == 0
+    g = from_json(reader.read_blob(blobs[0]).decode())
+    ops = [n.namespace for n in g.nodes if n.op not in ("input", "output")]
+    assert ops == ["conv2d", "max_pooling2d", "flatten", "dense"]
+    assert g.groups["conv2d"].params == 40 and g.groups[""].params == model.count_params()
+    # watch_every=1: both batches of the epoch are watched under the Keras layer names
+    assert [h.step for h in reader.histograms("grads/conv2d.kernel")] == [0, 1]

@@ -1,4 +1,9 @@
-"""Graph IR (stdlib only)."""
+"""Graph IR (stdlib only).
+
+``import deepscope`` makes this package callable: ``deepscope.graph(model, example_inputs)``
+builds a `Graph` (see `deepscope.sources.graph`), while ``deepscope.graph.Graph`` and
+``deepscope.graph.serialize`` are the IR.
+"""
 
 from deepscope.graph.ir import SCHEMA_VERSION, Edge, Graph, GroupStats, Node, ParamRef, TensorMeta
 

@@ -14,6 +14,7 @@ from torch.overrides import TorchFunctionMode
 
 from deepscope.graph.ir import Graph, ParamRef, TensorMeta
 from deepscope.sources._macs import function_macs, module_macs, normalize_op
+from deepscope.sources._module_tree import is_keras, named_modules, named_parameters
 from deepscope.sources._torch_trace import (
     Builder,
     Ref,
@@ -23,6 +24,8 @@ from deepscope.sources._torch_trace import (
     tensor_meta,
     tree_map,
 )
+
+_NO_OPS = {"to", "contiguous", "clone", "detach"}
 
 __all__ = ["trace_hooks"]
 
@@ -38,12 +41,15 @@ class _Recorder:
     def __init__(self, model: nn.Module, params: dict[int, ParamRef]) -> None:
         self.b = Builder()
         self.params = params
-        self.names = {m: name for name, m in model.named_modules()}
+        self.names = {id(m): name for name, m in named_modules(model)}
         self.refs: dict[int, Ref] = {}
         self.alive: list[torch.Tensor] = []  # keeps ids unique while tracing
         self.stack: list[str] = []
         self.leaf_depth = 0
         self.pending: list[tuple[nn.Module, list[Ref]]] = []
+        # Keras layers run torch functions inside: their MACs are the sum of those
+        self.keras = is_keras(model)
+        self.inner_macs = 0
 
     def ref(self, t: torch.Tensor) -> Ref:
         r = self.refs.get(id(t))
@@ -64,11 +70,12 @@ class _Recorder:
         return namespace_of(self.stack[-1]) if self.stack else ""
 
     def pre_hook(self, module: nn.Module, args: Any, kwargs: Any) -> None:
-        self.stack.append(self.names.get(module, ""))
+        self.stack.append(self.names.get(id(module), ""))
         if is_leaf_module(module) or self.leaf_depth:
             if self.leaf_depth == 0:
                 ins = [self.ref(t) for t in flatten((args, kwargs), torch.Tensor)]
                 self.pending.append((module, ins))
+                self.inner_macs = 0
             self.leaf_depth += 1
 
     def post_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
@@ -81,7 +88,8 @@ class _Recorder:
         mod, ins = self.pending.pop()
         nid = self.b.new_id(name.replace(".", "_") or type(mod).__name__.lower())
         outs = self.produce(nid, output)
-        mparams = [self.params[id(p)] for p in mod.parameters() if id(p) in self.params]
+        mparams = [self.params[id(p)] for _, p in named_parameters(mod) if id(p) in self.params]
+        macs = module_macs(mod, [r.meta for r in ins], outs[0] if outs else None)
         self.b.add(
             nid,
             type(mod).__name__.lower(),
@@ -90,16 +98,31 @@ class _Recorder:
             inputs=ins,
             outputs=outs,
             params=mparams,
-            macs=module_macs(mod, [r.meta for r in ins], outs[0] if outs else None),
+            macs=macs or (self.inner_macs if is_keras(mod) else 0),
             attrs={"moduleType": type(mod).__name__, "repr": mod.extra_repr()[:200]},
         )
 
     def function(self, func: Any, args: Any, kwargs: Any, out: Any) -> None:
-        if self.leaf_depth or not flatten(out, torch.Tensor):
+        if not flatten(out, torch.Tensor):
             return
         name = _fn_name(func)
+        if self.leaf_depth:
+            if self.keras:
+                margs, mkwargs = (
+                    tree_map(tuple(args), tensor_meta),
+                    tree_map(dict(kwargs), tensor_meta),
+                )
+                self.inner_macs += function_macs(
+                    name, margs, mkwargs, tensor_meta(flatten(out, torch.Tensor)[0])
+                )
+            return
         ins = [self.ref(t) for t in flatten((args, kwargs), torch.Tensor)]
         op = normalize_op(name)
+        if self.keras and op in _NO_OPS and isinstance(out, torch.Tensor) and len(ins) == 1:
+            if ins[0].meta == tensor_meta(out) and ins[0].param is None:
+                self.refs[id(out)] = ins[0]  # Keras's dtype/device/layout checks: no node
+                self.alive.append(out)
+                return
         nid = self.b.new_id(op)
         outs = self.produce(nid, out)
         margs = tree_map(tuple(args), tensor_meta)
@@ -142,7 +165,7 @@ def trace_hooks(
         _input(rec, str(k), v)
     handles = []
     try:
-        for m in model.modules():
+        for _, m in named_modules(model):
             handles.append(m.register_forward_pre_hook(rec.pre_hook, with_kwargs=True))
             handles.append(m.register_forward_hook(rec.post_hook, with_kwargs=True))
         with _Mode(rec):

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from deepscope.graph.ir import Edge, Graph, Node, ParamRef, TensorMeta
+from deepscope.sources._module_tree import children, is_keras, named_modules, named_parameters
 
 __all__ = [
     "Builder",
@@ -88,7 +89,7 @@ def flatten(tree: Any, kind: type = Ref) -> list[Any]:
 def param_table(model: nn.Module) -> dict[int, ParamRef]:
     """id(parameter) -> ParamRef under its first qualified name (shared params keep one)."""
     table: dict[int, ParamRef] = {}
-    for name, p in model.named_parameters():
+    for name, p in named_parameters(model):
         table[id(p)] = ParamRef(
             name=name,
             shape=tuple(int(d) for d in p.shape),
@@ -100,13 +101,16 @@ def param_table(model: nn.Module) -> dict[int, ParamRef]:
 
 def module_types(model: nn.Module) -> dict[str, str]:
     """Namespace ("layer1/0") -> module class name, for `GroupStats.module_type`."""
-    return {name.replace(".", "/"): type(m).__name__ for name, m in model.named_modules()}
+    return {name.replace(".", "/"): type(m).__name__ for name, m in named_modules(model)}
 
 
 def is_leaf_module(m: nn.Module) -> bool:
-    """Modules drawn as one node: torch.nn modules without children, attention and RNNs."""
+    """Modules drawn as one node: torch.nn modules without children, attention, RNNs, and
+    Keras layers without sublayers (``Conv2D``, ``Dense``)."""
     if isinstance(m, (nn.MultiheadAttention, nn.RNNBase)):
         return True
+    if is_keras(m):
+        return not children(m)
     return type(m).__module__.startswith("torch.nn") and next(m.children(), None) is None
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from deepscope.errors import DeepscopeError, ModelFormatError
 from deepscope.graph.aggregate import aggregate
 from deepscope.graph.ir import Graph, ParamRef
+from deepscope.sources._module_tree import is_keras, named_parameters
 from deepscope.sources.base import Model, WeightInfo
 
 __all__ = ["graph", "load", "match", "split_inputs"]
@@ -80,8 +81,12 @@ def graph(model: Any, example_inputs: Any = None, *, trace: str = "auto") -> Gra
         raise ValueError(f"trace must be one of {sorted(_ORDER)}, got {trace!r}")
     args, kwargs = split_inputs(example_inputs)
     params = param_table(model)
-    tracers = _tracers()
+    order = _ORDER[trace]
     notes: list[str] = []
+    if trace == "auto" and is_keras(model):
+        order = ("hooks",)
+        notes.append("Keras model: traced with hooks (torch.fx cannot trace Keras layers)")
+    tracers = _tracers()
     fast_path = any(
         isinstance(m, (torch.nn.TransformerEncoderLayer, torch.nn.TransformerDecoderLayer))
         for m in model.modules()
@@ -92,14 +97,14 @@ def graph(model: Any, example_inputs: Any = None, *, trace: str = "auto") -> Gra
     result: Graph | None = None
     taken = ""
     with preserved_state(model), grad:
-        for path in _ORDER[trace]:
+        for path in order:
             try:
                 result = tracers[path](model, args, kwargs, params)
             except Exception as exc:  # noqa: BLE001 - each failure is recorded, the last raised
                 notes.append(
                     f"{path} failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
                 )
-                if path == _ORDER[trace][-1]:
+                if path == order[-1]:
                     raise ModelFormatError(
                         f"could not trace {type(model).__name__}: "
                         + "; ".join(notes)
@@ -130,7 +135,7 @@ def load(target: Any, *, trust: bool = False, example_inputs: Any = None, **opti
     """A `Model` of a live module: its graph (when `example_inputs` are given) and weights."""
     weights = {
         name: WeightInfo(name, tuple(t.shape), str(t.dtype).removeprefix("torch."), t.detach())
-        for name, t in [*target.named_parameters(), *target.named_buffers()]
+        for name, t in [*named_parameters(target), *target.named_buffers()]
     }
     notes: list[str] = []
     if example_inputs is None:

@@ -18,6 +18,10 @@ checked by the rules. Work buffers live for one logged iteration (with `every=1`
 weight snapshots are reused from one iteration to the next). Between logged iterations only the non-finite guard runs
 (`deepscope.tracking.guard`: a reduction of the model's output and of the small
 parameters' gradients per iteration; a scan only when one of them is not finite).
+
+A Keras 3 model on the torch backend is watched through its Keras layers: modules and
+parameters are named by Keras layer names (``weights/conv2d.kernel``, ``act/dense_1/mean``;
+see `deepscope.sources._module_tree`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from deepscope.capture.reducers import (
     tensor_summary,
 )
 from deepscope.errors import DeepscopeError
+from deepscope.sources._module_tree import children, named_modules, named_parameters, own_parameters
 from deepscope.tracking.guard import Finding, Guard
 from deepscope.tracking.histogram import HistogramData
 
@@ -122,9 +127,9 @@ class Watcher:
         self._clock = clock
         self.diagnoser = Diagnoser()
         self._patterns = list(layers) if layers is not None else None
-        self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self._params = [(n, p) for n, p in named_parameters(model) if p.requires_grad]
         self._modules = [
-            (n or type(model).__name__, m) for n, m in model.named_modules() if self._selected(n, m)
+            (n or type(model).__name__, m) for n, m in named_modules(model) if self._selected(n, m)
         ]
         self._logging = False
         self._broken, self._strict = False, strict
@@ -139,7 +144,7 @@ class Watcher:
         self._to_read: dict[str, torch.Tensor] = {}  # weights this logged step still needs
         owner = {id(p): n for n, p in self._params}
         self._owned = {
-            id(m): [(owner[id(p)], p) for p in m.parameters(recurse=False) if id(p) in owner]
+            id(m): [(owner[id(p)], p) for _, p in own_parameters(m) if id(p) in owner]
             for _, m in self._modules
         }
         self._scratch: Scratch | None = None
@@ -152,7 +157,7 @@ class Watcher:
     # ----------------------------------------------------------------- hooks
     def _selected(self, name: str, module: nn.Module) -> bool:
         if self._patterns is None:
-            return next(iter(module.children()), None) is None  # leaf modules
+            return not children(module)  # leaf modules
         return any(fnmatch.fnmatchcase(name, p) for p in self._patterns)
 
     def _install(self) -> None:

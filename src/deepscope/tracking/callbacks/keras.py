@@ -1,6 +1,9 @@
-"""Keras 3: a callback that logs metrics and weight histograms into a deepscope run.
+"""Keras 3: a callback that logs metrics, weight histograms and the model's graph into a
+deepscope run.
 
-Works with any Keras backend; tested with `KERAS_BACKEND=torch`.
+Works with any Keras backend; tested with `KERAS_BACKEND=torch`. With the torch backend the
+model is a live torch module: its graph (Keras layer names as groups) is logged when
+training begins, and `watch_every` watches its weights, gradients and activations.
 
 Example:
     >>> from deepscope.tracking.callbacks.keras import DeepscopeCallback
@@ -9,11 +12,12 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
-from deepscope.errors import require
+from deepscope.errors import DeepscopeError, require
 
 require("keras", "keras3")
 
@@ -22,8 +26,23 @@ import keras  # noqa: E402
 from deepscope.tracking.run import Run, init  # noqa: E402
 
 
+def example_inputs(model: Any) -> Any:
+    """Zeros shaped like `model`'s inputs with a batch of 1 (``None`` if it has none yet):
+    a tensor for one input, a ``(list,)`` tuple for several (Keras takes them as one list)."""
+    try:
+        specs = list(model.inputs)
+    except (AttributeError, ValueError):  # a subclassed model that was never called
+        return None
+    if not specs or any(d is None for s in specs for d in s.shape[1:]):
+        return None
+    zeros = [keras.ops.zeros((1, *s.shape[1:]), dtype=s.dtype) for s in specs]
+    return zeros[0] if len(zeros) == 1 else (zeros,)
+
+
 class DeepscopeCallback(keras.callbacks.Callback):  # type: ignore[misc]
-    """Logs batch and epoch metrics, and per-epoch histograms of every weight."""
+    """Logs batch and epoch metrics, per-epoch histograms of every weight, the graph when
+    training begins (torch backend, `graph=True`), and with `watch_every` (torch backend)
+    watches the model (`Run.watch`) every `watch_every` training batches."""
 
     def __init__(
         self,
@@ -31,16 +50,41 @@ class DeepscopeCallback(keras.callbacks.Callback):  # type: ignore[misc]
         name: str | None = None,
         histograms: bool = True,
         log_every_batches: int = 10,
+        graph: bool = True,
+        watch_every: int | None = None,
     ) -> None:
         super().__init__()
         self.logdir, self.name = logdir, name
         self.histograms, self.log_every_batches = histograms, log_every_batches
+        self.graph, self.watch_every = graph, watch_every
         self.run: Run | None = None
         self._batch = 0
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.run = init(logdir=self.logdir, name=self.name)
         self._batch = 0
+        if self.model is None or keras.backend.backend() != "torch":
+            return
+        if self.graph:
+            self._log_graph()
+        if self.watch_every:
+            self.run.watch(self.model, every=self.watch_every)
+
+    def _log_graph(self) -> None:
+        assert self.run is not None
+        x = example_inputs(self.model)
+        if x is None:
+            warnings.warn(
+                "deepscope: the Keras model has no fixed input shape yet, so its graph was not "
+                "logged; build it with keras.Input(shape) first.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+        try:
+            self.run.log_graph(self.model, x)
+        except DeepscopeError as exc:  # a graph never stops training
+            warnings.warn(f"deepscope: the model's graph was not logged: {exc}", stacklevel=3)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.run is not None and logs and self._batch % self.log_every_batches == 0:
