@@ -110,6 +110,43 @@ def datasets(group: Any) -> list[dict[str, Any]]:
     return out
 
 
+def warm_up() -> None:
+    """Import everything the tasks use, before the child is forbidden to open files.
+
+    Runs the readers once on a small in-memory file like the ones keras writes (string
+    attributes in ASCII and UTF-8, float, int and bool datasets, a zip member), so lazily
+    imported modules (codecs, numpy internals) are loaded while imports still work.
+    """
+    import importlib
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    for codec in ("ascii", "latin_1", "utf_8", "utf_16", "cp437"):
+        importlib.import_module(f"encodings.{codec}")
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as h5:
+        h5.attrs["model_config"] = '{"class_name": "Sequential"}'
+        h5.attrs["keras_version"] = b"3"
+        h5.attrs["names"] = np.array([b"a/kernel", b"a/bias"])
+        group = h5.create_group("model_weights/a")
+        group.attrs["weight_names"] = ["a/kernel \u00e9"]
+        for dtype in ("float32", "float16", "float64", "int64", "int32", "uint8", "bool"):
+            group.create_dataset(dtype, data=np.ones((2, 3), dtype))
+    with h5py.File(io.BytesIO(buf.getvalue()), "r") as h5:
+        _ = [h5.attrs[k] for k in h5.attrs] + [h5["model_weights/a"].attrs["weight_names"]]
+        datasets(h5)
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("m.h5", buf.getvalue())
+    from deepscope.sources._archive import member_window, open_zip
+
+    with open_zip(io.BytesIO(zipped.getvalue()), name="warm-up") as sz:
+        member_window(sz, "m.h5")
+        sz.read("m.h5")
+
+
 def _open(fileobj: Any) -> Any:
     import h5py
 

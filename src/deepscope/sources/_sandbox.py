@@ -35,10 +35,11 @@ TASKS: dict[str, str] = {
 }
 # tasks that never open a file by name: after importing these modules the child is
 # forbidden (Landlock, where the kernel has it) to open any file at all (M10)
-_H5_MODULES = ("h5py", "numpy", "deepscope.sources._weights", "deepscope.sources._archive")
-CONFINED: dict[str, tuple[str, ...]] = {
-    "h5_weights": (*_H5_MODULES, "zipfile", "encodings.cp437"),  # zip names may be cp437
-    "h5_legacy": _H5_MODULES,
+# tasks that never open a file by name -> the function that imports what they use; after
+# it runs the child is forbidden (Landlock, where the kernel has it) to open any file (M10)
+CONFINED: dict[str, str] = {
+    "h5_weights": "deepscope.sources._keras_h5:warm_up",
+    "h5_legacy": "deepscope.sources._keras_h5:warm_up",
 }
 _ERRORS: dict[str, type[ModelFormatError]] = {
     "UnsafeModelError": UnsafeModelError,
@@ -198,11 +199,11 @@ def _child_main() -> int:
         os.abort()
     module_name, func_name = TASKS[request["task"]].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
-    if request["task"] in CONFINED:
-        for name in CONFINED[request["task"]]:
-            importlib.import_module(name)
-        confine_files()
     try:
+        if request["task"] in CONFINED:
+            warm_module, warm_name = CONFINED[request["task"]].split(":")
+            getattr(importlib.import_module(warm_module), warm_name)()
+            confine_files()
         out: dict[str, Any] = {"result": func(request["path"], request["options"])}
     except UnsafeModelError as e:
         out = {"error": {"type": "UnsafeModelError", "message": str(e)}}
