@@ -6,7 +6,9 @@ Example:
     ...     run.log({"loss": 0.3})
 
 Heavy modules (torch, the server) load lazily: ``import deepscope`` stays fast and changes
-nothing in torch.
+nothing in torch. PyTorch is optional (``pip install 'deepscope[torch]'``): serving runs and
+viewing model files work without it; live modules, `Run.watch`, `attribute` and the demo
+need it and say so.
 
 ``deepscope.graph`` is the Graph IR package (``deepscope.graph.Graph``,
 ``deepscope.graph.serialize``) and is also callable: ``deepscope.graph(model, x)`` is
@@ -57,10 +59,18 @@ class _CallableGraphPackage(types.ModuleType):
 graph.__class__ = _CallableGraphPackage
 
 
+# public names that need PyTorch (an optional dependency: ``deepscope[torch]``)
+_NEEDS_TORCH = {"attribute", "smooth"}
+
+
 def __getattr__(name: str) -> Any:
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'deepscope' has no attribute {name!r}")
+    if name in _NEEDS_TORCH:
+        from deepscope.errors import require
+
+        require("torch", "torch")
     module_name, attr = target.split(":")
     value = getattr(importlib.import_module(module_name), attr)
     globals()[name] = value

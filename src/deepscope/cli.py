@@ -8,6 +8,11 @@ from typing import Any
 
 import click
 
+from deepscope.errors import OptionalDependencyError
+
+# optional package -> the extra that installs it (pyproject.toml)
+_EXTRAS = {"torch": "torch", "onnx": "onnx", "safetensors": "safetensors", "h5py": "keras"}
+
 # name -> ("module:click command attribute", one-line help shown by `deepscope --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
@@ -49,6 +54,21 @@ class LazyGroup(click.Group):
                 return _not_available(cmd_name, entry[1])
             raise
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; a missing optional package is a one-line install hint."""
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").split(".")[0]
+            if top not in _EXTRAS:
+                raise
+            raise click.ClickException(
+                f"'deepscope {ctx.invoked_subcommand}' needs the '{top}' package: "
+                f"pip install 'deepscope[{_EXTRAS[top]}]'"
+            ) from exc
+        except OptionalDependencyError as exc:
+            raise click.ClickException(str(exc)) from exc
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in sorted(COMMANDS)]

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -67,8 +68,10 @@ def load_model(path: Any, trust: bool = False, **options: Any) -> Model:
 
         return load(path, trust=trust, **options)
     if not isinstance(path, (str, os.PathLike)):
+        no_torch = sys.modules.get("torch") is None and importlib.util.find_spec("torch") is None
         raise ModelFormatError(
             f"cannot load a {type(path).__name__}: pass a model file path or a torch.nn.Module"
+            + (" (PyTorch is not installed: pip install 'deepscope[torch]')" if no_torch else "")
         )
     p = Path(path)
     if not p.exists():

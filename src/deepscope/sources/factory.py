@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deepscope.errors import DeepscopeError
+from deepscope.errors import DeepscopeError, require
 
 __all__ = ["example_inputs", "is_factory_spec", "parse_shape", "resolve_factory", "target_graph"]
 
@@ -32,6 +32,7 @@ def resolve_factory(spec: str) -> Any:
     already a module instance."""
     if not _SPEC.match(spec):
         raise DeepscopeError(f"'{spec}' is not 'package.module:factory'")
+    require("torch", "torch")  # a factory builds a torch.nn.Module
     module_name, attr = spec.split(":", 1)
     cwd = str(Path.cwd())
     if cwd not in sys.path:

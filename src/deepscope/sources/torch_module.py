@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from deepscope.errors import DeepscopeError, ModelFormatError
+from deepscope.errors import DeepscopeError, ModelFormatError, require
 from deepscope.graph.aggregate import aggregate
 from deepscope.graph.ir import Graph, ParamRef
 from deepscope.sources._module_tree import is_keras, named_parameters
@@ -73,6 +73,7 @@ def graph(model: Any, example_inputs: Any = None, *, trace: str = "auto") -> Gra
     runs without autograd unless the model holds transformer layers, whose eval-mode fast
     path would otherwise hide their submodules.
     """
+    require("torch", "torch")
     import torch
 
     from deepscope.sources._torch_trace import module_types, param_table, preserved_state
@@ -133,6 +134,7 @@ def graph(model: Any, example_inputs: Any = None, *, trace: str = "auto") -> Gra
 
 def load(target: Any, *, trust: bool = False, example_inputs: Any = None, **options: Any) -> Model:
     """A `Model` of a live module: its graph (when `example_inputs` are given) and weights."""
+    require("torch", "torch")
     weights = {
         name: WeightInfo(name, tuple(t.shape), str(t.dtype).removeprefix("torch."), t.detach())
         for name, t in [*named_parameters(target), *target.named_buffers()]

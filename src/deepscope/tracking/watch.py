@@ -33,8 +33,16 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
+
+from deepscope.errors import OptionalDependencyError
+
+try:
+    import torch
+    from torch import nn
+except ModuleNotFoundError as exc:
+    raise OptionalDependencyError(
+        "run.watch needs PyTorch: pip install 'deepscope[torch]'"
+    ) from exc
 
 from deepscope.analysis.diagnostics.rules import Diagnoser, Diagnosis, StepStats
 from deepscope.capture.reducers import (
