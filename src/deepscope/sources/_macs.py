@@ -14,7 +14,7 @@ from typing import Any
 
 from deepscope.graph.ir import TensorMeta
 
-__all__ = ["function_macs", "module_macs", "normalize_op"]
+__all__ = ["einsum_macs", "function_macs", "module_macs", "normalize_op"]
 
 
 def _numel(t: Any) -> int:
@@ -93,6 +93,14 @@ def function_macs(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out:
     if op in ("addmm", "baddbmm"):
         mat = _shape(arg(1, "mat1" if op == "addmm" else "batch1"))
         return _numel(out) * ((mat[-1] if mat else 0) + 1)
+    if op == "einsum" and a and isinstance(a[0], str):
+        operands = a[1:]
+        if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+            operands = list(operands[0])
+        shapes = [t.shape for t in operands if isinstance(t, TensorMeta)]
+        if len(shapes) != len(operands) or any(_unknown(s) for s in shapes):
+            return 0
+        return einsum_macs(a[0], [tuple(int(d or 0) for d in s or ()) for s in shapes])
     if op == "scaled_dot_product_attention":
         qs, ks, vs = _shape(arg(0, "query")), _shape(arg(1, "key")), _shape(arg(2, "value"))
         if len(qs) < 2 or len(ks) < 2 or not vs:
@@ -107,6 +115,45 @@ def function_macs(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], out:
         ndim = max(len(_shape(out)) - 2, 1)
         return _numel(out) * _kernel(arg(1, "kernel_size"), ndim)
     return 0
+
+
+def _unknown(shape: Any) -> bool:
+    return shape is None or any(d is None for d in shape)
+
+
+def einsum_macs(equation: str, shapes: list[tuple[int, ...]]) -> int:
+    """MACs of `einsum(equation, *operands)`: the product of every index's size when at
+    least two operands are contracted over an index, else 0 (products and sums alone count
+    0, like elementwise ops). `...` stands for broadcast dims.
+
+    >>> einsum_macs("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)])
+    120
+    """
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes) or len(terms) < 2:
+        return 0
+    sizes: dict[str, int] = {}
+    ell_rank = max(len(s) - len(t.replace("...", "")) for t, s in zip(terms, shapes, strict=True))
+    for term, shape in zip(terms, shapes, strict=True):
+        letters = list(term.replace("...", "."))
+        if "." in letters:
+            rank = len(shape) - (len(letters) - 1)
+            i = letters.index(".")
+            letters[i : i + 1] = [chr(0x100 + ell_rank - rank + j) for j in range(rank)]
+        if len(letters) != len(shape):
+            return 0
+        for letter, dim in zip(letters, shape, strict=True):
+            sizes[letter] = max(sizes.get(letter, 1), dim)
+    if arrow:
+        kept = set(rhs.replace("...", "")) | {c for c in sizes if ord(c) >= 0x100}
+    else:
+        counts = [c for t in terms for c in t.replace("...", "")]
+        kept = {c for c in counts if counts.count(c) == 1} | {c for c in sizes if ord(c) >= 0x100}
+    if not set(sizes) - kept:
+        return 0
+    return math.prod(sizes.values())
 
 
 def module_macs(module: Any, inputs: list[Any], out: Any) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 
 from deepscope.errors import ModelFormatError
 from deepscope.graph.ir import Edge, Graph, Node, ParamRef, TensorMeta
+from deepscope.sources._onnx_macs import MacCounter
 from deepscope.sources._weights import tensor_stats
 
 MAX_DEPTH = 32
@@ -62,11 +63,16 @@ class GraphBuilder:
         self.stats: dict[str, dict[str, Any]] = {}
         self._params: dict[str, ParamRef] = {}
         self._metas: dict[str, TensorMeta] = {}
+        self._producer: dict[str, str] = {}  # tensor name -> op_type that wrote it
+        self.macs = MacCounter()
 
     def build(self) -> Graph:
         """The Graph IR of the root graph."""
         self._walk(self.root, "", "", ChainMap(), 0, top=True)
-        return Graph(nodes=self.nodes, edges=self.edges, inputs=self.inputs, outputs=self.outputs)
+        graph = Graph(nodes=self.nodes, edges=self.edges, inputs=self.inputs, outputs=self.outputs)
+        if self.macs.assumed:
+            graph.meta["macsNote"] = "MACs count each symbolic dimension (batch, sequence) as 1"
+        return graph
 
     def _collect(self, g: Any) -> None:
         from onnx import TensorProto, numpy_helper
@@ -157,6 +163,7 @@ class GraphBuilder:
             node.outputs.append(self._metas.get(name, TensorMeta()))
             if name:
                 scope[name] = (nid, k)
+                self._producer[name] = n.op_type
         self.nodes.append(node)
         for a in n.attribute:
             if a.type == AttributeProto.GRAPH:
@@ -171,6 +178,19 @@ class GraphBuilder:
                     node.attrs[a.name] = _json_value(helper.get_attribute_value(a))
                 except Exception:
                     node.attrs[a.name] = "<unreadable>"
+        node.macs = self._macs(n, node, scope)
+
+    def _macs(self, n: Any, node: Node, scope: ChainMap[str, tuple[str, int]]) -> int:
+        outs: list[TensorMeta | None] = list(node.outputs)
+        if n.op_type == "Add" and len(n.input) == 2 and n.domain in ("", "ai.onnx"):
+            a, b = n.input
+            for x, y in ((a, b), (b, a)):
+                bias = self._params.get(x) if x not in scope else None
+                if bias is not None and len(bias.shape) == 1 and self._producer.get(y) == "MatMul":
+                    return self.macs.bias_add(outs[0] if outs else None)
+            return 0
+        ins = [self._metas.get(x, TensorMeta()) if x else None for x in n.input]
+        return self.macs.node(n.op_type, n.domain, node.attrs, ins, outs)
 
     def _sub(
         self, g: Any, parent: str, ns: str, scope: ChainMap[str, tuple[str, int]], depth: int
