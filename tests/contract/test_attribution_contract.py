@@ -215,3 +215,75 @@ def test_hooks_removed(method: str, case: str) -> None:
     assert _hooks_left(model) == []
     assert torch.is_grad_enabled()
     assert all(p.grad is None for p in model.parameters()), "no parameter gradients"
+
+
+class TokenNet(nn.Module):
+    """Token ids → embedding → per-token tanh projection → mean → classes (armable failure)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(20, 8)
+        self.proj = nn.Linear(8, 8)
+        self.fail = Fail()
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.fail(torch.tanh(self.proj(self.embedding(ids)))).mean(dim=1))
+
+
+def _hook_counts(model: nn.Module) -> list[int]:
+    return [
+        len(getattr(m, kind))
+        for m in model.modules()
+        for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks")
+    ]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("case", ["success", "raising_module"])
+def test_hooks_removed_on_token_ids(method: str, case: str) -> None:
+    torch.manual_seed(1)
+    model = TokenNet().eval()
+    ids = torch.randint(0, 20, (2, 6))
+    options = {"n_steps": 4} if method == "integrated_gradients" else {}  # token windows: default
+    if method == "score_cam":  # masks the input: refused for token ids, with what to use
+        with pytest.raises(ValueError, match="token ids cannot be masked"):
+            attribute(model, ids, 1, method=method)
+    elif case == "success":
+        result = attribute(model, ids, 1, method=method, **options)
+        assert result.attributions.shape == (2, 6) and np.isfinite(result.raw).all()
+    else:
+        model.fail.armed = True
+        with pytest.raises(RuntimeError, match="boom"):
+            attribute(model, ids, 1, method=method, **options)
+    assert _hooks_left(model) == []
+    assert torch.is_grad_enabled()
+    assert all(p.grad is None for p in model.parameters()), "no parameter gradients"
+
+
+@pytest.fixture(scope="module")
+def hf_vit() -> nn.Module:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=32,
+        patch_size=8,
+        num_labels=3,
+    )
+    model: nn.Module = transformers.ViTForImageClassification(config).eval()
+    return model
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_hooks_removed_on_a_hugging_face_model(hf_vit: nn.Module, method: str) -> None:
+    before = _hook_counts(hf_vit)
+    options = dict(SMALL_OPTIONS.get(method, {}))
+    result = attribute(hf_vit, torch.rand(1, 3, 32, 32), 2, method=method, **options)
+    assert np.isfinite(result.raw).all()
+    assert _hook_counts(hf_vit) == before
+    assert torch.is_grad_enabled()
+    assert all(p.grad is None for p in hf_vit.parameters()), "no parameter gradients"
