@@ -106,7 +106,25 @@ def _sequence_layers() -> Any:
     return keras.Model(tokens, layers.Dense(2)(x), name="sequence_layers")
 
 
+def _sequential() -> Any:
+    """A top-level Sequential: its weights file skips the InputLayer when numbering."""
+    from keras import layers
+
+    return keras.Sequential(
+        [
+            keras.Input((9, 9, 2)),
+            layers.Conv2D(4, 3, strides=2, padding="same"),
+            layers.BatchNormalization(),
+            layers.Conv2D(4, 1),
+            layers.Flatten(),
+            layers.Dense(3),
+        ],
+        name="plain_sequential",
+    )
+
+
 BUILDERS: dict[str, Callable[[], Any]] = {
+    "sequential": _sequential,
     "mobilenet_v2": _mobilenet_v2,
     "convnext": _convnext,
     "efficientnet": _efficientnet,
