@@ -130,15 +130,21 @@ def _key(k: Any) -> str:
 
 
 def dumps(obj: Any, *, camel: bool = False, indent: int | None = None) -> str:
-    """Strict JSON text for `obj` (see `encode`); never contains ``NaN`` or ``Infinity``."""
+    """Strict JSON text for `obj` (see `encode`); never contains ``NaN`` or ``Infinity``,
+    and always encodes to UTF-8 (lone surrogates in strings are written as ``\\udcxx``)."""
     separators = (",", ":") if indent is None else None
-    return json.dumps(
-        encode(obj, camel=camel),
-        allow_nan=False,
-        ensure_ascii=False,
-        separators=separators,
-        indent=indent,
+    plain = encode(obj, camel=camel)
+    text = json.dumps(
+        plain, allow_nan=False, ensure_ascii=False, separators=separators, indent=indent
     )
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: escape it (\udcxx), which stays valid
+            text = json.dumps(  # UTF-8 and reads back as the same string
+                plain, allow_nan=False, ensure_ascii=True, separators=separators, indent=indent
+            )
+    return text
 
 
 def _hook(d: dict[str, Any]) -> Any:

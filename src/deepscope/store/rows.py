@@ -122,3 +122,53 @@ def insert_items(
                 fold(conn, before, rows, nonfinite=special)
     if events:
         conn.executemany(_INSERT_EVENT, events)
+
+
+_INT64 = 2**63
+
+
+def _text_ok(s: Any) -> bool:
+    if type(s) is not str:
+        return False
+    if s.isascii():
+        return True
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: SQLite cannot take it
+        return False
+    return True
+
+
+def _int_ok(n: Any) -> bool:
+    return type(n) is int and -_INT64 <= n < _INT64
+
+
+def split_valid(items: list[Any]) -> tuple[list[Any], list[Any]]:
+    """(items the store can hold, items it cannot): text must be valid Unicode and steps
+    must fit in int64. A scalar item keeps its valid pairs and gives up only the bad ones."""
+    good: list[Any] = []
+    bad: list[Any] = []
+    for it in items:
+        code = it[0]
+        if code in "sd":
+            if not _int_ok(it[1]):
+                bad.append(it)
+                continue
+            ok = [p for p in it[3] if _text_ok(p[0])]
+            if len(ok) == len(it[3]):
+                good.append(it)
+                continue
+            if ok:
+                good.append((code, it[1], it[2], ok))
+            bad.append((code, it[1], it[2], [p for p in it[3] if not _text_ok(p[0])]))
+        elif code == "h":
+            (good if _text_ok(it[1]) and _int_ok(it[2]) else bad).append(it)
+        elif code == "b":
+            texts = (it[1], it[2], it[5], it[7])
+            (good if all(map(_text_ok, texts)) and _int_ok(it[3]) else bad).append(it)
+        elif code == "e":
+            texts = (it[3], it[4], it[6]) + (() if it[5] is None else (it[5],))
+            (good if all(map(_text_ok, texts)) and _int_ok(it[1]) else bad).append(it)
+        else:
+            bad.append(it)
+    return good, bad

@@ -20,8 +20,13 @@ from deepscope.store.device import DeviceValue
 
 
 def append_spill(candidates: list[Path], items: list[Any]) -> Path | None:
-    """Append `items` to the first candidate file that can be written; None if none can."""
-    data = "".join(_spill_lines(items)).encode()
+    """Append `items` to the first candidate file that can be written; None if none can.
+
+    Holds anything the queue can hold: strings with lone surrogates are escaped
+    (``\\udcxx``, read back as the same string by any JSON reader), integers of any size
+    are written as they are, and an item that still cannot be written becomes one
+    ``{"type": "unreadable"}`` record instead of costing the others."""
+    data = b"".join(_spill_lines(items))
     for path in candidates:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -39,13 +44,15 @@ def tmp_spill(name: str) -> Path:
     return Path(tempfile.gettempdir()) / f"deepscope-{name}-{os.getpid()}.spill.jsonl"
 
 
-def _spill_lines(items: Iterable[Any]) -> Iterable[str]:
+def _spill_lines(items: Iterable[Any]) -> Iterable[bytes]:
     for item in items:
         try:
-            for rec in _spill_records([item]):
-                yield jsonenc.dumps(rec) + "\n"
+            lines = [(jsonenc.dumps(rec) + "\n").encode() for rec in _spill_records([item])]
         except Exception as exc:  # an item that cannot be written as JSON: say so instead
-            yield jsonenc.dumps({"type": "unreadable", "error": repr(exc)[:200]}) + "\n"
+            lines = [
+                (jsonenc.dumps({"type": "unreadable", "error": repr(exc)[:200]}) + "\n").encode()
+            ]
+        yield from lines
 
 
 def _spill_records(items: Iterable[Any]) -> Iterable[dict[str, Any]]:

@@ -45,7 +45,7 @@ from deepscope.store.process import (
     register,
     unregister,
 )
-from deepscope.store.rows import classify, insert_items
+from deepscope.store.rows import classify, insert_items, split_valid
 from deepscope.store.schema import DB_NAME, connect_writer, immediate
 from deepscope.store.session import WriterOptions, bump, end_session, start_session
 from deepscope.store.spill import append_spill, tmp_spill
@@ -353,31 +353,69 @@ class RunWriter:
             return None
         with self._io_lock:
             try:
-                if self._conn is None:
-                    self._open()
-                else:
-                    self._check_identity()
-                self._write_blobs(items)
-                self._fault("commit")
-                assert self._conn is not None
-                with immediate(self._conn) as conn:
-                    insert_items(conn, items, self._tag_ids)
-                    bump(conn)
-                    conn.execute(
-                        "UPDATE session SET heartbeat = ? WHERE id = ?",
-                        (time.time(), self._session_id),
-                    )
-                self._last_heartbeat = time.time()
+                self._write(items)
             except (sqlite3.Error, OSError, StoreError) as exc:
                 self._spill(items, exc)
                 return exc
-            except Exception as exc:  # a bug or a bad item: still never lose silently
-                log.exception("deepscope: unexpected error writing run '%s'", self.name)
-                self._spill(items, exc)
-                return exc
+            except Exception as exc:  # a bad item (the caller checks; this is the backstop)
+                error = self._write_valid(items, exc)
+                if error is not None:
+                    return error
         if self._degraded:
             self._degraded = False
             log.warning("deepscope: run '%s' is writing to %s again", self.name, self.db_path)
+        return None
+
+    def _write(self, items: list[Item]) -> None:
+        """Commit `items` in one transaction (the caller holds the I/O lock)."""
+        if self._conn is None:
+            self._open()
+        else:
+            self._check_identity()
+        self._write_blobs(items)
+        self._fault("commit")
+        assert self._conn is not None
+        try:
+            with immediate(self._conn) as conn:
+                insert_items(conn, items, self._tag_ids)
+                bump(conn)
+                conn.execute(
+                    "UPDATE session SET heartbeat = ? WHERE id = ?",
+                    (time.time(), self._session_id),
+                )
+        except BaseException:
+            self._tag_ids = {}  # ids of tags inserted by the rolled-back transaction
+            raise
+        self._last_heartbeat = time.time()
+
+    def _write_valid(self, items: list[Item], exc: Exception) -> BaseException | None:
+        """A batch failed on something other than I/O: store every valid point, spill the
+        values the store cannot hold (lone surrogates, steps beyond int64), count them."""
+        good, bad = split_valid(items)
+        if not bad:  # a bug, not a bad value: still never lose silently
+            log.exception("deepscope: unexpected error writing run '%s'", self.name)
+            self._spill(items, exc)
+            return exc
+        n = sum(_count(it) for it in bad)
+        self.dropped += n
+        self._spill_only(bad)
+        self._note(
+            f"deepscope: {n} point(s) logged to run '{self.name}' hold values the store cannot "
+            f"keep ({exc}); they went to {self.spill_path}, every other point is stored",
+            None,
+            once_key="bad-values",
+        )
+        if not good:
+            return None
+        try:
+            self._write(good)
+        except (sqlite3.Error, OSError, StoreError) as exc2:
+            self._spill(good, exc2)
+            return exc2
+        except Exception as exc2:
+            log.exception("deepscope: unexpected error writing run '%s'", self.name)
+            self._spill(good, exc2)
+            return exc2
         return None
 
     def _resolve_all(self, items: list[Item]) -> list[Item]:
@@ -481,6 +519,10 @@ class RunWriter:
         n = sum(_count(it) for it in items)
         self.dropped += n
         self._drop_connection()
+        self._spill_only(items)
+        self._enter_degraded(exc)
+
+    def _spill_only(self, items: list[Item]) -> None:
         if self.spill_path is None:
             self.spill_path = self.run_dir.parent / f"{self.name}.spill.jsonl"
         written = append_spill([self.spill_path, tmp_spill(self.name)], items)
@@ -489,7 +531,6 @@ class RunWriter:
         elif not self.__dict__.get("_spill_error_logged"):
             self._spill_error_logged = True
             log.error("deepscope: cannot write a spill file either; points are lost")
-        self._enter_degraded(exc)
 
 
 def _resolve(item: Item) -> Item:

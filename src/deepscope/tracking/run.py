@@ -38,7 +38,7 @@ from deepscope.store import jsonenc
 from deepscope.store.blobs import blob_relpath, check_ext
 from deepscope.store.schema import check_local_filesystem, generate_run_name, sanitize_run_name
 from deepscope.store.writer import DeviceValue, RunWriter, WriterOptions, install_signal_handlers
-from deepscope.tracking.values import to_scalar, to_step
+from deepscope.tracking.values import check_text, escape_text, to_scalar, to_step
 
 if TYPE_CHECKING:
     from deepscope.tracking.watch import Watcher
@@ -49,6 +49,8 @@ _KIND = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _RESERVED_KINDS = frozenset({"scalar", "histogram"})
 _SEVERITIES = ("info", "warning", "error")
 MAX_TAG = 512
+MAX_CHECKED_TAGS = 10_000  # tags a Run remembers as valid (then checks each time)
+_INT64 = 2**63
 
 
 def _config_json(config: Any) -> str:
@@ -76,13 +78,21 @@ def _bad_tag(tag: Any) -> None:
         raise ValueError("tags must not be empty")
     if len(tag) > MAX_TAG or "\x00" in tag:
         raise ValueError(f"tag {tag[:40]!r}… is longer than {MAX_TAG} characters or holds NUL")
+    check_text("tag", tag)  # a lone surrogate: refused here, never a lost batch later
 
 
-def _convert(pairs: tuple[tuple[Any, Any], ...]) -> list[tuple[str, Any]]:
+def _tag_ok(tag: Any) -> bool:
+    """The cheap test; `_bad_tag` says what is wrong (and passes valid non-ASCII tags)."""
+    return type(tag) is str and 0 < len(tag) <= MAX_TAG and tag.isascii() and "\x00" not in tag
+
+
+def _convert(pairs: tuple[tuple[Any, Any], ...], checked: set[str]) -> list[tuple[str, Any]]:
     out = []
     for k, v in pairs:
-        if type(k) is not str or not k or len(k) > MAX_TAG:
+        if type(k) is not str or k not in checked:
             _bad_tag(k)
+            if len(checked) < MAX_CHECKED_TAGS:
+                checked.add(k)
         out.append((k, v if type(v) is float else to_scalar(k, v)))
     return out
 
@@ -109,6 +119,7 @@ class Run:
         self._next = 0
         self._closed = False
         self._watchers: dict[int, Watcher] = {}
+        self._checked: set[str] = set()  # tags known to be valid
 
     # ---- properties -----------------------------------------------------------------------
     @property
@@ -147,12 +158,13 @@ class Run:
             raise TypeError(f"run.log takes a dict of tag -> number, not {type(values).__name__}")
         if step is None:
             step = self._next
-        elif type(step) is not int:
-            step = to_step(step)
+        if type(step) is not int or not -_INT64 <= step < _INT64:
+            step = to_step(step)  # raises outside int64: the store cannot hold it
         pairs: Any = tuple(values.items())
+        checked = self._checked
         for k, v in pairs:
-            if type(v) is not float or type(k) is not str or not k or len(k) > MAX_TAG:
-                pairs = _convert(pairs)
+            if type(v) is not float or type(k) is not str or k not in checked:
+                pairs = _convert(pairs, checked)
                 break
         self._step = step
         self._next = step + 1
@@ -175,7 +187,7 @@ class Run:
         """Log a histogram of `values` (tensor, array, list): finite values in `bins` bins
         plus counts of NaN, +Inf and -Inf. A tensor off the CPU is reduced on its device."""
         self._guard()
-        if type(tag) is not str or not tag or len(tag) > MAX_TAG:
+        if not _tag_ok(tag):
             _bad_tag(tag)
         from deepscope.tracking.histogram import begin_histogram
 
@@ -196,9 +208,8 @@ class Run:
         """Log a piece of text (shown as plain text, never as HTML)."""
         if not isinstance(text, str):
             raise TypeError(f"run.log_text takes a str, not {type(text).__name__}")
-        return self.log_blob(
-            "text", tag, text.encode("utf-8"), ext="txt", meta={"length": len(text)}, step=step
-        )
+        data = escape_text(text).encode("utf-8")  # a lone surrogate is kept as \udcxx
+        return self.log_blob("text", tag, data, ext="txt", meta={"length": len(text)}, step=step)
 
     def log_blob(
         self,
@@ -219,7 +230,7 @@ class Run:
             raise ValueError(
                 f"blob kind {kind!r} must be lower-case letters, digits or _ (not scalar/histogram)"
             )
-        if type(tag) is not str or not tag or len(tag) > MAX_TAG:
+        if not _tag_ok(tag):
             _bad_tag(tag)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"blob data must be bytes, not {type(data).__name__}")
@@ -248,10 +259,13 @@ class Run:
             raise ValueError(f"severity must be one of {_SEVERITIES}, not {severity!r}")
         if not isinstance(kind, str) or not kind:
             raise ValueError("event kind must be a non-empty string")
+        kind = check_text("event kind", str(kind))
         if layer is not None and not isinstance(layer, str):
             raise TypeError(f"layer must be a string or None, not {type(layer).__name__}")
+        layer = None if layer is None else escape_text(str(layer))
         step_ = self._step_or_current(step)
-        self._writer.put(("e", step_, time.time(), severity, kind, layer, str(message)))
+        text = escape_text(str(message))  # free text: a lone surrogate is kept as \udcxx
+        self._writer.put(("e", step_, time.time(), severity, kind, layer, text))
 
     def log_graph(self, model_or_graph: Any, example_inputs: Any = None, tag: str = "model") -> str:
         """Store a model's graph (a `Graph`, a `Model`, or anything `deepscope.graph` takes)."""

@@ -17,6 +17,32 @@ from deepscope.store.writer import DeviceValue
 _INT64 = 2**63
 
 
+def check_text(what: str, text: str) -> str:
+    """`text` unchanged if it can be stored (valid Unicode); ValueError naming `what` if it
+    holds a lone surrogate (from ``os.fsdecode``, ``surrogateescape`` or a bad decode)."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{what} {text[:40]!r} holds a lone surrogate ({text[exc.start]!r} at "
+                f"{exc.start}), which is not valid Unicode and cannot be stored; fix it with "
+                "s.encode('utf-8', 'backslashreplace').decode()"
+            ) from None
+    return text
+
+
+def escape_text(text: str) -> str:
+    """`text` with any lone surrogate written as ``\\udcxx`` (for free text: messages)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def to_scalar(tag: str, v: Any) -> float | DeviceValue:
     """A value for `run.log`: a float, or a `DeviceValue` read later. Raises TypeError or
     ValueError naming `tag` for strings, None, complex numbers or multi-element tensors."""
@@ -80,8 +106,9 @@ def _tensor(tag: str, v: Any, torch: Any) -> float | DeviceValue:
 
 
 def to_step(step: Any) -> int:
-    """A step as a python int (python/numpy ints, 0-d integer tensors); TypeError otherwise."""
-    if type(step) is int:
+    """A step as a python int (python/numpy ints, 0-d integer tensors); TypeError otherwise,
+    ValueError outside the signed 64-bit range the store keeps."""
+    if type(step) is int and -_INT64 <= step < _INT64:
         return step
     if isinstance(step, bool) or not hasattr(step, "__index__"):
         if hasattr(step, "numel") and step.numel() == 1 and not step.is_floating_point():
