@@ -24,6 +24,16 @@ SMALL_TENSOR_NUMEL = 1 << 16
 SANDBOX_MEMORY = 4096 * MB
 SANDBOX_TIMEOUT_S = 60.0
 
+#: ONNX: nodes that inlining model-local functions may add before shape inference is
+#: skipped (inference costs ~25 us per inlined node here: 100k is about 2.5 s).
+ONNX_FUNCTION_NODE_BUDGET = 100_000
+#: ONNX: a model without local functions and at most this many nodes is inferred in the
+#: main process (linear work, cheaper than a child start); others in the sandbox child.
+ONNX_IN_PROCESS_NODES = 200_000
+#: ONNX shape inference in the child: base wall-clock limit and address-space limit.
+ONNX_INFER_TIMEOUT_S = 8.0
+ONNX_INFER_MEMORY = 512 * MB
+
 MIN_TORCH = (2, 10)
 MIN_ONNX = (1, 21, 0)
 

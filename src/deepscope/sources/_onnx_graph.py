@@ -75,22 +75,21 @@ class GraphBuilder:
         return graph
 
     def _collect(self, g: Any) -> None:
-        from onnx import TensorProto, numpy_helper
+        from onnx import TensorProto
+
+        from deepscope.sources._onnx_checks import check_initializer, to_array
 
         for vi in list(g.input) + list(g.output) + list(g.value_info):
             self._metas[vi.name] = _meta(vi)
         for t in g.initializer:
+            spec = check_initializer(t)
             self.initializers.append(t)
-            shape = tuple(int(d) for d in t.dims)
             dtype = _dtype(t.data_type) or "undefined"
-            self._params[t.name] = ParamRef(name=t.name, shape=shape, dtype=dtype)
-            self._metas[t.name] = TensorMeta(shape=shape, dtype=dtype)
-            numel = int(np.prod(shape, dtype=object)) if shape else 1
-            if t.data_location != TensorProto.EXTERNAL and numel <= STATS_NUMEL:
-                try:
-                    self.stats[t.name] = tensor_stats(numpy_helper.to_array(t))
-                except Exception as e:
-                    raise ModelFormatError(f"initializer {t.name!r} is malformed ({e})") from None
+            self._params[t.name] = ParamRef(name=t.name, shape=spec.shape, dtype=dtype)
+            self._metas[t.name] = TensorMeta(shape=spec.shape, dtype=dtype)
+            numeric = spec.dtype != np.dtype(object)
+            if t.data_location != TensorProto.EXTERNAL and spec.numel <= STATS_NUMEL and numeric:
+                self.stats[t.name] = tensor_stats(to_array(t))
 
     def _walk(
         self,

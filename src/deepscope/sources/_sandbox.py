@@ -32,6 +32,7 @@ TASKS: dict[str, str] = {
     "h5_legacy": "deepscope.sources._keras_h5:worker_h5_legacy",
     "torchscript_graph": "deepscope.sources.torchscript_file:worker_trusted_graph",
     "pickle_tensors": "deepscope.sources.state_dict:worker_trusted_tensors",
+    "onnx_shapes": "deepscope.sources._onnx_functions:worker_onnx_shapes",
 }
 # tasks that never open a file by name: after importing these modules the child is
 # forbidden (Landlock, where the kernel has it) to open any file at all (M10)
@@ -40,6 +41,7 @@ TASKS: dict[str, str] = {
 CONFINED: dict[str, str] = {
     "h5_weights": "deepscope.sources._keras_h5:warm_up",
     "h5_legacy": "deepscope.sources._keras_h5:warm_up",
+    "onnx_shapes": "deepscope.sources._onnx_functions:warm_up",
 }
 _ERRORS: dict[str, type[ModelFormatError]] = {
     "UnsafeModelError": UnsafeModelError,

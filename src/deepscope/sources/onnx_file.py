@@ -173,11 +173,12 @@ def load(
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # protobuf DecodeError and friends
         raise ModelFormatError(f"{path.name} is not a readable ONNX model ({e})") from None
-    try:
-        inferred = onnx.shape_inference.infer_shapes(proto)
-    except Exception:  # a failed inference only costs shapes
-        inferred = proto
+    from deepscope.sources._onnx_checks import check_text
+    from deepscope.sources._onnx_functions import infer
     from deepscope.sources._onnx_graph import GraphBuilder
+
+    check_text(proto)
+    inferred, notes = infer(proto, path)
 
     builder = GraphBuilder(inferred.graph)
     graph = builder.build()
@@ -189,7 +190,6 @@ def load(
             "irVersion": proto.ir_version,
         }
     )
-    notes: list[str] = []
     weights = _weights(builder.initializers, path.parent, external_data, notes)
     stats = builder.stats
     for node in graph.nodes:
@@ -202,30 +202,36 @@ def load(
 def _weights(
     inits: list[Any], model_dir: Path, external_data: bool, notes: list[str]
 ) -> dict[str, WeightInfo]:
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto
+
+    from deepscope.sources._onnx_checks import check_initializer, to_array
 
     out: dict[str, WeightInfo] = {}
     skipped = 0
     for t in inits:
-        shape = tuple(int(d) for d in t.dims)
-        dtype = helper.tensor_dtype_to_np_dtype(t.data_type).name if t.data_type else "undefined"
-        numel = int(np.prod(shape, dtype=object)) if shape else 1
+        spec = check_initializer(t)
+        dtype = spec.dtype.name if spec.dtype != np.dtype(object) else "string"
         values: np.ndarray | None = None
         if t.data_location == TensorProto.EXTERNAL:
             if not external_data:
                 skipped += 1
             else:
                 ref = check_external(model_dir, {e.key: e.value for e in t.external_data}, t.name)
-                if numel <= _limits.SMALL_TENSOR_NUMEL:
-                    np_dtype = np.dtype(dtype).newbyteorder("<")
-                    raw = _read_external(ref, numel * np_dtype.itemsize)
-                    values = np.frombuffer(raw, dtype=np_dtype).reshape(shape)
-        elif numel <= _limits.SMALL_TENSOR_NUMEL:
-            try:
-                values = numpy_helper.to_array(t)
-            except Exception as e:
-                raise ModelFormatError(f"initializer {t.name!r} is malformed ({e})") from None
-        out[t.name] = WeightInfo(t.name, shape, dtype, values)
+                if ref.length is not None and ref.length >= 0 and ref.length < spec.nbytes:
+                    raise ModelFormatError(
+                        f"initializer {t.name!r}: external data length {ref.length} is less "
+                        f"than the {spec.nbytes} bytes its shape and type need"
+                    )
+                if ref.offset + spec.nbytes > ref.path.stat().st_size:
+                    raise ModelFormatError(
+                        f"initializer {t.name!r} needs {spec.nbytes} bytes of {ref.path.name} "
+                        f"from offset {ref.offset}; the file is shorter"
+                    )
+                if spec.numel <= _limits.SMALL_TENSOR_NUMEL:
+                    values = to_array(t, _read_external(ref, spec.nbytes))
+        elif spec.numel <= _limits.SMALL_TENSOR_NUMEL:
+            values = to_array(t)
+        out[t.name] = WeightInfo(t.name, spec.shape, dtype, values)
     if skipped:
         notes.append(f"external data not loaded for {skipped} tensors (external_data=False)")
     return out
