@@ -49,6 +49,14 @@ def test_healthy_run_has_every_kind_of_record_and_learns(demo_logdir: Path) -> N
     assert graph["schemaVersion"] >= 1 and len(graph["nodes"]) >= 10
     methods = {b.meta.get("method") for b in run.blobs("attribution")}
     assert {"saliency", "integrated_gradients", "grad_cam"} <= methods
+    # Every one of the 8 digits is logged per method, with its label and prediction, and
+    # beside it the input digit itself.
+    saliency = run.blobs("attribution", "attribution/saliency")
+    assert sorted(b.meta["input_index"] for b in saliency) == list(range(8))
+    assert all(b.meta["pred"] == b.meta["target"] for b in saliency)
+    assert all(0 <= b.meta["label"] <= 9 for b in saliency)
+    inputs = run.blobs("attribution_input", "attribution/saliency")
+    assert sorted(b.meta["input_index"] for b in inputs) == list(range(8))
     warnings = [e for e in run.events() if e.severity != "info"]
     assert warnings == []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,7 @@ def test_histogram_views_draw_every_finite_step(page: Any, server_url: str) -> N
     # Ridgelines are stacked: the run colour appears over most of the canvas height.
     rows = np.any(np.all(np.abs(offset[..., :3].astype(int) - run_rgb) <= 60, axis=-1), axis=1)
     assert rows.sum() > offset.shape[0] * 0.5
+    _assert_short_labels_inside(page, offset.shape[1])
     screenshot(page, "histograms")
 
     page.select_option('[data-testid="histogram-mode"]', "distribution")
@@ -58,7 +60,20 @@ def test_histogram_views_draw_every_finite_step(page: Any, server_url: str) -> N
     inner = cols[int(w * 0.2) : int(w * 0.95)]
     assert inner.sum() > 0 and not inner.all(), "the all-NaN step should leave an empty gap"
     assert HIST_STEPS == 10
+    _assert_short_labels_inside(page, w)
     screenshot(page, "histograms-distribution")
+
+
+def _assert_short_labels_inside(page: Any, canvas_px: int) -> None:
+    """The x labels are round, short numbers drawn wholly inside the canvas."""
+    raw = page.get_attribute(HIST + " canvas", "data-x-labels")
+    labels = json.loads(raw or "[]")
+    css_width = page.evaluate(f"document.querySelector('{HIST} canvas').clientWidth")
+    assert len(labels) >= 3, labels
+    for text, left, right in labels:
+        assert len(text) <= 5, labels  # e.g. "-2", "2.5", "0.25": never "-3.4217"
+        assert 0 <= left and right <= css_width, labels
+    assert canvas_px >= css_width
 
 
 def image_rgb(page: Any, card: str) -> tuple[int, int, int]:

@@ -62,8 +62,10 @@ function RunHistogram(props: { run: string; hs: HistogramPoint[]; mode: Histogra
   useLayoutEffect(() => {
     const canvas = canvasRef.current;
     if (canvas === null || width <= 0) return;
-    drawHistograms(canvas, props.hs, props.mode, color, width, HEIGHT);
+    const labels = drawHistograms(canvas, props.hs, props.mode, color, width, HEIGHT);
     canvas.dataset.steps = String(props.hs.length);
+    // The x labels as drawn ([text, left, right] in CSS px), for the browser tests.
+    canvas.dataset.xLabels = JSON.stringify(labels.map((l) => [l.text, Math.round(l.left), Math.round(l.right)]));
   }, [props.hs, props.mode, color, width]);
   return (
     <div class="run-hist" ref={boxRef} data-run={props.run}>

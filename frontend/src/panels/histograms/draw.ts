@@ -1,12 +1,21 @@
 // Canvas 2D renderers for TensorBoard's two histogram views.
 import type { HistogramPoint } from '../../api';
 import { withAlpha } from '../../colors';
-import { formatValue } from '../../format';
+import { niceTicks } from '../../format';
+import { formatTicks } from '../scalars/ticks';
 import { percentiles, valueRange } from './percentiles';
 
 export type HistogramMode = 'offset' | 'distribution';
 
+/** An x-axis label as drawn: its text and horizontal extent in CSS pixels. */
+export interface DrawnLabel {
+  text: string;
+  left: number;
+  right: number;
+}
+
 interface Frame {
+  labels: DrawnLabel[];
   ctx: CanvasRenderingContext2D;
   left: number;
   top: number;
@@ -37,6 +46,7 @@ function prepare(canvas: HTMLCanvasElement, cssWidth: number, cssHeight: number)
   ctx.clearRect(0, 0, cssWidth, cssHeight);
   ctx.font = '11px system-ui, sans-serif';
   return {
+    labels: [],
     ctx,
     left: MARGIN.left,
     top: MARGIN.top,
@@ -47,10 +57,20 @@ function prepare(canvas: HTMLCanvasElement, cssWidth: number, cssHeight: number)
   };
 }
 
-function ticks(lo: number, hi: number, n: number): number[] {
-  const out: number[] = [];
-  for (let i = 0; i <= n; i++) out.push(lo + ((hi - lo) * i) / n);
-  return out;
+/** Round ticks in [lo, hi] with short labels (`0.25`, `1e-4`, `2e9`: never `0.1234567`). */
+function labelledTicks(lo: number, hi: number, max: number): [number, string][] {
+  const { ticks, step } = niceTicks(lo, hi, max);
+  const labels = formatTicks(ticks, step);
+  return ticks.map((t, i) => [t, labels[i]]);
+}
+
+/** Draw `text` centred on x, shifted to stay inside [minX, maxX] (never clipped at an edge). */
+function centredLabel(f: Frame, text: string, x: number, y: number, minX: number, maxX: number): void {
+  const w = f.ctx.measureText(text).width;
+  const cx = Math.min(Math.max(x, minX + w / 2), maxX - w / 2);
+  f.ctx.textAlign = 'center';
+  f.ctx.fillText(text, cx, y);
+  f.labels.push({ text, left: cx - w / 2, right: cx + w / 2 });
 }
 
 function sample<T>(items: readonly T[], max: number): T[] {
@@ -67,17 +87,18 @@ export function drawHistograms(
   color: string,
   cssWidth: number,
   cssHeight: number,
-): void {
+): DrawnLabel[] {
   const f = prepare(canvas, cssWidth, cssHeight);
-  if (f === null) return;
+  if (f === null) return [];
   const range = valueRange(hs);
   if (hs.length === 0 || range === null) {
     f.ctx.fillStyle = f.fg;
     f.ctx.fillText(hs.length === 0 ? 'no data' : 'no finite values', f.left + 4, f.top + 14);
-    return;
+    return [];
   }
   if (mode === 'offset') drawOffset(f, hs, range, color);
   else drawDistribution(f, hs, range, color);
+  return f.labels;
 }
 
 function drawOffset(f: Frame, all: readonly HistogramPoint[], range: [number, number], color: string): void {
@@ -92,8 +113,10 @@ function drawOffset(f: Frame, all: readonly HistogramPoint[], range: [number, nu
   if (maxCount <= 0) maxCount = 1;
   // x axis
   ctx.fillStyle = f.fg;
-  ctx.textAlign = 'center';
-  for (const t of ticks(lo, hi, 4)) ctx.fillText(formatValue(t), xOf(t), f.top + f.height + 16);
+  const maxTicks = Math.max(4, Math.min(10, Math.floor(f.width / 55)));
+  for (const [t, label] of labelledTicks(lo, hi, maxTicks)) {
+    centredLabel(f, label, xOf(t), f.top + f.height + 16, 0, f.left + f.width + MARGIN.right);
+  }
   // Oldest step first, furthest back (top); newest at the front (bottom), drawn last.
   for (let i = 0; i < n; i++) {
     const h = hs[i];
@@ -141,17 +164,17 @@ function drawDistribution(f: Frame, hs: readonly HistogramPoint[], range: [numbe
   ctx.strokeStyle = f.grid;
   ctx.fillStyle = f.fg;
   ctx.textAlign = 'right';
-  for (const t of ticks(lo, hi, 4)) {
+  for (const [t, label] of labelledTicks(lo, hi, Math.max(3, Math.floor(f.height / 32)))) {
     const y = yOf(t);
     ctx.beginPath();
     ctx.moveTo(f.left, y);
     ctx.lineTo(f.left + f.width, y);
     ctx.stroke();
-    ctx.fillText(formatValue(t), f.left - 6, y + 3);
+    ctx.fillText(label, f.left - 6, y + 3);
   }
-  ctx.textAlign = 'center';
-  for (const t of ticks(first, last, last === first ? 0 : 4)) {
-    ctx.fillText(String(Math.round(t)), xOf(t), f.top + f.height + 16);
+  const steps = last === first ? [first] : niceTicks(first, last, 5, true).ticks;
+  for (const t of steps) {
+    centredLabel(f, String(t), xOf(t), f.top + f.height + 16, 0, f.left + f.width + MARGIN.right);
   }
   // Contiguous runs of steps with finite data; all-non-finite steps leave a gap.
   const segments: number[][] = [];

@@ -1,21 +1,36 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import { api, ApiError } from '../../api';
-import { withAlpha } from '../../colors';
+import { runColor, withAlpha } from '../../colors';
 import { useDashboard } from '../../context';
 import { formatDuration, formatValue } from '../../format';
 import { useCoalesced, useDebounced, useRunsVersion, useWidth } from '../../hooks';
-import { registerZoom } from '../../testhook';
+import { registerScale, registerZoom } from '../../testhook';
 import { drawMarkers } from './markers';
 import { buildData, stepRange, type Marker, type NonfiniteKind, type RunSeries, type XMode } from './series';
 import { AXIS_FONT, formatTicks, yAxisSize } from './ticks';
+import { robustRange } from './yrange';
+
+/** One curve: a tag of a run. */
+export interface Line {
+  run: string;
+  tag: string;
+}
 
 export interface ScalarChartProps {
-  tag: string;
-  runs: string[];
+  /** The chart's name: its tag, or the tags of a combined chart joined by " + ". */
+  id: string;
+  lines: Line[];
+  /** Several tags on one chart: the legend names tags (and runs when there are several). */
+  combined?: boolean;
   xMode: XMode;
   smoothing: number;
   logY: boolean;
+  /** Fit the y axis to the 5–95th percentile of the data (plus a fence), not its extremes. */
+  ignoreOutliers: boolean;
+  picked?: boolean;
+  onPick?: (picked: boolean) => void;
+  onRemove?: () => void;
 }
 
 type Range = [number, number];
@@ -33,6 +48,8 @@ interface Live {
   pending: { range: Range; resolve: (n: number) => void } | null;
   /** The y tick labels last drawn (exposed as data-y-labels for tests). */
   yLabels: string[];
+  /** The outlier-free y range of the data drawn (null: use the data's extremes). */
+  yRange: [number, number] | null;
 }
 
 const HEIGHT = 220;
@@ -48,23 +65,33 @@ export function maxPointsFor(width: number): number {
   return Math.max(16, Math.min(MAX_POINTS, Math.round(width * POINTS_PER_PX)));
 }
 
-export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartProps) {
+export function ScalarChart(props: ScalarChartProps) {
+  const { id: tag, lines, xMode, smoothing, logY, ignoreOutliers } = props;
   const { colorOf } = useDashboard();
   const boxRef = useRef<HTMLDivElement>(null);
   const plotRef = useRef<HTMLDivElement>(null);
   const chartRef = useRef<uPlot | null>(null);
   const origins = useRef(new Map<string, number>());
-  const live = useRef<Live>({ markers: [], drawn: 0, series: [], applied: undefined, pending: null, yLabels: [] });
+  const live = useRef<Live>({
+    markers: [],
+    drawn: 0,
+    series: [],
+    applied: undefined,
+    pending: null,
+    yLabels: [],
+    yRange: null,
+  });
   const width = useWidth(plotRef);
   const [range, setRange] = useState<Range | null>(null);
   const [fetched, setFetched] = useState<Fetched | null>(null);
   const [counts, setCounts] = useState<Record<NonfiniteKind, number>>({ nan: 0, '+inf': 0, '-inf': 0 });
   const [error, setError] = useState<string | null>(null);
+  const runs = [...new Set(lines.map((l) => l.run))];
   const version = useDebounced(useRunsVersion(runs), 200);
   const latest = useRef(0);
   const inflight = useRef(0); // seq of the query in flight, 0 when none
   const queryRange = useCoalesced(range, ZOOM_DEBOUNCE_MS, inflight.current !== 0);
-  const runsKey = runs.join('\u0000');
+  const runsKey = lines.map((l) => `${l.run}\u0001${l.tag}`).join('\u0000');
 
   useEffect(() => {
     if (width <= 0) return;
@@ -77,9 +104,9 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
     };
     const opts = { maxPoints: maxPointsFor(width), startStep: range?.[0], endStep: range?.[1] };
     Promise.all(
-      runs.map((run) =>
+      lines.map((line) =>
         api
-          .scalars(run, tag, opts, ctl.signal)
+          .scalars(line.run, line.tag, opts, ctl.signal)
           .then((r) => r.points)
           .catch((e: unknown) => {
             if (e instanceof ApiError && e.status === 404) return [];
@@ -92,7 +119,7 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
         if (ctl.signal.aborted || seq !== latest.current) return;
         settle();
         const series = all.map((points, i) => {
-          const run = runs[i];
+          const run = `${lines[i].run}\u0001${lines[i].tag}`;
           if (range === null && points.length > 0) origins.current.set(run, points[0][1]);
           const origin = origins.current.get(run) ?? (points.length > 0 ? points[0][1] : 0);
           return { run, points, origin };
@@ -109,17 +136,19 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
       ctl.abort();
       settle();
     };
-    // `runs` is keyed by runsKey.
-  }, [runsKey, tag, queryRange, width, version]);
+    // `lines` is keyed by runsKey.
+  }, [runsKey, queryRange, width, version]);
 
-  const colors = runs.map(colorOf).join(',');
-  const structure = `${runsKey}|${colors}|${xMode}|${logY}|${smoothing > 0}|${width}`;
+  const styles = lineStyles(lines, props.combined === true, colorOf);
+  const colors = styles.map((st) => `${st.color}${st.dash.join('-')}`).join(',');
+  const structure = `${runsKey}|${colors}|${xMode}|${logY}|${smoothing > 0}|${width}|${ignoreOutliers}`;
   useEffect(() => {
     const mount = plotRef.current;
     if (mount === null || width <= 0) return;
     const opts = chartOptions({
-      runs,
-      colorOf,
+      styles,
+      ignoreOutliers,
+      yRange: () => live.current.yRange,
       xMode,
       logY,
       smoothed: smoothing > 0,
@@ -179,9 +208,21 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
     live.current.drawn = built.drawn;
     live.current.series = fetched.runs;
     live.current.applied = fetched.range;
+    // The range is decided on the raw series (data[1..], every other one when smoothed).
+    const raw = built.data.slice(1).filter((_, i) => smoothing <= 0 || i % 2 === 0);
+    live.current.yRange = robustRange(raw, logY);
     setCounts((c) => (sameCounts(c, built.counts) ? c : built.counts));
     u.setData(built.data as uPlot.AlignedData, true);
   }, [fetched, structure, smoothing]);
+
+  useEffect(
+    () =>
+      registerScale(tag, () => {
+        const sc = chartRef.current?.scales.y;
+        return { min: sc?.min ?? null, max: sc?.max ?? null };
+      }),
+    [tag],
+  );
 
   useEffect(
     () =>
@@ -199,12 +240,33 @@ export function ScalarChart({ tag, runs, xMode, smoothing, logY }: ScalarChartPr
 
   const total = counts.nan + counts['+inf'] + counts['-inf'];
   return (
-    <div class="card scalar-card" data-testid="scalar-chart" data-tag={tag} ref={boxRef}>
+    <div
+      class="card scalar-card"
+      data-testid="scalar-chart"
+      data-tag={tag}
+      data-combined={props.combined === true ? 'true' : undefined}
+      ref={boxRef}
+    >
       <div class="card-head">
+        {props.onPick !== undefined && (
+          <input
+            type="checkbox"
+            data-testid="combine-pick"
+            title="pick tags, then “Overlay picked” to draw them on one chart"
+            aria-label={`pick ${tag} to overlay`}
+            checked={props.picked === true}
+            onChange={(e) => props.onPick?.((e.target as HTMLInputElement).checked)}
+          />
+        )}
         <span class="card-title">{tag}</span>
         {range !== null && (
           <button type="button" class="link" onClick={() => setRange(null)} title="or double-click the chart">
             reset zoom (steps {range[0]}–{range[1]})
+          </button>
+        )}
+        {props.onRemove !== undefined && (
+          <button type="button" class="link" data-testid="combine-remove" onClick={props.onRemove}>
+            remove
           </button>
         )}
       </div>
@@ -224,9 +286,33 @@ function sameCounts(a: Record<NonfiniteKind, number>, b: Record<NonfiniteKind, n
   return a.nan === b.nan && a['+inf'] === b['+inf'] && a['-inf'] === b['-inf'];
 }
 
+interface LineStyle {
+  label: string;
+  color: string;
+  dash: number[];
+}
+
+const DASHES = [[], [6, 3], [2, 3], [8, 3, 2, 3]];
+
+/** Legend label, colour and dash of each line: a plain chart names runs in their colours; a
+ * combined chart of one run names tags in palette colours, of several runs names
+ * "run · tag" in run colours with one dash pattern per tag. */
+function lineStyles(lines: readonly Line[], combined: boolean, colorOf: (run: string) => string): LineStyle[] {
+  if (!combined) return lines.map((l) => ({ label: l.run, color: colorOf(l.run), dash: [] }));
+  const oneRun = lines.every((l) => l.run === lines[0]?.run);
+  const tags = [...new Set(lines.map((l) => l.tag))];
+  return lines.map((l, i) => {
+    const t = tags.indexOf(l.tag);
+    return oneRun
+      ? { label: l.tag, color: runColor(i), dash: [] }
+      : { label: `${l.run} · ${l.tag}`, color: colorOf(l.run), dash: DASHES[t % DASHES.length] };
+  });
+}
+
 interface OptionArgs {
-  runs: string[];
-  colorOf: (run: string) => string;
+  styles: LineStyle[];
+  ignoreOutliers: boolean;
+  yRange: () => [number, number] | null;
   xMode: XMode;
   logY: boolean;
   smoothed: boolean;
@@ -240,23 +326,25 @@ function cssVar(name: string, fallback: string): string {
 }
 
 function chartOptions(a: OptionArgs): uPlot.Options {
+  let widest = 0;
   const axisColor = cssVar('--fg-muted', '#6b7280');
   const gridColor = cssVar('--grid', 'rgba(128,128,128,0.15)');
   const series: uPlot.Series[] = [{ label: a.xMode === 'step' ? 'step' : a.xMode === 'wall' ? 'time' : 'relative' }];
-  for (const run of a.runs) {
-    const color = a.colorOf(run);
+  for (const { label, color, dash } of a.styles) {
     series.push({
-      label: run,
+      label,
       stroke: a.smoothed ? withAlpha(color, 0.3) : color,
       width: a.smoothed ? 1 : 1.5,
+      dash,
       spanGaps: true,
       value: (_u, v) => (v === null || v === undefined ? '—' : formatValue(v)),
     });
     if (a.smoothed) {
       series.push({
-        label: `${run} (smoothed)`,
+        label: `${label} (smoothed)`,
         stroke: color,
         width: 1.75,
+        dash,
         spanGaps: true,
         value: (_u, v) => (v === null || v === undefined ? '—' : formatValue(v)),
       });
@@ -270,7 +358,15 @@ function chartOptions(a: OptionArgs): uPlot.Options {
     series,
     scales: {
       x: { time: a.xMode === 'wall' },
-      y: a.logY ? { distr: 3 } : {},
+      y: {
+        ...(a.logY ? { distr: 3 } : {}),
+        range: (_u, dataMin, dataMax) => {
+          const r = a.ignoreOutliers ? a.yRange() : null;
+          const [lo, hi] = r ?? [dataMin, dataMax];
+          if (lo === null || hi === null || !Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
+          return a.logY ? uPlot.rangeLog(lo, hi, 10, r === null) : uPlot.rangeNum(lo, hi, r === null ? 0.1 : 0.05, true);
+        },
+      },
     },
     axes: [
       xAxis,
@@ -279,8 +375,15 @@ function chartOptions(a: OptionArgs): uPlot.Options {
         grid: { stroke: gridColor, width: 1 },
         ticks: { stroke: gridColor },
         font: AXIS_FONT,
-        // Sized to the widest label, so long numbers never clip at the chart's left edge.
-        size: (_u, values) => yAxisSize(values, AXIS_FONT),
+        // Sized to the widest label, so long numbers never clip at the chart's left edge. uPlot
+        // sizes axes in up to 3 passes; the plot height (so the ticks) can flip between two
+        // label sets, and it draws the last set with an earlier pass's size: keep the widest
+        // size of the passes so whichever set is drawn fits.
+        size: (_u, values, _axis, cycleNum) => {
+          const size = yAxisSize(values, AXIS_FONT);
+          widest = cycleNum <= 1 ? size : Math.max(widest, size);
+          return widest;
+        },
         values: (u, splits, _axis, _space, incr) => {
           const labels = formatTicks(splits, incr, u.scales.y?.distr === 3);
           a.onYLabels(labels);

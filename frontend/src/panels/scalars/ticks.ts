@@ -11,6 +11,8 @@ const AXIS_GAP = 5; // uPlot's default gap between tick and label
 const MIN_SIZE = 32;
 const MAX_SIZE = 160;
 const MAX_DECIMALS = 15;
+/** Mantissa digits at most in exponent labels (ticks never need more to differ). */
+const MAX_EXP_DIGITS = 6;
 
 /** Decimals that write `incr` (a tick step: 1, 2, 2.5 or 5 × 10^k) exactly. */
 export function decimalsFor(incr: number): number {
@@ -57,13 +59,20 @@ export function formatTicks(splits: readonly number[], incr: number, log = false
     return /^-0(\.0*)?$/.test(s) ? s.slice(1) : s;
   });
   if (mag === 0 || (mag >= 1e-3 && mag < 1e5)) return fixed;
+  // Mantissa digits that tell ticks `incr` apart: the decimal exponent of the value minus
+  // that of the step, plus the step's own mantissa digits (2.5e24 needs one). For steps >= 1
+  // `decimalsFor` is 0, so this is not `e + d` (which gave `5.000000000000001e25`).
+  const incrExp = Number.isFinite(incr) && incr > 0 ? Math.floor(Math.log10(incr) + 1e-9) : 0;
+  const incrDigits = Number.isFinite(incr) && incr > 0 ? decimalsFor(incr / 10 ** incrExp) : 0;
   const expo = splits.map((v) => {
     if (!Number.isFinite(v)) return compact(v);
-    if (v === 0) return '0';
+    if (v === 0 || Math.abs(v) < incr * 1e-6) return '0';
     const e = Math.floor(Math.log10(Math.abs(v)));
-    const dec = Math.max(0, Math.min(MAX_DECIMALS, e + d));
+    const dec = Math.max(0, Math.min(MAX_EXP_DIGITS, e - incrExp + incrDigits));
     return tidyExp(v.toExponential(dec));
   });
+  // toFixed writes exponent form itself from 1e21 on: always take the exponent labels there.
+  if (mag >= 1e21) return expo;
   const widest = (xs: string[]) => xs.reduce((m, s) => Math.max(m, s.length), 0);
   return widest(expo) < widest(fixed) ? expo : fixed;
 }
