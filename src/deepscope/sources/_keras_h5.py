@@ -1,7 +1,7 @@
 """Sandbox tasks that read Keras HDF5 weights with h5py, refusing reads outside the file (M10).
 
-These run only in the sandbox child (`_sandbox.TASKS`), on a file descriptor the parent
-opened: the child is never handed a path to open. The walk looks at every link before
+These run only in the sandbox child (`_sandbox.TASKS`), on the file descriptor the parent
+opened; they never open a path (and the child is confined so that it cannot). The walk looks at every link before
 following it and refuses external links and soft links; every dataset is checked before a
 byte is read, refusing external raw storage (`external=[("/any/file", ...)]`) and virtual
 datasets, whose data would come from other files.

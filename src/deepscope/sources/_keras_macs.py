@@ -9,7 +9,8 @@ step and batch row; activations, merges, embeddings and shape ops count 0. A `No
 dimension counts as 1 (one sample); any other unknown dimension makes the layer's MACs 0.
 
 Example:
-    >>> layer_macs("Dense", {"units": 3}, [(None, 4)], (None, 3), [])
+    >>> weights = [("kernel", (4, 3), True), ("bias", (3,), True)]
+    >>> layer_macs("Dense", {"units": 3}, [(None, 4)], (None, 3), weights)
     15
 """
 

@@ -1,10 +1,13 @@
 """Run a native or untrusted parser in a child process with limits (M8).
 
-The parent starts `python -I -m deepscope.sources._sandbox`, sends one JSON request on
-stdin and reads one JSON answer on stdout. The child runs with `RLIMIT_AS` (memory),
-`RLIMIT_CPU`, no core dumps, a file-size limit, a private TMPDIR/HOME as working folder
-(removed afterwards) and a wall-clock timeout. A crash (SIGSEGV, abort, OOM, timeout) becomes `WorkerDiedError`, never a
-dead server, and the child is always reaped.
+The parent resolves the model's path, opens it and starts `python -I -m
+deepscope.sources._sandbox` with that descriptor, sends one JSON request on stdin and reads
+one JSON answer on stdout. The child runs with `RLIMIT_AS` (memory), `RLIMIT_CPU`, no core
+dumps, a file-size limit, a private TMPDIR/HOME as working folder (removed afterwards), no
+HDF5 plugins, and a wall-clock timeout. Tasks in `CONFINED` (the HDF5 readers) first warm
+up, then give up the right to open any file (Landlock, `confine_files`), so a file that
+points elsewhere (M10) cannot be read even if a check were missed. A crash (SIGSEGV, abort,
+OOM, timeout) becomes `WorkerDiedError`, never a dead server, and the child is always reaped.
 
 Example:
     >>> run_task("h5_weights", Path("model.weights.h5"))   # doctest: +SKIP
