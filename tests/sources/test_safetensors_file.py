@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
+from deepscope.errors import ModelFormatError
 from deepscope.sources import safetensors_file as st
 
 
@@ -121,3 +124,73 @@ def test_padded_header_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "p.safetensors"
     path.write_bytes(struct.pack("<Q", len(header)) + header + np.array([1, 2], "<f4").tobytes())
     np.testing.assert_array_equal(st.load(path).weights["x"].values, [1, 2])
+
+
+# --- M12: malformed headers give ModelFormatError only ------------------------------------
+
+
+def _file(path: Path, header: object, data: bytes) -> Path:
+    raw = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "shape, reason",
+    [
+        ([0, 2**64], "past 2\\*\\*63"),
+        ([0, 2**62], "more than 2\\*\\*62 bytes"),
+        ([0, 2**40, 2**40], "more than 2\\*\\*62 bytes"),
+    ],
+)
+def test_M12_empty_tensors_with_impossible_shapes_give_the_reason(
+    tmp_path: Path, shape: list[int], reason: str
+) -> None:
+    header = {"a": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}
+    with pytest.raises(st.TensorEntryError, match=reason):
+        st.load(_file(tmp_path / "x.safetensors", header, b""))
+
+
+_INTS = hs.one_of(
+    hs.integers(-3, 8),
+    hs.sampled_from([0, 2**31, 2**32, 2**53, 2**62, 2**63, 2**64, 2**64 + 1, 10**30]),
+)
+_ENTRY = hs.fixed_dictionaries(
+    {
+        "dtype": hs.sampled_from([*st.DTYPES, "F128", "", "f32"]),
+        "shape": hs.lists(_INTS, max_size=4),
+        "data_offsets": hs.one_of(hs.just([0, 0]), hs.lists(_INTS, min_size=1, max_size=3)),
+    }
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    header=hs.dictionaries(hs.sampled_from(["a", "b", "__metadata__"]), _ENTRY, max_size=3),
+    data=hs.one_of(hs.just(b""), hs.binary(max_size=24)),
+)
+def test_M12_mutated_headers_give_only_format_errors(
+    tmp_path: Path, header: dict[str, object], data: bytes
+) -> None:
+    path = _file(tmp_path / "f.safetensors", header, data)
+    try:
+        model = st.load(path)
+    except ModelFormatError:
+        return
+    for name, w in model.weights.items():  # accepted: every tensor is readable
+        assert w.values is not None and w.values.shape == w.shape, name
+
+
+def test_M12_cli_prints_the_reason_not_a_traceback(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from deepscope.cli import main
+
+    header = {"a": {"dtype": "F32", "shape": [0, 2**64], "data_offsets": [0, 0]}}
+    path = _file(tmp_path / "bad.safetensors", header, b"")
+    result = CliRunner().invoke(main, ["summary", str(path)])
+    assert result.exit_code == 1
+    assert "past 2**63" in result.output and "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)

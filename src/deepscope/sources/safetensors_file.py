@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
 import struct
@@ -180,6 +181,15 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+_MAX_DIM = 2**63 - 1
+_MAX_SPAN = 2**62
+
+
+def _shape_text(shape: list[int]) -> str:
+    text = str(shape)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
 def _entry(name: str, e: Any, data_start: int, data_len: int) -> TensorEntry:
     if not isinstance(e, dict) or set(e) != _ENTRY_KEYS:
         raise TensorEntryError(
@@ -192,12 +202,20 @@ def _entry(name: str, e: Any, data_start: int, data_len: int) -> TensorEntry:
         raise TensorEntryError(f"tensor {name!r}: shape must be a list of non-negative integers")
     if len(shape) > 64:
         raise TensorEntryError(f"tensor {name!r}: {len(shape)} dimensions is more than 64")
+    shown = _shape_text(shape)
+    if any(d > _MAX_DIM for d in shape):
+        raise TensorEntryError(f"tensor {name!r}: shape {shown} has a dimension past 2**63 - 1")
+    nonzero = DTYPES[dtype][0] * math.prod(d for d in shape if d)
+    if nonzero > _MAX_SPAN:  # even with 0 elements, numpy cannot hold such a shape
+        raise TensorEntryError(
+            f"tensor {name!r}: shape {shown} spans more than 2**62 bytes; no array can have it"
+        )
     nbytes = DTYPES[dtype][0]
     for d in shape:  # Python ints cannot overflow; stop as soon as it passes the file
         nbytes *= d
         if nbytes > data_len and nbytes > 0:
             raise TensorEntryError(
-                f"tensor {name!r}: shape {shape} needs more bytes than the file holds"
+                f"tensor {name!r}: shape {shown} needs more bytes than the file holds"
             )
     if (
         not isinstance(offsets, list)
@@ -212,7 +230,7 @@ def _entry(name: str, e: Any, data_start: int, data_len: int) -> TensorEntry:
         raise OffsetError(f"tensor {name!r}: data_offsets end {end} is past the end of the file")
     if end - begin != nbytes:
         raise TensorEntryError(
-            f"tensor {name!r}: {end - begin} bytes stored but dtype {dtype} and shape {shape} "
+            f"tensor {name!r}: {end - begin} bytes stored but dtype {dtype} and shape {shown} "
             f"need {nbytes}"
         )
     return TensorEntry(name, dtype, tuple(shape), data_start + begin, data_start + end)
