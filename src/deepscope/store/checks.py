@@ -72,6 +72,16 @@ def expected_objects() -> dict[int, Objects]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _allowed() -> dict[tuple[str, str], frozenset[str]]:
+    """(type, name) -> the SQL deepscope ever gave that object (any schema version)."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for objects in expected_objects().values():
+        for key, sql in objects.items():
+            out.setdefault(key, set()).add(sql)
+    return {key: frozenset(v) for key, v in out.items()}
+
+
 def _objects(conn: sqlite3.Connection) -> Objects:
     rows = conn.execute("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL")
     return {(str(t), str(n)): normalise_sql(str(s)) for t, n, s in rows}
@@ -82,10 +92,15 @@ def verify_schema(conn: sqlite3.Connection, *, allow_empty: bool = False) -> int
     version. `NotInitialised` for an empty database unless `allow_empty` (the writer creates
     it then). Run it inside the transaction that reads, so the checked schema is the one read.
     """
-    from deepscope.store.schema import SCHEMA_VERSION
-
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     rows = conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    return _check(version, tuple(rows), allow_empty)
+
+
+@lru_cache(maxsize=256)  # keyed by the whole schema text: a changed schema is checked anew
+def _check(version: Any, rows: tuple[tuple[Any, ...], ...], allow_empty: bool) -> int:
+    from deepscope.store.schema import SCHEMA_VERSION
+
     for typ, name, _tbl, sql in rows:
         if typ in ("view", "trigger"):
             raise SchemaProblem(
@@ -102,14 +117,10 @@ def verify_schema(conn: sqlite3.Connection, *, allow_empty: bool = False) -> int
         if not rows:
             raise NotInitialised("it is empty (not initialised yet)")
         raise SchemaProblem("it has tables but no deepscope schema version (not a deepscope run)")
-    known = expected_objects()
     if version > SCHEMA_VERSION:  # a newer writer: its SQL is unknown here; no code objects
         return int(version)
-    want = known[version]
-    allowed: dict[tuple[str, str], set[str]] = {}
-    for objects in known.values():
-        for key, sql in objects.items():
-            allowed.setdefault(key, set()).add(sql)
+    want = expected_objects()[version]
+    allowed = _allowed()
     ours = {name for (_t, name) in allowed}
     have: set[tuple[str, str]] = set()
     for typ, name, tbl, sql in rows:
