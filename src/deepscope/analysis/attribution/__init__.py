@@ -2,9 +2,13 @@
 
 `attribute(model, inputs, target, method="grad_cam", layer=None, **options)` runs one method
 and returns an `AttributionResult`; the classes behind it share one verb,
-`attribute(inputs, target)`. Methods: gradient family (`saliency`, `gradient_x_input`,
-`integrated_gradients`, `occlusion`), CAM family (`grad_cam`, `grad_cam_plus_plus`,
-`hires_cam`, `score_cam`, `layer_cam`, `eigen_cam`); `smooth(method)` adds SmoothGrad to any.
+`attribute(inputs, target)`. Any model: plain torch, Hugging Face (`ModelOutput`s explain
+their `logits`; `output=` picks another field, an index or a callable), live Keras 3 models
+(channels-last images), token ids (attributed through the embedding that reads them).
+
+Methods: gradient family (`saliency`, `gradient_x_input`, `integrated_gradients`,
+`occlusion`), CAM family (`grad_cam`, `grad_cam_plus_plus`, `hires_cam`, `score_cam`,
+`layer_cam`, `eigen_cam`); `smooth(method)` adds SmoothGrad to any.
 
 Example:
     >>> import torch, deepscope

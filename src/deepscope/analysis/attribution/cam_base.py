@@ -34,6 +34,7 @@ from deepscope.analysis.attribution.base import (
 )
 from deepscope.analysis.attribution.layer_search import (
     _grid_side,
+    _is_norm,
     cam_layers,
     channels_last,
     find_cam_layer,
@@ -198,20 +199,24 @@ class CAMBase(Attribution):
             ranked = cam_layers(self.model, inputs, self.output)
         except (ValueError, TypeError, RuntimeError):  # a courtesy: never hide the map for it
             ranked = []
-        # the next candidate below this layer (earlier in the network), else the best one
+        # the next candidate below this layer (earlier in the network), else the best one;
+        # below a norm, the next norm (a transformer's previous block input)
         others = ranked[ranked.index(name) + 1 :] if name in ranked else ranked
-        hint = f"pass layer={others[0]!r}" if others else "pass another layer="
+        if name in ranked and _is_norm(find_module(self.model, name)[0]):
+            others.sort(key=lambda n: not _is_norm(find_module(self.model, n)[0]))
         which = f"input{'s' if len(zero) > 1 else ''} {', '.join(map(str, zero))}"
         if grads is not None and all(not bool(grads[i].any()) for i in zero):
             why = (
                 f"layer {name!r} passes no gradient to its grid positions (e.g. only a CLS "
                 "token reaches the output)"
             )
+            hint = f"pass layer={others[0]!r}" if others else "pass another layer="
         else:
             why = (
                 f"the weighted activations of layer {name!r} are ≤ 0 everywhere (ReLU → 0; "
                 "the layer's evidence points away from the target)"
             )
+            hint = "try another target" + (f", or layer={others[0]!r}" if others else "")
         return f"{self.name} map of {which} is all zero: {why}; {hint}"
 
     def cam(

@@ -24,6 +24,7 @@ from PIL import Image
 from deepscope.render.colormap import apply_colormap
 from deepscope.render.overlay import overlay as _overlay
 from deepscope.render.overlay import to_rgb_array
+from deepscope.views.registry import write as view_write
 
 
 @dataclass
@@ -164,10 +165,12 @@ class AttributionResult:
     ) -> None:
         """Store every input's overlay (PNG) or token scores (JSON) in `run` as "attribution" blobs.
 
-        One blob per input of the batch (or per index in `items`; `index` logs one). Image
-        results also store each input as an "attribution_input" PNG, so the dashboard shows
-        the input beside its overlay. `labels` (true classes) and `predictions` (predicted
-        classes), one per input of the whole batch, travel in each item's meta with the
+        Written through the ``attribution`` view kind (`deepscope.views.kinds.attribution`):
+        one item per input of the batch (or per index in `items`; `index` logs one), its
+        meta checked against the kind's schema, with parts: the raw heat map (or token
+        scores) as a float32 "attribution_heat" array and, for images, the input as an
+        "attribution_input" PNG, so the dashboard shows the input beside its overlay.
+        `labels` (true classes) and `predictions` (predicted classes), one per input of the whole batch, travel in each item's meta with the
         method, target, layer, colormap (`colorbar`: 11 "#rrggbb" stops from 0 to 1) and the
         map's raw range (`heatMin`, `heatMax`).
 
@@ -182,6 +185,7 @@ class AttributionResult:
                 raise ValueError(f"item {i} out of range for a batch of {batch} inputs")
         per_label = _per_item(labels, batch, "labels")
         per_pred = _per_item(predictions, batch, "predictions")
+        heat_maps = self.heat().cpu().numpy().astype(np.float32)
         heat = self.heat().reshape(batch, -1)
         stops = [
             "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
@@ -201,19 +205,12 @@ class AttributionResult:
             else:
                 data, ext = self.png_bytes(i, cmap=cmap, alpha=alpha), "png"
                 meta.update(cmap=cmap, alpha=alpha, colorbar=stops)
-            meta["format"] = ext
-            run.log_blob("attribution", tag, data, ext=ext, meta=meta, step=step)
+            parts: dict[str, Any] = {"heat": heat_maps[i]}
             if not self.is_tokens and self.inputs is not None and self.inputs.ndim == 4:
                 buffer = io.BytesIO()
                 Image.fromarray(to_rgb_array(self.inputs[i]), mode="RGB").save(buffer, "PNG")
-                run.log_blob(
-                    "attribution_input",
-                    tag,
-                    buffer.getvalue(),
-                    ext="png",
-                    meta={"input_index": i},
-                    step=step,
-                )
+                parts["input"] = buffer.getvalue()
+            view_write(run, "attribution", tag, data, ext=ext, meta=meta, parts=parts, step=step)
 
 
 def _per_item(values: Any, batch: int, name: str) -> list[int] | None:
