@@ -146,3 +146,15 @@ def test_M12_mutated_pickles_give_typed_errors(tmp_path: Path) -> None:
             sd.load(path)
         except ModelFormatError:
             pass  # UnsafeModelError and PickleBombError are subclasses
+
+
+def test_M12_cli_prints_the_reason_not_a_traceback(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from deepscope.cli import main
+
+    path = _with_data_pkl(tmp_path, HASH_BOMBS["dict-keys"], "bomb.pt")
+    result = CliRunner().invoke(main, ["summary", str(path)])
+    assert result.exit_code == 1
+    assert "pickle bomb" in result.output and "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
