@@ -4,13 +4,13 @@ import { runColor } from './colors';
 import { DashboardContext, type Dashboard } from './context';
 import { formatHash, parseHash, TABS, type Route, type Tab } from './route';
 import { subscribe } from './sse';
-import { AttributionPanel } from './panels/attribution/AttributionPanel';
 import { EventsPanel } from './panels/events/EventsPanel';
 import { GraphPanel } from './panels/graph/GraphPanel';
 import { HistogramsPanel } from './panels/histograms/HistogramsPanel';
 import { ImagesPanel } from './panels/images/ImagesPanel';
 import { RunsPanel } from './panels/runlist/RunsPanel';
 import { ScalarsPanel } from './panels/scalars/ScalarsPanel';
+import { VIEW_PANELS } from './views/registry';
 
 const TAB_LABELS: Record<Tab, string> = {
   runs: 'Runs',
@@ -19,7 +19,7 @@ const TAB_LABELS: Record<Tab, string> = {
   images: 'Images',
   graph: 'Graph',
   events: 'Events',
-  attribution: 'Attribution',
+  attribution: VIEW_PANELS.attribution.title,
 };
 
 const RUNS_REFRESH_MS = 5000;
@@ -156,8 +156,11 @@ function renderPanel(tab: Tab, selected: string[], health: Health | null) {
       return <ImagesPanel />;
     case 'events':
       return <EventsPanel />;
-    case 'attribution':
-      return <AttributionPanel />;
+    case 'attribution': {
+      // view kinds (deepscope.views) draw through the one panel registry, keyed by kind
+      const View = VIEW_PANELS[tab].component;
+      return <View />;
+    }
     case 'graph':
       return (
         <section class="panel panel-graph" data-testid="panel-graph">

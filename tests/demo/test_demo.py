@@ -4,8 +4,6 @@ the diagnosis of the run that diverged."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +11,6 @@ import pytest
 from deepscope.store import open as open_store
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def demo_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    logdir = tmp_path_factory.mktemp("demo") / "runs"
-    proc = subprocess.run(
-        [sys.executable, "-m", "deepscope.cli", "demo", "--no-serve", "--epochs", "6", "--logdir", str(logdir)],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "deepscope serve" in proc.stdout
-    return logdir
 
 
 def test_demo_writes_both_runs_finished(demo_logdir: Path) -> None:

@@ -15,9 +15,12 @@ from deepscope.server.app import Settings, create_app
 
 ROUTES = ["/api/runs", "/api/tags", "/api/scalars", "/api/histograms", "/api/images",
           "/api/blob", "/api/text", "/api/graph", "/api/graphs", "/api/graph/level",
-          "/api/graph/search", "/api/events", "/api/attributions"]  # fmt: skip
+          "/api/graph/search", "/api/events", "/api/attributions", "/api/views",
+          "/api/views/attribution", "/api/views/attribution/array", "/api/views/nope/array",
+          "/api/views/%2e%2e"]  # fmt: skip
 NAMES = ["run", "tag", "id", "limit", "offset", "maxPoints", "startStep", "endStep", "q",
-         "namespace", "model", "kind", "filter", "__class__", "path", "file"]  # fmt: skip
+         "namespace", "model", "kind", "filter", "__class__", "path", "file", "step",
+         "maxSize"]  # fmt: skip
 VALUES = st.one_of(
     st.sampled_from(
         [

@@ -38,6 +38,7 @@ from deepscope.server.routes import (
     static,
     stream,
     text,
+    views,
 )
 from deepscope.server.security import SecurityMiddleware
 from deepscope.server.settings import Settings
@@ -46,8 +47,8 @@ from deepscope.server.state import AppState, app_state
 __all__ = ["Settings", "create_app"]
 
 # static last: its catch-all route must not shadow the API
-PANELS = (health, runs, scalars, histograms, images, text, graph, events, attribution, stream,
-          static)  # fmt: skip
+PANELS = (health, runs, scalars, histograms, images, text, graph, events, attribution, views,
+          stream, static)  # fmt: skip
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

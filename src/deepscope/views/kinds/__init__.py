@@ -1,0 +1,1 @@
+"""Built-in view kinds; each module registers one `ViewKind` when imported."""

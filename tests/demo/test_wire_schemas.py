@@ -1,0 +1,99 @@
+"""Every dashboard route, fetched over the demo's runs, answers what its wire schema says
+(`deepscope.views.wire`, the source of ``frontend/src/wire/types.ts``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+import pytest
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from deepscope.server.app import Settings, create_app
+from deepscope.views import envelope, wire
+from deepscope.views.schema import errors
+
+pytestmark = pytest.mark.slow
+RUNS = ("digits-cnn", "digits-cnn-lr20")
+
+
+class Fetcher:
+    """GETs routes, checks each JSON answer against its schema, records the routes hit."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+        self.hit: set[str] = set()
+        self.schemas = wire.json_routes()
+        self.checked = 0
+
+    def json(self, path: str, query: dict[str, Any] | None = None) -> Any:
+        url = path + ("?" + urlencode(query or {}, doseq=True) if query else "")
+        response = self.client.get(url)
+        assert response.status_code == 200, (url, response.text[:300])
+        body = response.json()
+        found = errors(body, self.schemas[path])
+        assert not found, (url, found)
+        self.hit.add(path)
+        self.checked += 1
+        return body
+
+    def binary(self, url: str, route: str) -> bytes:
+        response = self.client.get(url)
+        assert response.status_code == 200, (url, response.text[:300])
+        assert response.headers["x-content-type-options"] == "nosniff"
+        self.hit.add(route)
+        return response.content
+
+
+def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None:  # noqa: PLR0915
+    app = create_app(Settings(logdir=demo_logdir))
+    with TestClient(app, base_url="http://127.0.0.1:6100") as client:
+        f = Fetcher(client)
+        f.json("/api/health")
+        assert {r["name"] for r in f.json("/api/runs")["runs"]} == set(RUNS)
+        tags = f.json("/api/tags", {"run": list(RUNS)})["tags"]
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for t in tags:
+            by_kind.setdefault(t["kind"], []).append(t)
+        for t in by_kind["scalar"]:
+            f.json("/api/scalars", {"run": t["run"], "tag": t["tag"]})
+        for t in by_kind["histogram"]:
+            f.json("/api/histograms", {"run": t["run"], "tag": t["tag"]})
+        for t in by_kind["image"]:
+            images = f.json("/api/images", {"run": t["run"], "tag": t["tag"]})["images"]
+            assert f.binary(images[-1]["url"], "/api/blob")[:4] == b"\x89PNG"
+        for t in by_kind["text"]:
+            f.json("/api/text", {"run": t["run"], "tag": t["tag"]})
+        f.json("/api/events", {"run": list(RUNS)})
+        run = RUNS[0]
+        graphs = f.json("/api/graphs", {"run": run})["graphs"]
+        assert graphs
+        tag = graphs[0]["tag"]
+        f.json("/api/graph", {"run": run, "tag": tag})
+        level = f.json("/api/graph/level", {"run": run, "tag": tag, "namespace": ""})
+        for node in level["nodes"]:
+            if node["kind"] == "group":
+                f.json("/api/graph/level", {"run": run, "tag": tag, "namespace": node["namespace"]})
+        assert f.json("/api/graph/search", {"run": run, "tag": tag, "q": "conv"})["matches"]
+        legacy = f.json("/api/attributions", {"run": run})["items"]
+        assert legacy
+        assert [k["kind"] for k in f.json("/api/views")["kinds"]] == ["attribution"]
+        view = f.json("/api/views/attribution", {"run": run})
+        assert view["skipped"] == 0 and len(view["items"]) == len(legacy)
+        for item in view["items"][:8]:
+            heat = item["parts"]["heat"]
+            assert heat is not None and item["parts"]["input"] is not None
+            arr = envelope.decode(f.binary(heat["url"], "/api/views/{kind}/array"))
+            assert arr.dtype == np.float32 and arr.shape == (8, 8)  # the digits are 8x8
+            assert np.isclose(arr.min(), item["meta"]["heatMin"], rtol=1e-5)
+        missing = client.get("/api/scalars?run=nope&tag=x")
+        assert missing.status_code == 404 and not errors(missing.json(), wire.ErrorBody)
+
+    api = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
+    hit = {re.sub(r"^/api/views/attribution$", "/api/views/{kind}", p) for p in f.hit}
+    assert api - set(wire.STREAM_ROUTES) == hit, "a route was not fetched and checked"
+    assert f.checked > 30
