@@ -47,10 +47,11 @@ def sh(*args: str | Path, env: dict[str, str] | None = None, cwd: Path | None = 
 
 
 def build_wheel(work: Path) -> Path:
-    """A wheel of the working tree (tracked files as they are now, plus the built app)."""
+    """A wheel of the working tree (files git does not ignore, as they are now, plus the
+    built app)."""
     src = work / "src-copy"
-    files = sh("git", "ls-files", "-z", cwd=ROOT).split("\0")
-    for rel in filter(None, files):
+    listing = sh("git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=ROOT)
+    for rel in filter(None, listing.split("\0")):
         if (ROOT / rel).is_file():
             (src / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, src / rel)
