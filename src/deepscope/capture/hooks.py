@@ -98,14 +98,11 @@ def named_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
 def find_module(model: nn.Module, layer: nn.Module | str) -> tuple[nn.Module, str]:
     """Return `(module, name)` for a module object or a name inside `model` (dotted for torch
     submodules, a Keras layer's name or "block/conv" path for Keras models)."""
-    layers = dict(named_layers(model))
+    layers = {"": model, **dict(named_layers(model))}
     if isinstance(layer, str):
         if layer not in layers:
-            hint = (
-                "[layer.name for layer in model.layers]"
-                if _is_keras(model)
-                else ("model.named_modules()")
-            )
+            keras = _is_keras(model)
+            hint = "[layer.name for layer in model.layers]" if keras else "model.named_modules()"
             raise ValueError(f"model has no layer named {layer!r}; see {hint}")
         return layers[layer], layer
     for name, module in layers.items():

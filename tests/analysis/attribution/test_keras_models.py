@@ -139,3 +139,21 @@ def test_keras_text_model_attributes_tokens() -> None:
     assert cam.layer == "conv" and cam.attributions.shape == (2, 10)
     occlusion = attribute(model, ids, 1, method="occlusion")
     assert occlusion.attributions.shape == (2, 10)
+
+
+def test_nested_keras_layers_are_named_by_path() -> None:
+    keras.utils.set_random_seed(0)
+    block = keras.Sequential(
+        [keras.layers.Conv2D(4, 3, padding="same", name="conv"), keras.layers.ReLU(name="relu")],
+        name="block",
+    )
+    inputs = keras.Input((16, 16, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(block(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(pooled))
+    x = torch.rand(1, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    # the nested block finishes last, as a torch nn.Sequential container would
+    assert attribute(model, x, 0, method="grad_cam").layer == "block"
+    result = attribute(model, x, 0, method="layer_cam", layer="block/conv")
+    assert result.layer == "block/conv" and result.attributions.shape == (1, 16, 16)
+    with pytest.raises(ValueError, match="no layer named 'conv'"):
+        attribute(model, x, 0, method="grad_cam", layer="conv")
