@@ -170,8 +170,11 @@ class SqliteRunReader:
 
     def _error(self, exc: sqlite3.Error, key: str) -> UnreadableRunError:
         if "interrupt" in str(exc):
+            now = time.monotonic()
             with _QUARANTINE_LOCK:
-                _QUARANTINED[key] = time.monotonic() + QUARANTINE
+                for k in [k for k, until in _QUARANTINED.items() if until <= now]:
+                    del _QUARANTINED[k]  # forget the expired ones: the map stays small
+                _QUARANTINED[key] = now + QUARANTINE
             return ReadDeadlineError(
                 self.name,
                 f"a read took longer than {self.read_deadline:g} s (a huge or hostile "
