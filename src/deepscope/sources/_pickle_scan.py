@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import pickletools
+from collections.abc import Callable
 from typing import IO
 
 from deepscope.errors import ModelFormatError
@@ -109,7 +110,8 @@ class _Machine:
         if hashed:
             self.charge(extra, what)
         target = self.top()
-        target.held = min(target.held + extra, _CAP)
+        if target.kind in ("list", "dict", "set"):  # anything else: the unpickler refuses
+            target.held = min(target.held + extra, _CAP)
 
 
 def _tuple(items: list[_Val]) -> _Val:
@@ -124,59 +126,115 @@ def _container(kind: str, items: list[_Val]) -> _Val:
     return v
 
 
-def _step(m: _Machine, name: str, arg: object) -> None:  # noqa: PLR0912, PLR0915
-    if name == "MARK":
-        m.stack.append(_MARK)
-    elif name in ("EMPTY_TUPLE", "TUPLE"):
-        m.stack.append(_tuple(m.pop_mark() if name == "TUPLE" else []))
-    elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-        items = [m.pop() for _ in range(int(name[-1]))][::-1]
-        m.stack.append(_tuple(items))
-    elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
-        m.stack.append(_Val(name.removeprefix("EMPTY_").lower()))
-    elif name == "LIST":
-        m.stack.append(_container("list", m.pop_mark()))
-    elif name in ("DICT", "FROZENSET"):
+def _mark(m: _Machine, name: str, arg: object) -> None:
+    m.stack.append(_MARK)
+
+
+def _tuple_op(m: _Machine, name: str, arg: object) -> None:
+    if name == "TUPLE":
         items = m.pop_mark()
-        hashed = items[::2] if name == "DICT" else items
-        m.charge(_extra(hashed), name)
-        m.stack.append(_container("dict", hashed) if name == "DICT" else _Val())
-    elif name in ("APPEND", "APPENDS"):
-        m.add_to_top([m.pop()] if name == "APPEND" else m.pop_mark(), False, name)
-    elif name == "ADDITEMS":
-        m.add_to_top(m.pop_mark(), True, "a set (ADDITEMS)")
-    elif name in ("SETITEM", "SETITEMS"):
-        items = [m.pop(), m.pop()][::-1] if name == "SETITEM" else m.pop_mark()
-        m.add_to_top(items[::2], True, f"a dict key ({name})")
-    elif name in ("GLOBAL", "INST"):
-        m.stack.append(_Val("global", name=str(arg)))
-    elif name == "STACK_GLOBAL":
-        m.pop(), m.pop()
-        m.stack.append(_Val("global", name="?"))
-    elif name == "REDUCE":
-        args, func = m.pop(), m.pop()
-        work = min(sum(_iter_cost(x) for x in args.items), _CAP)
-        if func.name in _HASHING_GLOBALS or func.name == "?":
-            m.charge(work, f"a call of {func.name!r}")
-        out = _Val("dict" if func.name in _DICT_GLOBALS else "atom")
-        out.held = work if out.kind == "dict" else 0
-        m.stack.append(out)
-    elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-        m.memo[arg] = m.top()
-    elif name == "MEMOIZE":
-        m.memo[len(m.memo)] = m.top()
-    elif name in ("GET", "BINGET", "LONG_BINGET"):
-        if arg not in m.memo:
-            raise ValueError(f"pickle refers to memo {arg!r} before setting it")
-        m.stack.append(m.memo[arg])
-    elif name == "POP":
-        m.pop()
-    elif name == "POP_MARK":
-        m.pop_mark()
-    elif name == "DUP":
-        m.stack.append(m.top())
+    elif name == "EMPTY_TUPLE":
+        items = []
     else:
-        _generic(m, name)
+        items = [m.pop() for _ in range(int(name[-1]))][::-1]
+    m.stack.append(_tuple(items))
+
+
+def _empty(m: _Machine, name: str, arg: object) -> None:
+    m.stack.append(_Val(name.removeprefix("EMPTY_").lower()))
+
+
+def _list(m: _Machine, name: str, arg: object) -> None:
+    m.stack.append(_container("list", m.pop_mark()))
+
+
+def _hashed_build(m: _Machine, name: str, arg: object) -> None:
+    items = m.pop_mark()
+    hashed = items[::2] if name == "DICT" else items
+    m.charge(_extra(hashed), name)
+    m.stack.append(_container("dict", hashed) if name == "DICT" else _Val())
+
+
+def _append(m: _Machine, name: str, arg: object) -> None:
+    m.add_to_top([m.pop()] if name == "APPEND" else m.pop_mark(), False, name)
+
+
+def _additems(m: _Machine, name: str, arg: object) -> None:
+    m.add_to_top(m.pop_mark(), True, "a set (ADDITEMS)")
+
+
+def _setitem(m: _Machine, name: str, arg: object) -> None:
+    items = [m.pop(), m.pop()][::-1] if name == "SETITEM" else m.pop_mark()
+    m.add_to_top(items[::2], True, f"a dict key ({name})")
+
+
+def _global(m: _Machine, name: str, arg: object) -> None:
+    if name == "STACK_GLOBAL":
+        m.pop(), m.pop()
+    m.stack.append(_Val("global", name="?" if name == "STACK_GLOBAL" else str(arg)))
+
+
+def _reduce(m: _Machine, name: str, arg: object) -> None:
+    args, func = m.pop(), m.pop()
+    work = min(sum(_iter_cost(x) for x in args.items), _CAP)
+    if func.name in _HASHING_GLOBALS or func.name == "?":
+        m.charge(work, f"a call of {func.name!r}")
+    out = _Val("dict" if func.name in _DICT_GLOBALS else "atom")
+    out.held = work if out.kind == "dict" else 0
+    m.stack.append(out)
+
+
+def _memoize(m: _Machine, name: str, arg: object) -> None:
+    m.memo[len(m.memo)] = m.top()
+
+
+def _get(m: _Machine, name: str, arg: object) -> None:
+    if arg not in m.memo:
+        raise ValueError(f"pickle refers to memo {arg!r} before setting it")
+    m.stack.append(m.memo[arg])
+
+
+def _pop(m: _Machine, name: str, arg: object) -> None:
+    if name == "POP_MARK":
+        m.pop_mark()
+    else:
+        m.pop()
+
+
+def _dup(m: _Machine, name: str, arg: object) -> None:
+    m.stack.append(m.top())
+
+
+_HANDLERS: dict[str, Callable[[_Machine, str, object], None]] = {
+    "MARK": _mark,
+    "EMPTY_TUPLE": _tuple_op,
+    "TUPLE": _tuple_op,
+    "TUPLE1": _tuple_op,
+    "TUPLE2": _tuple_op,
+    "TUPLE3": _tuple_op,
+    "EMPTY_LIST": _empty,
+    "EMPTY_DICT": _empty,
+    "EMPTY_SET": _empty,
+    "LIST": _list,
+    "DICT": _hashed_build,
+    "FROZENSET": _hashed_build,
+    "APPEND": _append,
+    "APPENDS": _append,
+    "ADDITEMS": _additems,
+    "SETITEM": _setitem,
+    "SETITEMS": _setitem,
+    "GLOBAL": _global,
+    "INST": _global,
+    "STACK_GLOBAL": _global,
+    "REDUCE": _reduce,
+    "MEMOIZE": _memoize,
+    "GET": _get,
+    "BINGET": _get,
+    "LONG_BINGET": _get,
+    "POP": _pop,
+    "POP_MARK": _pop,
+    "DUP": _dup,
+}
 
 
 def _generic(m: _Machine, name: str) -> None:
@@ -193,6 +251,17 @@ def _generic(m: _Machine, name: str) -> None:
 
 
 _OPS = {op.name: op for op in pickletools.opcodes}
+_ATOM = _Val()  # shared by every plain value (numbers, strings, None, ...): never mutated
+_MODELLED = {
+    "MARK", "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET",
+    "GLOBAL", "INST", "GET", "BINGET", "LONG_BINGET",
+}  # fmt: skip
+_PUSH_ATOM = {
+    op.name
+    for op in pickletools.opcodes
+    if not op.stack_before and len(op.stack_after) == 1 and op.name not in _MODELLED
+}
+_PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
 
 
 def check_pickle(stream: IO[bytes]) -> None:
@@ -201,5 +270,16 @@ def check_pickle(stream: IO[bytes]) -> None:
     Raises `ValueError` when the bytes are not a well-formed pickle.
     """
     m = _Machine()
+    stack, memo = m.stack, m.memo
     for op, arg, _ in pickletools.genops(stream):
-        _step(m, op.name, arg)
+        name = op.name
+        if name in _PUSH_ATOM:  # the common cases first: this loop runs once per opcode
+            stack.append(_ATOM)
+        elif name in _PUTS:
+            memo[arg] = m.top()
+        else:
+            handler = _HANDLERS.get(name)
+            if handler is None:
+                _generic(m, name)
+            else:
+                handler(m, name, arg)
