@@ -12,7 +12,8 @@ Durability (THREATS.md section b):
 * after kill -9, an OOM kill or a segfault of the training process, everything logged
   before the last returned `flush()` is present; at most one flush interval is lost;
   batches are all-or-nothing; the store opens with no repair; the run shows as
-  ``interrupted`` (stale heartbeat);
+  ``interrupted`` (at once on the same machine, whose reader sees the process is gone;
+  from elsewhere once the heartbeat is stale);
 * after an OS crash or power loss the store is consistent; with the default
   ``durability="normal"`` the last batches may roll back; ``durability="full"`` makes
   every returned `flush()` survive (provided the disk honours fsync).
@@ -39,6 +40,7 @@ from deepscope.store.blobs import blob_relpath, check_ext
 from deepscope.store.schema import check_local_filesystem, generate_run_name, sanitize_run_name
 from deepscope.store.writer import DeviceValue, RunWriter, WriterOptions, install_signal_handlers
 from deepscope.tracking.values import check_text, escape_text, to_scalar, to_step
+from deepscope.views.registry import write as views_write
 
 if TYPE_CHECKING:
     from deepscope.tracking.watch import Watcher
@@ -150,6 +152,9 @@ class Run:
         Values: python numbers, numpy scalars, 1-element numpy arrays or torch tensors
         (any device and dtype; accelerator tensors are read without a device sync).
         NaN and ±Inf are stored as such. One call is one atomic unit in the store.
+        What the store cannot hold is refused here, before anything is queued: a tag that
+        is empty, too long, holds NUL or a lone surrogate (`ValueError`), a step outside
+        int64 (`ValueError`).
         """
         w = self._writer
         if w._pending or self._closed:
@@ -244,6 +249,22 @@ class Run:
         self._writer.put(("b", kind, tag, step_, time.time(), relpath, data, meta_json), len(data))
         return relpath
 
+    def log_view(
+        self,
+        kind: str,
+        tag: str,
+        data: bytes,
+        *,
+        ext: str,
+        meta: Mapping[str, Any],
+        parts: Mapping[str, Any] | None = None,
+        step: int | None = None,
+    ) -> None:
+        """Log one item of a registered view kind (`deepscope.views.registry.write`): `meta`
+        is checked against the kind's schema before anything is written; `parts` maps the
+        kind's part names to bytes (PNG/JSON) or arrays (stored as binary envelopes)."""
+        views_write(self, kind, tag, data, ext=ext, meta=meta, parts=parts, step=step)
+
     def log_event(
         self,
         kind: str,
@@ -285,10 +306,15 @@ class Run:
         meta = {"nodes": len(graph.nodes), "edges": len(graph.edges)}
         return self.log_blob("graph", tag, data, ext="json", meta=meta)
 
-    def log_attribution(self, tag: str, result: Any, step: int | None = None) -> None:
-        """Log an attribution result (it knows how: ``result.log(run, tag, step)``)."""
+    def log_attribution(
+        self, tag: str, result: Any, step: int | None = None, **options: Any
+    ) -> None:
+        """Log an attribution result as the ``attribution`` view kind (`deepscope.views`):
+        ``result.log(run, tag, step, **options)`` writes every input of its batch through
+        `log_view`; `options` as for `AttributionResult.log` (``items``, ``labels``,
+        ``predictions``, ``cmap``, ``alpha``)."""
         self._guard()
-        result.log(self, tag, step)
+        result.log(self, tag, step, **options)
 
     # ---- watch ----------------------------------------------------------------------------
     def watch(
