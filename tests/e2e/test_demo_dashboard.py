@@ -42,7 +42,30 @@ def test_every_panel_shows_the_demo(page: Any, demo_url: str) -> None:
         "?.getAttribute('data-points') || 0) > 50"
     )
     assert _count(page, "scalar-chart") >= 3
+    # The user's sections come first and open; run.watch's come after, collapsed.
+    sections = page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=scalar-section]')]"
+        ".map(s => [s.dataset.prefix, s.dataset.collapsed])"
+    )
+    assert sections[:2] == [["test", "false"], ["train", "false"]], sections
+    assert [p for p, c in sections[2:]] == ["grad_norm", "update_ratio", "weight_norm", "act"]
+    assert all(c == "true" for p, c in sections[2:]), sections
+    tags = page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=scalar-chart]')].map(c => c.dataset.tag)"
+    )
+    assert tags == ["test/accuracy", "test/loss", "train/accuracy", "train/loss"], tags
     screenshot(page, "demo-scalars")
+    # Opened, a watch section draws both runs; the diverging run's 1e20-ish values do not
+    # flatten the healthy one (outliers are left out of the y range by default).
+    page.locator('[data-testid="scalar-section"][data-prefix="grad_norm"] button').first.click()
+    total = '[data-testid="scalar-chart"][data-tag="grad_norm/total"]'
+    page.wait_for_function(
+        f"() => Number(document.querySelector('{total}')?.dataset.points || 0) > 10"
+    )
+    page.wait_for_timeout(200)
+    scale = page.evaluate("window.__deepscope.scale('grad_norm/total')")
+    assert scale["max"] is not None and scale["max"] < 1e6, scale
+    screenshot(page, "demo-scalars-watch")
 
     open_tab(page, demo_url, "histograms", ["digits-cnn"])
     page.locator('[data-testid="histogram-chart"]').first.wait_for()
@@ -73,8 +96,20 @@ def test_every_panel_shows_the_demo(page: Any, demo_url: str) -> None:
     screenshot(page, "demo-events")
 
     open_tab(page, demo_url, "attribution", ["digits-cnn"])
+    grid = page.locator('[data-testid="attribution-grid"]')
+    grid.wait_for()
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=panel-attribution] img')]"
-        ".some(i => i.complete && i.naturalWidth > 0)"
+        "() => { const imgs = [...document.querySelectorAll('[data-testid=panel-attribution] img')];"
+        " return imgs.length >= 32 && imgs.every(i => i.complete && i.naturalWidth === 8); }"
     )
+    # The 8 test digits as columns, one row per method, every image drawn large.
+    assert grid.get_attribute("data-columns") == "8"
+    assert int(grid.get_attribute("data-rows") or 0) >= 3
+    widths = page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=panel-attribution] img')]"
+        ".map(i => i.getBoundingClientRect().width)"
+    )
+    assert min(widths) >= 96, widths
+    heads = page.locator('[data-testid="attribution-column-label"]').all_inner_texts()
+    assert all("label" in h and "pred" in h for h in heads), heads
     screenshot(page, "demo-attribution")
