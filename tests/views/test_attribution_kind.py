@@ -63,3 +63,23 @@ def test_a_wrongly_typed_meta_key_is_refused_before_anything_is_written(tmp_path
         with pytest.raises(SchemaError, match=r"\$\.sigma: expected a number"):
             result.log(run, "cam")
     assert open_store(tmp_path).run("bad").blobs("attribution") == []
+
+
+def test_run_log_attribution_and_log_view_write_through_the_kind(tmp_path: Path) -> None:
+    result = AttributionResult(torch.rand(2, 4, 4), method="grad_cam", target=[0, 1])
+    with deepscope.init(logdir=tmp_path, name="run") as run:
+        run.log_attribution("cam", result, step=1, items=[1], predictions=[0, 1])
+        run.log_view("attribution", "hand", b"{}", ext="json",
+                     meta={"method": "m", "target": None, "layer": None, "input_index": 0,
+                           "batch": 1}, parts={"heat": np.arange(3)})  # fmt: skip
+        with pytest.raises(SchemaError):
+            run.log_view("attribution", "hand", b"{}", ext="json", meta={"method": "m"})
+    client, body = _view(tmp_path, "run")
+    items = {i["tag"]: i for i in body["items"]}
+    assert sorted((i["tag"], i["meta"]["input_index"]) for i in body["items"]) == [
+        ("cam", 1),
+        ("hand", 0),
+    ]
+    assert items["cam"]["meta"]["pred"] == 1
+    hand = envelope.decode(client.get(items["hand"]["parts"]["heat"]["url"]).content)
+    assert hand.dtype == np.float32 and hand.tolist() == [0.0, 1.0, 2.0]
