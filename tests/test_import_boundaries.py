@@ -1,4 +1,4 @@
-"""graph/, store/ and server/ import without torch (DESIGN §1): the dashboard reads a store
+"""graph/, store/, views/ and server/ import without torch (DESIGN §1): the dashboard reads a store
 on a machine that has no torch. Each import runs in a fresh interpreter with torch blocked."""
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ MODULES = [
     "deepscope.store.spill",
     "deepscope.store.process",
     "deepscope.store.blobs",
+    "deepscope.views",
+    "deepscope.views.schema",
+    "deepscope.views.envelope",
+    "deepscope.views.registry",
+    "deepscope.views.wire",
+    "deepscope.views.tsgen",
+    "deepscope.views.kinds.attribution",
 ]
 for optional in ["deepscope.graph.serialize", "deepscope.server", "deepscope.server.app"]:
     try:
