@@ -152,6 +152,7 @@ def test_picked_tags_are_overlaid_on_one_chart_with_a_legend(
     first = page.locator('[data-testid="scalar-chart"]').first.get_attribute("data-tag")
     assert first == tag
     assert page.locator(CHART.format(tag="train/loss")).count() == 1
+    save_screenshot(page, "scalars-combined")
     assert page_log.errors == []
 
 
