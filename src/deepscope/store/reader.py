@@ -52,6 +52,7 @@ from deepscope.store.protocol import (
     ScalarPoint,
     TagInfo,
 )
+from deepscope.store.rows import unpack_le
 from deepscope.store.schema import (
     DB_NAME,
     KIND_NAN,
@@ -274,8 +275,6 @@ class SqliteRunReader:
             ]
 
     def histograms(self, tag: str, *, max_points: int = 100) -> list[HistogramPoint]:
-        import numpy as np
-
         max_points = int(max_points)
         with self._read() as conn:
             tid = self._tag_id(conn, tag, "histogram")
@@ -295,8 +294,8 @@ class SqliteRunReader:
             nan = math.nan
             out = []
             for r in rows:
-                edges = np.frombuffer(as_bytes(r[2], "histogram.edges", 8), dtype="<f8")
-                counts = np.frombuffer(as_bytes(r[3], "histogram.counts", 8), dtype="<i8")
+                edges = unpack_le(as_bytes(r[2], "histogram.edges", 8), "d")
+                counts = unpack_le(as_bytes(r[3], "histogram.counts", 8), "q")
                 if len(edges) != len(counts) + 1 and len(counts):
                     raise BadValue(f"a histogram has {len(edges)} edges for {len(counts)} bins")
                 total = as_opt_float(r[10], "histogram.sum")
@@ -305,8 +304,8 @@ class SqliteRunReader:
                     HistogramPoint(
                         step=r[0],
                         wall_time=as_float(r[1], "histogram.wall_time"),
-                        edges=edges.tolist(),
-                        counts=counts.tolist(),
+                        edges=edges,
+                        counts=counts,
                         count=as_int(r[4], "histogram.count"),
                         n_nan=as_int(r[5], "histogram.n_nan"),
                         n_posinf=as_int(r[6], "histogram.n_posinf"),

@@ -1,9 +1,12 @@
-"""Rows of the run database: how queue items become INSERTs (writer thread only)."""
+"""Rows of the run database: how queue items become INSERTs (writer thread only), and
+the little-endian packing of histogram edges/counts (the reader unpacks with `unpack_le`)."""
 
 from __future__ import annotations
 
 import math
 import sqlite3
+import sys
+from array import array
 from typing import Any
 
 from deepscope.store.levels import fold
@@ -42,9 +45,33 @@ def classify(v: float) -> tuple[float | None, int]:
     return v, KIND_FINITE
 
 
-def histogram_row(h: Any) -> tuple[Any, ...]:
+def pack_le(values: Any, code: str) -> bytes:
+    """Little-endian bytes of `values` as float64 (`code` ``"d"``) or int64 (``"q"``).
+
+    Plain lists/tuples are packed with the stdlib (no numpy: the base install has none);
+    anything else (numpy arrays, tensors) goes through numpy, which made it.
+    """
+    if isinstance(values, (list, tuple, array)):
+        cast = float if code == "d" else int
+        packed = array(code, [cast(v) for v in values])
+        if sys.byteorder == "big":
+            packed.byteswap()
+        return packed.tobytes()
     import numpy as np
 
+    return np.ascontiguousarray(values, dtype="<f8" if code == "d" else "<i8").tobytes()
+
+
+def unpack_le(data: bytes, code: str) -> list[Any]:
+    """The values of `pack_le` bytes (float64 ``"d"`` or int64 ``"q"``), as Python numbers."""
+    values = array(code)
+    values.frombytes(data)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tolist()
+
+
+def histogram_row(h: Any) -> tuple[Any, ...]:
     def opt(x: Any) -> float | None:
         if x is None:
             return None
@@ -52,8 +79,8 @@ def histogram_row(h: Any) -> tuple[Any, ...]:
         return f if f == f else None
 
     return (
-        np.ascontiguousarray(h.edges, dtype="<f8").tobytes(),
-        np.ascontiguousarray(h.counts, dtype="<i8").tobytes(),
+        pack_le(h.edges, "d"),
+        pack_le(h.counts, "q"),
         int(h.count),
         int(h.n_nan),
         int(h.n_posinf),

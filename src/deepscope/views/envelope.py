@@ -24,14 +24,15 @@ Example:
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
+from deepscope.errors import DeepscopeError, require
 
-from deepscope.errors import DeepscopeError
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 __all__ = [
     "CONTENT_TYPE",
@@ -49,6 +50,7 @@ VERSION = 1
 CONTENT_TYPE = "application/x-deepscope-array"
 DTYPES: dict[int, str] = {1: "float16", 2: "float32", 3: "uint8", 4: "int32"}
 CODES = {name: code for code, name in DTYPES.items()}
+ITEMSIZE: dict[str, int] = {"float16": 2, "float32": 4, "uint8": 1, "int32": 4}
 MAX_NDIM = 8
 MAX_ARRAY_BYTES = 64 * 1024 * 1024
 """The largest array payload written or served (64 MiB: a 4096x4096 float32 map)."""
@@ -71,7 +73,7 @@ class ArrayHeader:
     @property
     def nbytes(self) -> int:
         """Bytes of array data the header announces."""
-        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+        return math.prod(self.shape) * ITEMSIZE[self.dtype]  # no numpy: the server reads headers
 
 
 def header_size(ndim: int) -> int:
@@ -81,6 +83,9 @@ def header_size(ndim: int) -> int:
 
 def encode(array: Any, dtype: str | None = None) -> bytes:
     """The envelope of `array` (cast to `dtype` when given; float64 becomes float32)."""
+    require("numpy", "arrays")
+    import numpy as np
+
     arr = np.asarray(array)
     if dtype is None:
         dtype = "float32" if arr.dtype.kind == "f" and arr.dtype != np.float16 else arr.dtype.name
@@ -131,6 +136,9 @@ def read_header(blob: bytes | memoryview, total: int | None = None) -> ArrayHead
 
 def decode(blob: bytes | memoryview) -> NDArray[Any]:
     """The array in an envelope: a read-only view over `blob`'s bytes (no copy)."""
+    require("numpy", "arrays")
+    import numpy as np
+
     header = read_header(blob)
     flat = np.frombuffer(blob, dtype=np.dtype(header.dtype).newbyteorder("<"), offset=header.offset)
     return flat.reshape(header.shape)

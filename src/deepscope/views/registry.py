@@ -18,14 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypedDict
 
-import numpy as np
-from numpy.typing import NDArray
-
-from deepscope.errors import DeepscopeError, NotFoundError
+from deepscope.errors import DeepscopeError, NotFoundError, require
 from deepscope.views import envelope
 from deepscope.views.schema import errors, validate
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made (`deepscope[arrays]`)
+    from numpy.typing import NDArray
 
 __all__ = [
     "ARRAY_EXT",
@@ -69,6 +69,9 @@ def block_mean(array: NDArray[Any], max_size: int) -> NDArray[Any]:
     neither exceeds `max_size` (edges padded by repetition; 1-D arrays by runs)."""
     if array.ndim == 0 or max(array.shape[-2:]) <= max_size:
         return array
+    require("numpy", "arrays")
+    import numpy as np
+
     out = np.asarray(array, dtype=np.float32)
     for axis in range(max(out.ndim - 2, 0), out.ndim):
         n = out.shape[axis]
@@ -174,6 +177,9 @@ def write(
         if part is None:
             raise DeepscopeError(f"{name} has no part {part_name!r}; parts: {sorted(kind.parts)}")
         if part.encoding == "array":
+            require("numpy", "arrays")
+            import numpy as np
+
             arr = np.asarray(value)
             dtype = arr.dtype.name if arr.dtype.name in part.dtypes else part.dtypes[0]
             checked.append((part, envelope.encode(arr, dtype), ARRAY_EXT))

@@ -88,9 +88,9 @@ def array(request: Request) -> Response:
         raise NotFoundError(f"blob {blob_id} is not an array envelope")
     with path.open("rb") as f:
         data = f.read(envelope.MAX_ARRAY_BYTES + 1024)
-    envelope.read_header(data)  # a stored file that is not a whole envelope is a 422
-    arr = envelope.decode(data)
-    if arr.ndim and max(arr.shape[-2:]) > max_size:
+    header = envelope.read_header(data)  # a stored file that is not a whole envelope is a 422
+    if header.shape and max(header.shape[-2:]) > max_size:  # only downsampling needs numpy
+        arr = envelope.decode(data)
         small = kind.downsample(arr, max_size)
         data = envelope.encode(small, arr.dtype.name if arr.dtype.name in part.dtypes else None)
     return Response(
