@@ -135,3 +135,22 @@ def test_loads_rejects_nan_literals_and_dumps_rejects_unknown_types() -> None:
         for _ in range(300):
             deep = [deep]
         jsonenc.dumps(deep)
+
+
+def test_graph_json_and_store_json_are_one_codec() -> None:
+    """A graph document and a store record carry non-finite values the same way, both ways:
+    the graph reads what the store wrote and the store reads what the graph wrote."""
+    from deepscope.graph.ir import Graph, Node
+    from deepscope.graph.serialize import decode_value, from_json, to_json
+
+    value = {"a": [math.nan, -math.inf, {"b": math.inf}], "n": -0.0, "k": {"nonfinite": 1}}
+    back = decode_value(json.loads(jsonenc.dumps(value)))
+    assert math.isnan(back["a"][0]) and back["a"][1] == -math.inf and back["a"][2]["b"] == math.inf
+    assert math.copysign(1.0, back["n"]) == -1.0
+    assert back["k"] == {"nonfinite": 1}  # not a marker: kept as the dict it is
+    assert jsonenc.decode(json.loads(jsonenc.dumps(value)))["a"][1] == -math.inf
+
+    g = Graph(nodes=[Node("a", "relu", attrs={"eps": -math.inf})], meta={"m": [math.nan]})
+    doc = jsonenc.loads(to_json(g))
+    assert doc["nodes"][0]["attrs"] == {"eps": -math.inf} and math.isnan(doc["meta"]["m"][0])
+    assert from_json(jsonenc.dumps(doc)).nodes[0].attrs["eps"] == -math.inf

@@ -2,8 +2,8 @@
 
 The document carries a top-level ``schemaVersion``; `from_dict` refuses a newer version
 than this deepscope knows. Non-finite floats (in overlays, attrs or meta) never become the
-``NaN``/``Infinity`` literals: they travel as ``{"nonfinite": "nan" | "+inf" | "-inf"}``, the
-same encoding as `deepscope.store.jsonenc`.
+``NaN``/``Infinity`` literals: they travel as ``{"nonfinite": "nan" | "+inf" | "-inf"}``, by
+the one strict-JSON codec (`deepscope._jsonstrict`, also behind `deepscope.store.jsonenc`).
 
 Example:
     >>> from deepscope.graph.ir import Graph, Node
@@ -15,9 +15,11 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
+from deepscope._jsonstrict import decode as _dec
+from deepscope._jsonstrict import encode as _enc
+from deepscope._jsonstrict import encode_float as _enc_float
 from deepscope.errors import ModelFormatError
 from deepscope.graph.gcpause import gc_paused
 from deepscope.graph.ir import (
@@ -41,40 +43,6 @@ __all__ = [
     "to_dict",
     "to_json",
 ]
-
-_NONFINITE_KEY = "nonfinite"
-
-
-def _enc_float(x: float) -> Any:
-    if math.isfinite(x):
-        return x
-    if math.isnan(x):
-        return {_NONFINITE_KEY: "nan"}
-    return {_NONFINITE_KEY: "+inf" if x > 0 else "-inf"}
-
-
-def _enc(value: Any) -> Any:
-    """Make any JSON-ish value strict-JSON-safe (tuples become lists)."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return _enc_float(value)
-    if isinstance(value, dict):
-        return {str(k): _enc(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_enc(v) for v in value]
-    raise TypeError(f"graph JSON holds only JSON values, got {type(value).__name__}: {value!r}")
-
-
-def _dec(value: Any) -> Any:
-    if isinstance(value, dict):
-        if len(value) == 1 and _NONFINITE_KEY in value:
-            tag = value[_NONFINITE_KEY]
-            return {"nan": math.nan, "+inf": math.inf, "-inf": -math.inf}.get(tag, value)
-        return {k: _dec(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_dec(v) for v in value]
-    return value
 
 
 def _shape(shape: Shape | None) -> list[int | None] | None:
