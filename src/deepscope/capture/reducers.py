@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from deepscope.tracking.histogram import HistogramData
+from deepscope._histdata import HistogramData
 
 SUMMARY_SCALARS = 8  # count, n_nan, n_posinf, n_neginf, min, max, sum, sum_sq
 

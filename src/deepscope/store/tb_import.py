@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from deepscope._histdata import HistogramData
 from deepscope.errors import require
 from deepscope.store import jsonenc
 from deepscope.store.blobs import blob_relpath
@@ -38,22 +39,6 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels
 _MAX_IMAGE_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit
 _FMAX = 1.7976931348623157e308
-
-
-@dataclass(frozen=True, eq=False)
-class ImportedHistogram:
-    """A histogram in the shape the store writes (the fields of `HistogramData`)."""
-
-    edges: npt.NDArray[np.float64]
-    counts: npt.NDArray[np.int64]
-    count: int
-    n_nan: int
-    n_posinf: int
-    n_neginf: int
-    min: float | None
-    max: float | None
-    sum: float
-    sum_sq: float
 
 
 @dataclass
@@ -225,7 +210,7 @@ def png_meta(data: bytes) -> dict[str, Any] | None:
     return {"width": width, "height": height, "channels": _PNG_CHANNELS[colour]}
 
 
-def histogram_from_proto(h: Any) -> ImportedHistogram:
+def histogram_from_proto(h: Any) -> HistogramData:
     """A TF `HistogramProto` (right bucket limits + counts + stats) as edges + counts.
 
     Bucket ``i`` spans ``(limit[i-1], limit[i]]``; the first starts at ``min``. Edges are
@@ -242,7 +227,7 @@ def histogram_from_proto(h: Any) -> ImportedHistogram:
     return _histogram(edges, counts, lo, hi, float(h.sum), float(h.sum_squares))
 
 
-def histogram_from_buckets(buckets: npt.NDArray[Any]) -> ImportedHistogram:
+def histogram_from_buckets(buckets: npt.NDArray[Any]) -> HistogramData:
     """A TF2 histogram tensor ``[[left, right, count], ...]`` as edges + counts.
 
     The plugin keeps no sum or sum of squares: they are stored as NaN (read as null).
@@ -263,9 +248,9 @@ def _histogram(
     hi: float,
     total: float,
     total_sq: float,
-) -> ImportedHistogram:
+) -> HistogramData:
     ints = np.rint(counts).astype(np.int64)
-    return ImportedHistogram(
+    return HistogramData(
         edges=edges.astype(np.float64),
         counts=ints,
         count=int(ints.sum()),
@@ -279,8 +264,8 @@ def _histogram(
     )
 
 
-def _empty(bins: int, total: float, total_sq: float) -> ImportedHistogram:
-    return ImportedHistogram(
+def _empty(bins: int, total: float, total_sq: float) -> HistogramData:
+    return HistogramData(
         edges=np.linspace(-0.5, 0.5, bins + 1),
         counts=np.zeros(bins, dtype=np.int64),
         count=0,

@@ -19,41 +19,24 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from deepscope._histdata import HistogramData
+
+__all__ = [
+    "HistogramData",
+    "PendingHistogram",
+    "begin_histogram",
+    "compute_histogram",
+    "range_edges",
+    "value_range",
+]
+
 _FMAX = sys.float_info.max
 _N_SCALARS = 8  # n_finite, n_nan, n_posinf, n_neginf, min, max, sum, sum_sq
-
-
-@dataclass(frozen=True, eq=False)
-class HistogramData:
-    """One histogram: bins over the finite values plus counts of the non-finite ones.
-
-    `edges` has `len(counts) + 1` float64 entries; `count` is the number of finite values
-    binned (`counts.sum() == count`); `min`/`max` are None when no value is finite, and
-    then every count is 0. `sum` and `sum_sq` are over the finite values (float64; they
-    may overflow to inf for values near the float64 limit).
-    """
-
-    edges: npt.NDArray[np.float64]
-    counts: npt.NDArray[np.int64]
-    count: int
-    n_nan: int
-    n_posinf: int
-    n_neginf: int
-    min: float | None
-    max: float | None
-    sum: float
-    sum_sq: float
-
-    @property
-    def total(self) -> int:
-        """Every value seen: finite plus NaN plus both infinities."""
-        return self.count + self.n_nan + self.n_posinf + self.n_neginf
 
 
 class PendingHistogram:
