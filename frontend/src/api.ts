@@ -2,85 +2,24 @@
 // Every response is strict JSON; a non-finite float arrives as {"nonfinite": "nan"|"+inf"|"-inf"}
 // and is decoded back to NaN / ±Infinity here, so panels only ever see numbers.
 
-export type RunStatus = 'running' | 'finished' | 'interrupted';
+import type { Decoded } from './wire/decoded';
+import type * as W from './wire/types';
 
-export interface RunInfo {
-  name: string;
-  status: RunStatus;
-  created: number;
-  heartbeat: number;
-  finished: number | null;
-  config: Record<string, unknown>;
-}
-
-export interface TagInfo {
-  run: string;
-  tag: string;
-  kind: string;
-  count: number;
-  firstStep: number;
-  lastStep: number;
-}
-
+// The answer types come from the wire schemas (`frontend/src/wire/types.ts`, generated from
+// src/deepscope/views/wire.py), with every NonFinite already decoded to a number.
+export type RunStatus = W.RunRow['status'];
+export type RunInfo = W.RunRow;
+export type TagInfo = W.TagRow;
 /** [step, wallTime, value]; value may be NaN or ±Infinity. */
-export type ScalarPoint = [number, number, number];
-
-export interface HistogramPoint {
-  step: number;
-  wallTime: number;
-  edges: number[];
-  counts: number[];
-  count: number;
-  nNan: number;
-  nPosinf: number;
-  nNeginf: number;
-  min: number | null;
-  max: number | null;
-  sum: number;
-  sumSq: number;
-}
-
-export interface ImageInfo {
-  id: number | string;
-  step: number;
-  wallTime: number;
-  meta: Record<string, unknown>;
-  url?: string;
-}
-
+export type ScalarPoint = Decoded<W.Scalars['points'][number]>;
+export type HistogramPoint = Decoded<W.HistogramRow>;
+export type ImageInfo = W.BlobRow;
 /** One logged attribution map (`AttributionResult.log`): an overlay PNG (or token-score JSON)
  * of one input, with the id of that input's image when one was logged. */
-export interface AttributionItem {
-  id: number | string;
-  tag: string;
-  step: number;
-  wallTime: number;
-  meta: Record<string, unknown>;
-  inputId: number | string | null;
-}
-
-export interface TextInfo {
-  step: number;
-  wallTime: number;
-  text: string;
-}
-
-export interface EventInfo {
-  run: string;
-  id: number;
-  step: number;
-  wallTime: number;
-  severity: string;
-  kind: string;
-  layer: string | null;
-  message: string;
-}
-
-export interface Health {
-  ok: boolean;
-  version: string;
-  mode: 'logdir' | 'model';
-}
+export type AttributionItem = W.AttributionRow;
+export type TextInfo = W.TextRow;
+export type EventInfo = W.EventRow;
+export type Health = W.Health;
 
 export class ApiError extends Error {
   constructor(
@@ -151,30 +90,30 @@ export async function getJson<T>(path: string, query: Query = {}, signal?: Abort
 export const api = {
   health: (signal?: AbortSignal) => getJson<Health>('health', {}, signal),
   runs: (signal?: AbortSignal) =>
-    getJson<{ runs: RunInfo[]; total: number }>('runs', { limit: 1000 }, signal),
+    getJson<W.Runs>('runs', { limit: 1000 }, signal),
   tags: (runs: string[], kind?: string, signal?: AbortSignal) =>
-    getJson<{ tags: TagInfo[] }>('tags', { run: runs, kind }, signal),
+    getJson<W.Tags>('tags', { run: runs, kind }, signal),
   scalars: (
     run: string,
     tag: string,
     opts: { maxPoints: number; startStep?: number; endStep?: number },
     signal?: AbortSignal,
   ) =>
-    getJson<{ run: string; tag: string; points: ScalarPoint[] }>(
+    getJson<Decoded<W.Scalars>>(
       'scalars',
       { run, tag, maxPoints: opts.maxPoints, startStep: opts.startStep, endStep: opts.endStep },
       signal,
     ),
   histograms: (run: string, tag: string, maxPoints: number, signal?: AbortSignal) =>
-    getJson<{ histograms: HistogramPoint[] }>('histograms', { run, tag, maxPoints }, signal),
+    getJson<Decoded<W.Histograms>>('histograms', { run, tag, maxPoints }, signal),
   images: (run: string, tag: string, signal?: AbortSignal) =>
-    getJson<{ images: ImageInfo[] }>('images', { run, tag }, signal),
+    getJson<W.Images>('images', { run, tag }, signal),
   texts: (run: string, tag: string, signal?: AbortSignal) =>
-    getJson<{ texts: TextInfo[] }>('text', { run, tag }, signal),
+    getJson<W.Texts>('text', { run, tag }, signal),
   events: (runs: string[], limit: number, signal?: AbortSignal) =>
-    getJson<{ events: EventInfo[] }>('events', { run: runs, limit }, signal),
+    getJson<W.Events>('events', { run: runs, limit }, signal),
   attributions: (run: string, tag: string | undefined, signal?: AbortSignal) =>
-    getJson<{ items: AttributionItem[] }>('attributions', { run, tag }, signal),
+    getJson<W.Attributions>('attributions', { run, tag }, signal),
 };
 
 /** URL of a stored blob; built here from run + id, never taken from data as an href. */
