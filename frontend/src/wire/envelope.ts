@@ -67,12 +67,3 @@ export function halfToFloat(bits: number): number {
   if (exp === 31) return frac ? NaN : sign * Infinity;
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
-
-/** GET an array URL (a view part's `url`) and decode it; the response keeps its bytes. */
-export async function fetchArray(url: string, signal?: AbortSignal): Promise<WireArray> {
-  const resp = await fetch(url, { credentials: 'same-origin', signal });
-  if (!resp.ok) throw new EnvelopeError(`HTTP ${resp.status} for ${url}`);
-  const type = resp.headers.get('content-type') ?? '';
-  if (!type.startsWith(ARRAY_CONTENT_TYPE)) throw new EnvelopeError(`expected ${ARRAY_CONTENT_TYPE}, got ${type}`);
-  return decodeArray(await resp.arrayBuffer());
-}

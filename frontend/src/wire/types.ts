@@ -333,3 +333,8 @@ export interface AttributionView {
 }
 
 export type ViewKindName = 'attribution';
+
+/** The answer of `/api/views/<kind>` for each kind. */
+export interface ViewResponses {
+  attribution: AttributionView;
+}

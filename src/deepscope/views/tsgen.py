@@ -21,8 +21,15 @@ def generate() -> str:
     """The TypeScript source of every wire schema, plus the view-kind names."""
     from deepscope.views.registry import kinds
 
-    names = " | ".join(f"'{k.name}'" for k in kinds()) or "never"
-    return typescript(schemas(), HEADER) + f"export type ViewKindName = {names};\n"
+    rows = kinds()
+    names = " | ".join(f"'{k.name}'" for k in rows) or "never"
+    answers = "".join(f"  {k.name}: {k.response.__name__};\n" for k in rows)
+    return (
+        typescript(schemas(), HEADER)
+        + f"export type ViewKindName = {names};\n\n"
+        + "/** The answer of `/api/views/<kind>` for each kind. */\n"
+        + f"export interface ViewResponses {{\n{answers}}}\n"
+    )
 
 
 def main() -> None:
