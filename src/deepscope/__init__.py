@@ -37,6 +37,8 @@ _LAZY = {
     "summary": "deepscope.sources.summary:summary",
     "attribute": "deepscope.analysis.attribution:attribute",
     "smooth": "deepscope.analysis.attribution:smooth",
+    "activations": "deepscope.analysis.activations:activations",
+    "unit_stats": "deepscope.analysis.activations:unit_stats",
     "DeepscopeError": "deepscope.errors:DeepscopeError",
     "ModelFormatError": "deepscope.errors:ModelFormatError",
     "UnsafeModelError": "deepscope.errors:UnsafeModelError",
@@ -60,7 +62,7 @@ graph.__class__ = _CallableGraphPackage
 
 
 # public names that need PyTorch (an optional dependency: ``deepscope[torch]``)
-_NEEDS_TORCH = {"attribute", "smooth"}
+_NEEDS_TORCH = {"attribute", "smooth", "activations", "unit_stats"}
 
 
 def __getattr__(name: str) -> Any:

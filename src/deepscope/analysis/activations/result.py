@@ -1,0 +1,142 @@
+"""`Activations`: what `activations(...)` captured, by name, and its pictures.
+
+Example:
+    >>> import torch
+    >>> acts = Activations(["conv"], {"conv": torch.rand(1, 2, 4, 4)}, unit_axes={"conv": 1})
+    >>> acts.feature_maps("conv").kind
+    'grid'
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from deepscope.analysis.activations.feature_maps import Picture, feature_maps
+from deepscope.errors import DeepscopeError
+
+__all__ = ["Activations", "LayerStats"]
+
+
+@dataclass
+class LayerStats:
+    """Per-unit statistics of one output over the batch and every position:
+    `mean`, `std`, `min`, `max` and `zero_fraction` (exact zeros), each shape (units,)."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    min: torch.Tensor
+    max: torch.Tensor
+    zero_fraction: torch.Tensor
+    count: int
+
+    @classmethod
+    def of(cls, tensor: torch.Tensor, unit_axis: int) -> LayerStats:
+        """Statistics of `tensor` per index of `unit_axis` (float64 sums, CPU results)."""
+        t = tensor.detach()
+        if t.ndim == 0:
+            t = t.reshape(1, 1)
+        flat = t.movedim(unit_axis, -1).reshape(-1, t.shape[unit_axis]).double()
+        mean = flat.mean(0)
+        std = flat.std(0, unbiased=False)
+        return cls(
+            mean=mean.cpu(),
+            std=std.cpu(),
+            min=flat.min(0).values.cpu(),
+            max=flat.max(0).values.cpu(),
+            zero_fraction=(flat == 0).double().mean(0).cpu(),
+            count=int(flat.shape[0]),
+        )
+
+
+@dataclass
+class Activations:
+    """Outputs of the selected layers for one forward pass.
+
+    `layers` lists the captured names in the order they ran; `result[name]` is that
+    output (a CPU tensor, its first `meta["kept_items"]` items); with ``keep="stats"``,
+    `result.stats[name]` holds `LayerStats` instead. `unit_axes[name]` is the axis of the
+    units (channels); `module_types[name]` the class name of the module. `meta` records
+    the batch size, the items kept, the layout and the selected layers that did not run.
+    """
+
+    layers: list[str]
+    tensors: dict[str, torch.Tensor]
+    stats: dict[str, LayerStats] = field(default_factory=dict)
+    unit_axes: dict[str, int] = field(default_factory=dict)
+    module_types: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def _name(self, name: str) -> str:
+        if name in self.layers:
+            return name
+        calls = [n for n in self.layers if n.startswith(name + "@") and ":" not in n]
+        if calls:
+            raise KeyError(
+                f"{name!r} ran {len(calls)} times in this pass; pick one call: "
+                + ", ".join(repr(c) for c in calls)
+            )
+        parts = [n for n in self.layers if n.startswith(name + ":")]
+        if parts:
+            raise KeyError(
+                f"{name!r} output a tuple or mapping; pick a part: "
+                + ", ".join(repr(p) for p in parts[:8])
+            )
+        close = difflib.get_close_matches(name, self.layers, n=5, cutoff=0.5)
+        hint = ("close matches: " + ", ".join(map(repr, close))) if close else "see .layers"
+        raise KeyError(f"no captured output named {name!r}; {hint}")
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        key = self._name(name)
+        if key not in self.tensors:
+            raise KeyError(f"{name!r} was captured with keep='stats': read .stats[{name!r}]")
+        return self.tensors[key]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.layers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def calls(self, name: str) -> list[str]:
+        """Names of every call of a module: ``[name]``, or ``[name@1, name@2, …]``."""
+        if name in self.layers:
+            return [name]
+        return [n for n in self.layers if n.startswith(name + "@") and ":" not in n]
+
+    def feature_maps(
+        self,
+        layer: str,
+        index: int = 0,
+        *,
+        scale: str = "shared",
+        cmap: str = "viridis",
+        max_tiles: int = 64,
+        tokens: Sequence[str] | None = None,
+    ) -> Picture:
+        """Item `index`'s output of `layer` as a picture: a labelled grid of channel tiles
+        for spatial outputs (a `scale` "shared" by every tile or per "channel", the `cmap`
+        colormap, a colorbar, small maps upscaled to ≥ 64 px crisp pixels), a tokens ×
+        units heatmap for sequences, a strip of units otherwise."""
+        key = self._name(layer)
+        if key not in self.tensors:
+            raise DeepscopeError(
+                f"{layer!r} was captured with keep='stats': capture with keep='all' to draw it"
+            )
+        return feature_maps(
+            self.tensors[key],
+            unit_axis=self.unit_axes.get(key, 1),
+            index=index,
+            layer=key,
+            scale=scale,
+            cmap=cmap,
+            max_tiles=max_tiles,
+            tokens=tokens,
+        )
