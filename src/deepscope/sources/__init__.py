@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from deepscope.errors import ModelFormatError, NotFoundError
+from deepscope.errors import ModelFormatError, NotFoundError, OptionalDependencyError
 from deepscope.graph.ir import Graph
 from deepscope.sources.base import Model, WeightInfo
 
@@ -48,6 +48,11 @@ def source_modules() -> list[ModuleType]:
         except ModuleNotFoundError as exc:
             if exc.name is not None and exc.name.startswith("deepscope"):
                 continue  # that source is not part of this build
+            if exc.name == "numpy":  # the base install (serve) has none
+                raise OptionalDependencyError(
+                    "reading model files needs numpy: pip install 'deepscope[onnx]' (or the "
+                    "extra of your format: keras, safetensors, torch)"
+                ) from exc
             raise
     return mods
 

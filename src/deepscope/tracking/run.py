@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from deepscope.errors import StoreError
+from deepscope.errors import StoreError, require
 from deepscope.store import jsonenc
 from deepscope.store.blobs import blob_relpath, check_ext
 from deepscope.store.schema import check_local_filesystem, generate_run_name, sanitize_run_name
@@ -194,6 +194,7 @@ class Run:
         self._guard()
         if not _tag_ok(tag):
             _bad_tag(tag)
+        require("numpy", "arrays")  # the base install (serve) has no numpy
         from deepscope.tracking.histogram import begin_histogram
 
         pending = begin_histogram(values, bins)
@@ -203,6 +204,8 @@ class Run:
         self, tag: str, image: Any, step: int | None = None, dataformats: str | None = None
     ) -> str:
         """Log an image (tensor, array or PIL image) as PNG; bad shapes raise here."""
+        require("numpy", "arrays")  # the base install (serve) has neither numpy nor Pillow
+        require("PIL", "arrays")
         from deepscope.tracking.image import encode_image
 
         self._guard()
