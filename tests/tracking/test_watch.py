@@ -222,3 +222,29 @@ def test_weights_of_unwatched_modules_are_read_before_the_optimizer_step(tmp_pat
     counts, _ = np.histogram(w, bins=64, range=(w.min(), w.max()))
     assert h.step == 0 and list(h.counts) == counts.tolist()
     assert (h.min, h.max) == (w.min(), w.max())
+
+
+def test_overlays_name_the_owning_group_also_for_a_parameter_of_the_model_itself(
+    tmp_path: Path,
+) -> None:
+    """Overlay keys are graph namespaces: ``body/0`` for ``body.0.weight`` and the root group
+    ``""`` for a parameter the model itself holds, never the parameter's own name."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+            self.mix = nn.Parameter(torch.eye(3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x) @ self.mix
+
+    model = Net()
+    with deepscope.init(logdir=tmp_path) as run:
+        run.watch(model, every=1)
+        model(torch.randn(4, 3)).sum().backward()
+        model(torch.randn(4, 3)).sum().backward()
+    r = open_store(tmp_path).run(run.name)
+    overlay = deepscope.store.jsonenc.loads(r.read_blob(r.blobs("overlay")[0]))
+    assert set(overlay["grad_norm"]) == {"body/0", ""}, overlay["grad_norm"]
+    assert set(overlay["act_std"]) >= {"body/0", "body/1"}, overlay["act_std"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from deepscope.graph.gcpause import gc_paused
 from deepscope.graph.ir import Edge, Graph, GroupStats, Node, ParamRef, Shape
+from deepscope.graph.namespace import owner_namespace
 
 __all__ = ["PSEUDO_OPS", "aggregate", "prefixes"]
 
@@ -100,8 +101,7 @@ def _aggregate(graph: Graph) -> dict[str, GroupStats]:
     for raw in graph.meta.get("unusedParams") or []:
         # parameters no traced op used (an untaken branch): still the model's parameters
         p = ParamRef(raw["name"], tuple(raw["shape"]), raw["dtype"], bool(raw["trainable"]))
-        owner = p.name.rsplit(".", 1)[0].replace(".", "/") if "." in p.name else ""
-        for ns in prefixes(owner):
+        for ns in prefixes(owner_namespace(p.name)):
             g = group(ns)
             if p.name not in seen_params[ns]:
                 seen_params[ns].add(p.name)

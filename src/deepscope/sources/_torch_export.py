@@ -14,13 +14,13 @@ import torch
 from torch import fx, nn
 
 from deepscope.graph.ir import Graph, ParamRef, TensorMeta
+from deepscope.graph.namespace import module_namespace
 from deepscope.sources._macs import function_macs, normalize_op
 from deepscope.sources._torch_fx import tree_map_meta, tree_map_ref_meta
 from deepscope.sources._torch_trace import (
     Builder,
     Ref,
     flatten,
-    namespace_of,
     tensor_meta,
     tree_map,
 )
@@ -35,7 +35,7 @@ def _namespace(n: fx.Node) -> str:
     if not stack:
         return ""
     path = str(list(stack.values())[-1][0])
-    return namespace_of(_SELF.sub("", path))
+    return module_namespace(_SELF.sub("", path))
 
 
 def _op_name(target: Any) -> str:

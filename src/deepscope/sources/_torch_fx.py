@@ -10,13 +10,13 @@ from typing import Any
 from torch import fx, nn
 
 from deepscope.graph.ir import Graph, ParamRef, TensorMeta
+from deepscope.graph.namespace import module_namespace
 from deepscope.sources._macs import function_macs, module_macs, normalize_op
 from deepscope.sources._torch_trace import (
     Builder,
     Ref,
     flatten,
     is_leaf_module,
-    namespace_of,
     tensor_meta,
     tree_map,
 )
@@ -49,11 +49,11 @@ def _fn_name(n: fx.Node) -> str:
 
 def _namespace(n: fx.Node) -> str:
     if n.op == "call_module":
-        return namespace_of(str(n.target))
+        return module_namespace(str(n.target))
     stack = n.meta.get("nn_module_stack")
     if stack:
         path = list(stack.values())[-1][0]
-        return namespace_of(str(path))
+        return module_namespace(str(path))
     return ""
 
 

@@ -13,6 +13,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from deepscope.graph.ir import Graph, ParamRef, TensorMeta
+from deepscope.graph.namespace import module_namespace
 from deepscope.sources._macs import function_macs, module_macs, normalize_op
 from deepscope.sources._module_tree import is_keras, named_modules, named_parameters
 from deepscope.sources._torch_trace import (
@@ -20,7 +21,6 @@ from deepscope.sources._torch_trace import (
     Ref,
     flatten,
     is_leaf_module,
-    namespace_of,
     tensor_meta,
     tree_map,
 )
@@ -67,7 +67,7 @@ class _Recorder:
         return metas
 
     def namespace(self) -> str:
-        return namespace_of(self.stack[-1]) if self.stack else ""
+        return module_namespace(self.stack[-1]) if self.stack else ""
 
     def pre_hook(self, module: nn.Module, args: Any, kwargs: Any) -> None:
         self.stack.append(self.names.get(id(module), ""))
@@ -94,7 +94,7 @@ class _Recorder:
             nid,
             type(mod).__name__.lower(),
             label=name or type(mod).__name__,
-            namespace=namespace_of(name),
+            namespace=module_namespace(name),
             inputs=ins,
             outputs=outs,
             params=mparams,

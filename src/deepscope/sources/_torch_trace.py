@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from deepscope.graph.ir import Edge, Graph, Node, ParamRef, TensorMeta
+from deepscope.graph.namespace import module_namespace
 from deepscope.sources._module_tree import children, is_keras, named_modules, named_parameters
 
 __all__ = [
@@ -101,7 +102,7 @@ def param_table(model: nn.Module) -> dict[int, ParamRef]:
 
 def module_types(model: nn.Module) -> dict[str, str]:
     """Namespace ("layer1/0") -> module class name, for `GroupStats.module_type`."""
-    return {name.replace(".", "/"): type(m).__name__ for name, m in named_modules(model)}
+    return {module_namespace(name): type(m).__name__ for name, m in named_modules(model)}
 
 
 def is_leaf_module(m: nn.Module) -> bool:
@@ -125,10 +126,6 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
             for b, v in saved:
                 if b.shape == v.shape:
                     b.copy_(v)
-
-
-def namespace_of(path: str) -> str:
-    return path.replace(".", "/")
 
 
 @dataclass

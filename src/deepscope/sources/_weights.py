@@ -9,12 +9,7 @@ from typing import Any
 import numpy as np
 
 from deepscope.graph.ir import Graph, Node, ParamRef, TensorMeta
-
-
-def namespace_of(name: str) -> str:
-    """`"layer1.0.conv1.weight"` → `"layer1/0/conv1"` (the module path of a tensor name)."""
-    parts = [p for p in name.replace("/", ".").split(".") if p]
-    return "/".join(parts[:-1])
+from deepscope.graph.namespace import owner_namespace
 
 
 def graph_from_tensors(tensors: Iterable[tuple[str, tuple[int, ...], str]], fmt: str) -> Graph:
@@ -27,7 +22,7 @@ def graph_from_tensors(tensors: Iterable[tuple[str, tuple[int, ...], str]], fmt:
                 id=name,
                 op="tensor",
                 label=name.rsplit(".", 1)[-1],
-                namespace=namespace_of(name),
+                namespace=owner_namespace(name),
                 outputs=[TensorMeta(shape=tuple(shape), dtype=dtype)],
                 params=[ref],
             )

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepscope.graph.aggregate import aggregate
+from deepscope.graph.aggregate import aggregate, prefixes
 from deepscope.graph.ir import Graph, Node, ParamRef, Shape
+from deepscope.graph.namespace import module_namespace
 
 __all__ = ["Summary", "SummaryRow", "summary", "summary_from_graph"]
 
@@ -108,7 +109,7 @@ def summary_from_graph(graph: Graph, depth: int = 3) -> Summary:
     groups = graph.groups or aggregate(graph)
     order: list[str] = list((graph.meta.get("moduleTypes") or {}).keys())
     for n in graph.nodes:
-        order.extend(_prefixes_of(n))
+        order.extend(prefixes(n.namespace))
     seen: set[str] = set()
     rows: list[SummaryRow] = []
     for ns in order:
@@ -129,11 +130,6 @@ def summary_from_graph(graph: Graph, depth: int = 3) -> Summary:
     return Summary(rows, total, trainable, total - trainable, root.macs if root else 0, graph)
 
 
-def _prefixes_of(node: Node) -> list[str]:
-    parts = node.namespace.split("/") if node.namespace else []
-    return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
-
-
 def weights_graph(weights: dict[str, Any], model_type: str = "Model") -> Graph:
     """A node-per-module graph holding only parameters (for weights-only files)."""
     owners: dict[str, list[ParamRef]] = {}
@@ -142,7 +138,7 @@ def weights_graph(weights: dict[str, Any], model_type: str = "Model") -> Graph:
         ref = ParamRef(name, tuple(int(d) for d in w.shape), str(w.dtype))
         owners.setdefault(owner, []).append(ref)
     nodes = [
-        Node(id=f"w:{o}", op="weights", label=o, namespace=o.replace(".", "/"), params=ps)
+        Node(id=f"w:{o}", op="weights", label=o, namespace=module_namespace(o), params=ps)
         for o, ps in owners.items()
     ]
     g = Graph(

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from deepscope.graph.ir import Edge, Graph, Node, ParamRef
+from deepscope.graph.namespace import module_namespace
 from deepscope.sources._archive import ArchiveError, is_zip, open_zip
-from deepscope.sources._weights import graph_from_tensors, namespace_of
+from deepscope.sources._weights import graph_from_tensors
 from deepscope.sources.base import Model, WeightInfo
 
 SUFFIXES = (".pt", ".pth", ".pt2", ".ptl", ".torchscript")
@@ -164,7 +165,7 @@ def worker_trusted_graph(path: str, options: dict[str, Any]) -> dict[str, Any]:
                 "id": ids[n],
                 "op": n.kind().split("::")[-1].lower(),
                 "label": n.kind(),
-                "namespace": namespace_of(scope + ".x") if scope else "",
+                "namespace": module_namespace(scope),
             }
         )
     edges = [[ids[i.node()], ids[n]] for n in ts_nodes for i in n.inputs() if i.node() in ids]

@@ -54,6 +54,7 @@ from deepscope.capture.reducers import (
     tensor_summary,
 )
 from deepscope.errors import DeepscopeError
+from deepscope.graph.namespace import module_namespace, owner_namespace
 from deepscope.sources._module_tree import children, named_modules, named_parameters, own_parameters
 from deepscope.tracking.guard import Finding, Guard
 from deepscope.tracking.histogram import HistogramData
@@ -85,10 +86,6 @@ def _first_tensor(out: Any) -> torch.Tensor | None:
     if isinstance(out, dict):
         return _first_tensor(list(out.values()))
     return None
-
-
-def _namespace(name: str) -> str:
-    return name.replace(".", "/")
 
 
 def _norm(hist: HistogramData) -> float:
@@ -437,12 +434,12 @@ class Watcher:
                 scalars[f"{'weight' if kind == 'w' else 'grad'}_norm/{name}"] = norm
                 if kind == "g" and shapes[name].dim() >= 2:
                     stats.grad_norms[name] = norm
-                    overlay["grad_norm"][_namespace(name.rsplit(".", 1)[0])] = norm
+                    overlay["grad_norm"][owner_namespace(name)] = norm
             elif kind == "u":
                 ratio = float(row[0])
                 scalars[f"update_ratio/{name}"] = ratio
                 stats.update_ratios[name] = ratio
-                overlay["update_ratio"][_namespace(name.rsplit(".", 1)[0])] = ratio
+                overlay["update_ratio"][owner_namespace(name)] = ratio
             else:
                 values = dict(zip(ACT_FIELDS, (float(v) for v in row), strict=True))
                 if values["nonfinite"]:
@@ -451,10 +448,10 @@ class Watcher:
                     scalars[f"act/{name}/{field}"] = values[field]
                 module = act_modules[name]
                 base = name.split("#")[0]
-                overlay["act_std"][_namespace(base)] = values["std"]
+                overlay["act_std"][module_namespace(base)] = values["std"]
                 if isinstance(module, _RELU_LIKE) and values["count"] > 0:
                     stats.dead_frac[name] = values["dead_frac"]
-                    overlay["dead_frac"][_namespace(base)] = values["dead_frac"]
+                    overlay["dead_frac"][module_namespace(base)] = values["dead_frac"]
                 if type(module) in _SATURATING and values["count"] > 0:
                     stats.sat_frac[name] = values["sat_frac"]
                     scalars[f"act/{name}/sat_frac"] = values["sat_frac"]
