@@ -200,3 +200,34 @@ def test_export_path_agrees_on_params_and_macs() -> None:
 
 def _inputs(x: Any) -> Any:
     return x
+
+
+class _Walked(nn.Module):
+    """getitem on a tuple, a parameter used directly, and shape arithmetic with no tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.gain = nn.Parameter(torch.ones(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = torch.chunk(self.fc(x), 2, dim=1)
+        n = x.shape[0] * 2
+        return (a * self.gain + b).repeat(n, 1)
+
+
+@pytest.mark.parametrize("trace", ["fx", "export"])
+def test_fx_and_export_walks_draw_the_same_structure(trace: str) -> None:
+    g = graph(_Walked(), torch.zeros(3, 4), trace=trace)
+    assert g.meta["trace"] == trace
+    ops = [n.op for n in g.nodes]
+    assert "getitem" not in ops and ops.count("input") == 1 and ops.count("output") == 1
+    by_id = {n.id: n for n in g.nodes}
+    chunk = next(n for n in g.nodes if n.op in {"chunk", "split"})
+    assert len(chunk.outputs) == 2 and all(o.shape == (3, 2) for o in chunk.outputs)
+    from_chunk = sorted(e.src_output for e in g.edges if e.src == chunk.id)
+    assert from_chunk == [0, 1]  # each half feeds its own consumer, as plain edges
+    assert any(p.name == "gain" for n in g.nodes for p in n.params)
+    assert g.groups[""].params == 4 * 4 + 4 + 2
+    out = by_id[g.outputs[0]]
+    assert out.inputs[0].shape == (18, 2)

@@ -6,36 +6,16 @@ milliseconds, and draws ATen ops rather than the modules and functions the user 
 
 from __future__ import annotations
 
-import operator
-import re
 from typing import Any
 
 import torch
 from torch import fx, nn
 
 from deepscope.graph.ir import Graph, ParamRef, TensorMeta
-from deepscope.graph.namespace import module_namespace
-from deepscope.sources._macs import function_macs, normalize_op
-from deepscope.sources._torch_fx import tree_map_meta, tree_map_ref_meta
-from deepscope.sources._torch_trace import (
-    Builder,
-    Ref,
-    flatten,
-    tensor_meta,
-    tree_map,
-)
+from deepscope.sources._fx_walk import NOT_CONSTANT, FxWalker, tree_map_meta
+from deepscope.sources._torch_trace import Ref, tensor_meta, tree_map
 
 __all__ = ["trace_export"]
-
-_SELF = re.compile(r"^(L\['self'\]\.?|L__self__\.?)")
-
-
-def _namespace(n: fx.Node) -> str:
-    stack = n.meta.get("nn_module_stack")
-    if not stack:
-        return ""
-    path = str(list(stack.values())[-1][0])
-    return module_namespace(_SELF.sub("", path))
 
 
 def _op_name(target: Any) -> str:
@@ -43,6 +23,34 @@ def _op_name(target: Any) -> str:
     if packet is not None:
         return str(getattr(packet, "__name__", target))
     return str(getattr(target, "__name__", target))
+
+
+class _ExportWalker(FxWalker):
+    def __init__(self, model: nn.Module, ep: Any, params: dict[int, ParamRef]) -> None:
+        super().__init__()
+        self.model, self.params = model, params
+        self.kinds: dict[str, tuple[str, str | None]] = {}
+        for spec in ep.graph_signature.input_specs:
+            name = getattr(spec.arg, "name", None)
+            if name is not None:
+                self.kinds[name] = (spec.kind.name, spec.target)
+
+    def value(self, n: fx.Node) -> Any:
+        return tree_map(n.meta.get("val"), tensor_meta)
+
+    def constant(self, n: fx.Node, value: Any) -> Any:
+        if n.op != "placeholder":
+            return NOT_CONSTANT
+        kind, target = self.kinds.get(n.name, ("USER_INPUT", None))
+        if kind == "USER_INPUT":
+            return NOT_CONSTANT
+        p = _param(self.model, target, self.params) if kind == "PARAMETER" else None
+        return tree_map_meta(value, lambda m: Ref(None, 0, m, p))
+
+    def call(
+        self, n: fx.Node, nid: str, arg_refs: Any, ins: list[Ref], outs: list[TensorMeta]
+    ) -> None:
+        self.add_function(n, nid, _op_name(n.target), str(n.target), arg_refs, ins, outs)
 
 
 def trace_export(
@@ -53,66 +61,7 @@ def trace_export(
 ) -> Graph:
     """Export with ``strict=False`` and build the graph from node metadata."""
     ep = torch.export.export(model, args, kwargs, strict=False)
-    kinds: dict[str, tuple[str, str | None]] = {}
-    for spec in ep.graph_signature.input_specs:
-        name = getattr(spec.arg, "name", None)
-        if name is not None:
-            kinds[name] = (spec.kind.name, spec.target)
-
-    b = Builder()
-    trees: dict[fx.Node, Any] = {}
-    for n in ep.graph.nodes:
-        val = tree_map(n.meta.get("val"), tensor_meta)
-        if n.op == "placeholder":
-            kind, target = kinds.get(n.name, ("USER_INPUT", None))
-            if kind != "USER_INPUT":
-                p = _param(model, target, params) if kind == "PARAMETER" else None
-                trees[n] = tree_map_meta(val, lambda m, p=p: Ref(None, 0, m, p))
-                continue
-        if n.op == "call_function" and n.target is operator.getitem:
-            parent = trees.get(n.args[0]) if isinstance(n.args[0], fx.Node) else None
-            if parent is not None and not isinstance(parent, Ref):
-                trees[n] = parent[n.args[1]]
-                continue
-        arg_refs = fx.node.map_arg((n.args, n.kwargs), lambda a: trees.get(a))
-        if n.op == "output":
-            ins = flatten(arg_refs)
-            nid = b.new_id("output")
-            b.add(
-                nid,
-                "output",
-                label="output",
-                namespace="",
-                inputs=ins,
-                outputs=[r.meta for r in ins],
-            )
-            b.outputs.append(nid)
-            continue
-        metas = flatten(val, TensorMeta)
-        if n.op != "placeholder" and not metas:
-            trees[n] = val
-            continue
-        nid = b.new_id(n.name)
-        counter = iter(range(len(metas)))
-        trees[n] = tree_map_meta(val, lambda m, nid=nid, c=counter: Ref(nid, next(c), m))
-        outs = [r.meta for r in flatten(trees[n])]
-        if n.op == "placeholder":
-            b.add(nid, "input", label=n.name, namespace="", inputs=[], outputs=outs)
-            b.inputs.append(nid)
-            continue
-        name = _op_name(n.target)
-        margs, mkwargs = tree_map_ref_meta(arg_refs)
-        b.add(
-            nid,
-            normalize_op(name),
-            label=n.name,
-            namespace=_namespace(n),
-            inputs=flatten(arg_refs),
-            outputs=outs,
-            macs=function_macs(name, margs, mkwargs, outs[0] if outs else None),
-            attrs={"target": str(n.target)},
-        )
-    return b.graph({})
+    return _ExportWalker(model, ep, params).walk(ep.graph.nodes)
 
 
 def _param(model: nn.Module, target: str | None, params: dict[int, ParamRef]) -> ParamRef | None:
