@@ -7,13 +7,17 @@ sizes, the venv's own pip excluded). Then adds the ``[onnx]`` extra (what ``deep
 model.onnx`` needs) and, in another fresh venv, installs ``tensorboard`` for comparison.
 
 Figures (goal: base <= 30 MB, like Netron's 27 MB; TensorBoard is ~150 MB):
-- ``base_mb``: ``pip install deepscope`` (numpy, Pillow, click, tqdm, starlette, uvicorn).
-- ``base_pyc_mb``: the part of ``base_mb`` that is bytecode pip compiled at install.
-- ``onnx_extra_mb``: what ``deepscope[onnx]`` adds on top.
-- ``tensorboard_mb``: ``pip install tensorboard`` (null if it cannot be installed).
+- ``base_mb``: ``pip install deepscope`` (click, tqdm, starlette, uvicorn and their deps;
+  no numpy, Pillow or torch), bytecode included.
+- ``base_pyc_mb``: the part of ``base_mb`` that is bytecode pip compiled at install;
+  ``base_no_pyc_mb`` is ``base_mb`` without it (``pip install --no-compile``).
+- ``onnx_extra_mb``: what ``deepscope[onnx]`` (onnx + numpy) adds on top.
+- ``tensorboard_mb`` / ``tensorboard_no_pyc_mb``: ``pip install tensorboard`` alike (null
+  if it cannot be installed).
 - ``packages_mb``: the largest distributions of the base install.
-- ``torch_installed``: must be false; ``serves``: the base install imports the server app
-  and runs ``deepscope --version``.
+- ``torch_installed``, ``numpy_installed``, ``pillow_installed``: must be false;
+  ``serves``: the base install runs ``deepscope serve`` on an empty logdir and answers
+  ``/api/runs``.
 
 Needs a package index (PyPI or a local mirror/cache as pip is configured). Run alone:
 ``python benchmarks/install_size_bench.py [--no-tensorboard]`` prints one JSON line last.
@@ -83,6 +87,33 @@ def added(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
 
 
+def pyc_bytes(site: Path, delta: dict[str, int]) -> int:
+    """Bytes of bytecode under the top-level entries in `delta`."""
+    return sum(
+        p.stat().st_size for k in delta if (site / k).is_dir() for p in (site / k).rglob("*.pyc")
+    )
+
+
+def serves(bin_: Path, logdir: Path) -> bool:
+    """`deepscope serve LOGDIR --port 0` starts and answers ``/api/runs``."""
+    code = (
+        "import json, re, subprocess, sys, urllib.request\n"
+        f"p = subprocess.Popen([{str(bin_ / 'deepscope')!r}, 'serve', {str(logdir)!r}, "
+        "'--port', '0'], stdout=subprocess.PIPE, text=True)\n"
+        "try:\n"
+        "    url = re.search(r'(http://127[.]0[.]0[.]1:[0-9]+)/', p.stdout.readline()).group(1)\n"
+        "    print(json.loads(urllib.request.urlopen(url + '/api/runs', timeout=30).read()))\n"
+        "finally:\n"
+        "    p.terminate()\n"
+    )
+    try:
+        sh(bin_ / "python", "-c", code)
+    except RuntimeError as exc:
+        print(f"serve failed: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def fresh_venv(path: Path) -> tuple[Path, dict[str, int]]:
     sh(sys.executable, "-m", "venv", path)
     return path / "bin", sizes(site_packages(path))
@@ -119,27 +150,24 @@ def main() -> None:
         base = sizes(site)
         delta = added(empty, base)
         base_mb = sum(delta.values()) / MB
-        torch_installed = (site / "torch").exists()
-        pyc_mb = (
-            sum(
-                p.stat().st_size
-                for k in delta
-                for p in (site / k).rglob("*.pyc")
-                if (site / k).is_dir()
-            )
-            / MB
-        )
+        pyc_mb = pyc_bytes(site, delta) / MB
+        installed = {m: (site / m).exists() for m in ("torch", "numpy", "PIL")}
+        (work / "logs").mkdir()
+        served = serves(bin_, work / "logs")
         sh(bin_ / "python", "-c", "import deepscope, deepscope.server.app")
         version = sh(bin_ / "deepscope", "--version").strip()
-        sh(bin_ / "pip", "install", "-q", "onnx>=1.21.0")
+        sh(bin_ / "pip", "install", "-q", f"{wheel}[onnx]")
         onnx_mb = sum(added(base, sizes(site)).values()) / MB
         tb_mb: float | None = None
+        tb_pyc_mb = 0.0
         if not args.no_tensorboard:
             tb_bin, tb_empty = fresh_venv(work / "venv-tb")
             try:
                 sh(tb_bin / "pip", "install", "-q", "tensorboard")
                 tb_site = site_packages(work / "venv-tb")
-                tb_mb = sum(added(tb_empty, sizes(tb_site)).values()) / MB
+                tb_delta = added(tb_empty, sizes(tb_site))
+                tb_mb = sum(tb_delta.values()) / MB
+                tb_pyc_mb = pyc_bytes(tb_site, tb_delta) / MB
             except RuntimeError as exc:
                 print(f"tensorboard not measured: {exc}", file=sys.stderr)
         result = {
@@ -147,12 +175,16 @@ def main() -> None:
             "wheel_mb": round(wheel.stat().st_size / MB, 2),
             "base_mb": round(base_mb, 1),
             "base_pyc_mb": round(pyc_mb, 1),
+            "base_no_pyc_mb": round(base_mb - pyc_mb, 1),
             "onnx_extra_mb": round(onnx_mb, 1),
             "tensorboard_mb": None if tb_mb is None else round(tb_mb, 1),
+            "tensorboard_no_pyc_mb": None if tb_mb is None else round(tb_mb - tb_pyc_mb, 1),
             "goal_mb": 30,
             "packages_mb": by_distribution(site, delta),
-            "torch_installed": torch_installed,
-            "serves": bool(version),
+            "torch_installed": installed["torch"],
+            "numpy_installed": installed["numpy"],
+            "pillow_installed": installed["PIL"],
+            "serves": served and bool(version),
         }
     print(json.dumps(result))
 

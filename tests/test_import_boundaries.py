@@ -359,3 +359,17 @@ def test_histogram_bytes_pack_without_numpy_as_numpy_packs_them() -> None:
         blocked=LEAN,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_cli_commands_that_need_numpy_say_what_to_install(tmp_path: Path) -> None:
+    cli = _blocker((*LEAN, "tensorboard")) + "from deepscope.cli import main\nmain()\n"
+    (tmp_path / "m.safetensors").write_bytes(b"")
+    for args, hint in (
+        (["import-tb", str(tmp_path), str(tmp_path / "out")], "deepscope[tensorboard]"),
+        (["summary", str(tmp_path / "m.safetensors")], "deepscope[onnx]"),
+    ):
+        out = subprocess.run(
+            [sys.executable, "-c", cli, *args], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode != 0 and hint in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr, out.stderr

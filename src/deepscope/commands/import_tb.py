@@ -22,6 +22,9 @@ def import_tb(tb_logdir: Path, logdir: Path, quiet: bool) -> None:
     """
     from tqdm import tqdm
 
+    from deepscope.errors import require
+
+    require("tensorboard", "tensorboard")  # before tb_import, which imports numpy
     from deepscope.store.tb_import import find_runs
     from deepscope.store.tb_import import import_tb as run_import
 
