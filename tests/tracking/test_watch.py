@@ -248,3 +248,56 @@ def test_overlays_name_the_owning_group_also_for_a_parameter_of_the_model_itself
     overlay = deepscope.store.jsonenc.loads(r.read_blob(r.blobs("overlay")[0]))
     assert set(overlay["grad_norm"]) == {"body/0", ""}, overlay["grad_norm"]
     assert set(overlay["act_std"]) >= {"body/0", "body/1"}, overlay["act_std"]
+
+
+def test_watch_and_attribution_take_the_same_tensor_from_a_module_output(tmp_path: Path) -> None:
+    """One rule for a module's output tensor: the first tensor of a tuple, list or any
+    mapping (a `ModelOutput`-like object), as `first_tensor` gives it to attribution."""
+    from collections.abc import Iterator, Mapping
+
+    from deepscope.capture.hooks import find_tensor, first_tensor
+
+    class Out(Mapping[str, object]):
+        def __init__(self, **items: object) -> None:
+            self._items = items
+
+        def __getitem__(self, key: str) -> object:
+            return self._items[key]
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self._items)
+
+        def __len__(self) -> int:
+            return len(self._items)
+
+    class Block(nn.Module):  # a leaf: watch hooks leaf modules
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.eye(3))
+
+        def forward(self, x: torch.Tensor) -> Out:
+            return Out(note="hidden", hidden=(x @ self.w) * 0 + 2.0)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = Block()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = self.block(x)["hidden"]
+            assert isinstance(out, torch.Tensor)
+            return out
+
+    x = torch.randn(4, 3)
+    out = Net().block(x)
+    assert first_tensor(out) is out["hidden"] and find_tensor(out) is out["hidden"]
+    assert find_tensor(("no", None)) is None
+    with pytest.raises(TypeError, match="no tensor"):
+        first_tensor(("no", None))
+
+    model = Net()
+    with deepscope.init(logdir=tmp_path) as run:
+        run.watch(model, every=1, what=("activations",))
+        model(x).sum().backward()
+    mean = open_store(tmp_path).run(run.name).scalars("act/block/mean")
+    assert [p.value for p in mean] == [2.0]

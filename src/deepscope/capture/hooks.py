@@ -122,15 +122,24 @@ def _first_index(value: Any) -> Any:
     return next((k for k, v in items if isinstance(v, torch.Tensor)), None)
 
 
-def first_tensor(value: Any) -> torch.Tensor:
+def find_tensor(value: Any) -> torch.Tensor | None:
     """The tensor a module returned, or the first tensor of a tuple/list (RNNs, attention
-    blocks) or of a mapping such as a Hugging Face `ModelOutput` (its first field)."""
+    blocks) or of a mapping such as a Hugging Face `ModelOutput` (its first tensor field);
+    None when there is none. The one rule for "a module's output tensor" in deepscope."""
     if isinstance(value, torch.Tensor):
         return value
     key = _first_index(value)
     if key is None:
-        raise TypeError(f"expected a tensor output, got {type(value).__name__} with no tensor")
+        return None
     tensor: torch.Tensor = value[key]
+    return tensor
+
+
+def first_tensor(value: Any) -> torch.Tensor:
+    """`find_tensor`, raising `TypeError` when the output holds no tensor."""
+    tensor = find_tensor(value)
+    if tensor is None:
+        raise TypeError(f"expected a tensor output, got {type(value).__name__} with no tensor")
     return tensor
 
 

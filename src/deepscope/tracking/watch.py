@@ -45,6 +45,7 @@ except ModuleNotFoundError as exc:
     ) from exc
 
 from deepscope.analysis.diagnostics.rules import Diagnoser, Diagnosis, StepStats
+from deepscope.capture.hooks import find_tensor
 from deepscope.capture.reducers import (
     ACT_FIELDS,
     Scratch,
@@ -73,19 +74,6 @@ _SATURATING: dict[type[nn.Module], str] = {
 
 class NonFiniteError(DeepscopeError, FloatingPointError):
     """Raised by `watch(..., raise_on_nonfinite=True)` at the first NaN/Inf."""
-
-
-def _first_tensor(out: Any) -> torch.Tensor | None:
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)):
-        for o in out:
-            t = _first_tensor(o)
-            if t is not None:
-                return t
-    if isinstance(out, dict):
-        return _first_tensor(list(out.values()))
-    return None
 
 
 def _norm(hist: HistogramData) -> float:
@@ -260,7 +248,7 @@ class Watcher:
             if not self._training():
                 return
             self._tick()
-            t = _first_tensor(out)
+            t = find_tensor(out)
             if t is None or not t.is_floating_point():
                 return
             seen = counts.get(self.iteration, 0)
@@ -279,7 +267,7 @@ class Watcher:
 
     def _on_root_post(self, module: nn.Module, args: Any, out: Any) -> None:
         if self._training() and self.guard:
-            t = _first_tensor(out)
+            t = find_tensor(out)
             final = t if t is not None and t.is_floating_point() else None
             self._handle(self._guard.forward_done(final, self.iteration))
 
