@@ -122,7 +122,11 @@ def test_init_refuses_a_network_filesystem_with_a_clear_error(
     monkeypatch.setattr(schema, "filesystem_type", lambda p, mounts=None: (fs, "/mnt/x"))
     with pytest.raises(StoreError, match="network filesystem") as info:
         deepscope.init(logdir=tmp_path / "runs")
-    assert "local disk" in str(info.value) and "postgresql" in str(info.value)
+    message = str(info.value)
+    assert "local disk" in message and f"{schema.ALLOW_NETWORK_FS_ENV}=1" in message
+    assert "allow_network_fs=True" in message
+    # no flag or backend that does not exist is offered (there is no --store option)
+    assert "--store" not in message and "postgres" not in message.lower()
     assert not (tmp_path / "runs").exists()
     deepscope.init(logdir=tmp_path / "runs", allow_network_fs=True).finish()
     monkeypatch.setenv(schema.ALLOW_NETWORK_FS_ENV, "1")

@@ -191,9 +191,9 @@ def check_local_filesystem(path: Path, *, allow_network_fs: bool = False) -> Non
         raise StoreError(
             f"the log directory {path} is on a network filesystem ({fs_type} mounted at "
             f"{mount}). SQLite's write-ahead log does not work over network filesystems and "
-            "runs could be corrupted. Put the logdir on a local disk, or use a PostgreSQL "
-            "store (--store postgresql://…, pip install 'deepscope[postgres]'). If you know "
-            f"this mount is safe, pass allow_network_fs=True or set {ALLOW_NETWORK_FS_ENV}=1."
+            "runs could be corrupted. Put the logdir on a local disk (copy finished runs to "
+            "the share afterwards: a run is one folder). If you know this mount is safe, "
+            f"pass allow_network_fs=True or set {ALLOW_NETWORK_FS_ENV}=1."
         )
 
 
