@@ -27,7 +27,7 @@ from deepscope.capture.hooks import HookSet
 from deepscope.capture.select import LayerSelectionError, Selector, is_explicit, select_layers
 from deepscope.sources._module_tree import is_keras
 
-__all__ = ["Recorder", "flatten_output", "prepare_inputs", "run_model", "unit_axis"]
+__all__ = ["Recorder", "flatten_output", "owned_by", "prepare_inputs", "run_model", "unit_axis"]
 
 
 def flatten_output(name: str, value: Any) -> Iterator[tuple[str, torch.Tensor]]:
@@ -56,10 +56,8 @@ def unit_axis(module: nn.Module, ndim: int, channels_last: bool) -> int:
 
 
 def _model_param(model: nn.Module) -> torch.Tensor | None:
-    try:
-        return next(iter(model.parameters()))
-    except StopIteration:
-        return None
+    """The first floating-point parameter (a Keras Dropout's int32 seed state comes first)."""
+    return next((p for p in model.parameters() if p.is_floating_point()), None)
 
 
 def prepare_inputs(model: nn.Module, inputs: Any) -> Any:
@@ -68,7 +66,14 @@ def prepare_inputs(model: nn.Module, inputs: Any) -> Any:
     param = _model_param(model)
     if is_keras(model) and param is None:
         weights = getattr(model, "weights", None) or []
-        param = next((w.value for w in weights if isinstance(w.value, torch.Tensor)), None)
+        param = next(
+            (
+                w.value
+                for w in weights
+                if isinstance(w.value, torch.Tensor) and w.value.is_floating_point()
+            ),
+            None,
+        )
 
     def move(x: Any) -> Any:
         if isinstance(x, np.ndarray):
@@ -127,6 +132,7 @@ class Recorder:
         self.selected = select_layers(model, layers)
         self.calls: dict[str, int] = {}
         self.order: list[str] = []
+        self.ran: set[str] = set()
 
     def record(self, name: str, module: nn.Module, tensor: torch.Tensor) -> None:
         """Keep what is needed of one output tensor (overridden)."""
@@ -147,20 +153,25 @@ class Recorder:
 
     def rename_first(self, old: str, new: str) -> None:
         """Rename the entries of a module's first call once it runs a second time."""
-        self.order = [new + o[len(old) :] if _owned(o, old) else o for o in self.order]
+        self.order = [new + o[len(old) :] if owned_by(o, old) else o for o in self.order]
 
     def run(self, inputs: Any) -> Any:
         """One forward pass with the hooks in place; returns the model's output."""
+        self.calls = {}
+        self.order = []
         with HookSet() as hooks:
             for name, module in self.selected:
                 hooks.forward(module, self._hook(name))
-            with torch.no_grad():
-                return run_model(self.model, prepare_inputs(self.model, inputs))
+            try:
+                with torch.no_grad():
+                    return run_model(self.model, prepare_inputs(self.model, inputs))
+            finally:
+                self.ran.update(self.calls)
 
     def check_ran(self) -> list[str]:
         """Names of selected layers that never ran: an error for layers named one by one,
         a warning (and the list) for globs, types and every-leaf selections."""
-        missing = [n for n, _ in self.selected if n not in self.calls]
+        missing = [n for n, _ in self.selected if n not in self.ran]
         if not missing:
             return []
         text = ", ".join(repr(m) for m in missing[:10]) + (" …" if len(missing) > 10 else "")
@@ -174,5 +185,6 @@ class Recorder:
         return missing
 
 
-def _owned(entry: str, name: str) -> bool:
+def owned_by(entry: str, name: str) -> bool:
+    """True when `entry` is the output `name` or one of its parts (`name:…`)."""
     return entry == name or entry.startswith(name + ":")

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from deepscope.analysis.activations.base import Recorder, batch_size, unit_axis
+from deepscope.analysis.activations.base import Recorder, batch_size, owned_by, unit_axis
 from deepscope.analysis.activations.result import Activations, LayerStats
 from deepscope.capture.select import Selector
 from deepscope.errors import DeepscopeError
@@ -47,6 +47,7 @@ class _Capture(Recorder):
         self.n = batch
         self.item_bytes = 0
         self.tensors: dict[str, torch.Tensor] = {}
+        self.batched: set[str] = set()
         self.stats: dict[str, LayerStats] = {}
         self.types: dict[str, str] = {}
         self.axes: dict[str, int] = {}
@@ -61,7 +62,11 @@ class _Capture(Recorder):
         if batched and self.max_bytes is not None:
             per_item = tensor[:1].numel() * tensor.element_size()
             self.item_bytes += per_item
-            self.n = min(self.n, self.max_bytes // max(self.item_bytes, 1))
+            n = min(self.n, self.max_bytes // max(self.item_bytes, 1))
+            if 0 < n < self.n:
+                self.n = n
+                self.finish()  # earlier outputs shrink now, so the cap holds at every step
+            self.n = n
             if self.n == 0:
                 raise DeepscopeError(
                     f"max_bytes={self.max_bytes} is less than one input's activations "
@@ -70,10 +75,13 @@ class _Capture(Recorder):
                 )
         part = tensor[: self.n] if batched and self.n < self.batch else tensor
         self.tensors[name] = part.to("cpu", copy=True)
+        if batched:
+            self.batched.add(name)
 
     def rename_first(self, old: str, new: str) -> None:
         super().rename_first(old, new)
         stores: tuple[dict[str, Any], ...] = (self.tensors, self.stats, self.types, self.axes)
+        self.batched = {new + b[len(old) :] if owned_by(b, old) else b for b in self.batched}
         for store in stores:
             for key in [k for k in store if k == old or k.startswith(old + ":")]:
                 store[new + key[len(old) :]] = store.pop(key)
@@ -81,7 +89,7 @@ class _Capture(Recorder):
     def finish(self) -> None:
         """Trim the outputs kept before the cap tightened to the final item count."""
         for name, t in self.tensors.items():
-            if t.ndim and t.shape[0] == self.batch and self.n < self.batch:
+            if name in self.batched and t.shape[0] > self.n:
                 self.tensors[name] = t[: self.n].clone()
 
 
