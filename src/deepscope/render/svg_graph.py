@@ -2,7 +2,7 @@
 through resvg (``pip install 'deepscope[png]'``).
 
 Every label is escaped and stripped of characters XML cannot hold: node names come from
-untrusted model files (THREATS.md D5).
+untrusted model files (docs/threats.md D5).
 
 Example:
     >>> from deepscope.graph.ir import Graph, Node

@@ -1,4 +1,4 @@
-"""`ReadGate`: every read of a run goes through here (THREATS S10, D8).
+"""`ReadGate`: every read of a run goes through here (docs/threats.md S10, D8).
 
 A hostile ``run.db`` (a VIEW with an endless recursive query) can keep a worker thread busy
 for as long as its query runs. Without a bound, one such run takes every worker thread and

@@ -1,4 +1,5 @@
-"""`RunListing`: the run list behind ``/api/runs``, cached between changes (THREATS S10, D8).
+"""`RunListing`: the run list behind ``/api/runs``, cached between changes (threats S10, D8
+in docs/threats.md).
 
 - Run names are scanned once per change of the log folder (its mtime), plus a cheap re-check
   of folders that had no ``run.db`` yet (a run being created).
@@ -48,7 +49,7 @@ def confined_db(root: Path, name: str) -> Path:
     """The resolved ``run.db`` of run `name` under the resolved `root`.
 
     `NotFoundError` when it does not exist; `OutsideLogdirError` when the run folder or the
-    database is a symbolic link leading out of the log folder (THREATS S10, like blobs).
+    database is a symbolic link leading out of the log folder (docs/threats.md S10, like blobs).
     """
     try:  # os.path.realpath: the same as Path.resolve, at half the cost (every request)
         target = Path(os.path.realpath(os.path.join(root, name, DB_NAME), strict=True))

@@ -1,4 +1,4 @@
-"""The one validator every untrusted path goes through before a file is opened (THREATS D4).
+"""The one validator every untrusted path goes through before a file is opened (docs/threats.md D4).
 
 `confine(root, untrusted)` URL-decodes to a fixed point, rejects NUL, backslashes, absolute
 paths, drive letters, URL schemes and ``..`` components, then resolves symlinks and checks

@@ -1,4 +1,4 @@
-"""`VersionPoller`: one poller shared by every ``/api/stream`` connection (THREATS D8).
+"""`VersionPoller`: one poller shared by every ``/api/stream`` connection (docs/threats.md D8).
 
 Before, each SSE stream polled each of its runs every interval in its own worker thread:
 100 streams x 100 runs made 20,000 queries a second and ``/api/runs`` took seconds. Now:

@@ -2,7 +2,7 @@
 
 uvicorn closes idle keep-alive connections (``timeout_keep_alive``) but not one that sent a
 partial request line: receiving any byte cancels its keep-alive timer, and nothing re-arms
-it until a whole request arrives. A slowloris client (THREATS D6, D8) could hold a
+it until a whole request arrives. A slowloris client (docs/threats.md D6, D8) could hold a
 connection forever. Here every connection, and every new request on a kept-alive one, has
 `header_timeout` seconds to deliver a complete request head; past that it is closed. The
 deadline is absolute (trickling one byte a second does not extend it).

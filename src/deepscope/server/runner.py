@@ -79,7 +79,7 @@ def url_for(host: str, port: int) -> str:
 def make_server(settings: Settings, app: Starlette | None = None) -> uvicorn.Server:
     """A uvicorn server for `create_app(settings)` (quiet logs, short shutdown grace).
 
-    Connections are bounded (THREATS D8): a request head must arrive within
+    Connections are bounded (docs/threats.md D8): a request head must arrive within
     `Settings.header_timeout` seconds (`deepscope.server.protocol`), an idle keep-alive
     connection closes after `Settings.keep_alive` seconds, a request head larger than
     `MAX_HEAD_BYTES` is a 400, and past `Settings.max_connections` uvicorn answers 503.

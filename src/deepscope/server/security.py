@@ -1,4 +1,4 @@
-"""Security defaults as one pure ASGI middleware (THREATS D1-D3, D6).
+"""Security defaults as one pure ASGI middleware (docs/threats.md D1-D3, D6).
 
 Pure ASGI (not `BaseHTTPMiddleware`) so server-sent event streams pass through unbuffered.
 In order, for every HTTP request:

@@ -1,4 +1,4 @@
-"""Size caps and version pins shared by the model-file sources (THREATS.md A)."""
+"""Size caps and version pins shared by the model-file sources (docs/threats.md M1-M12)."""
 
 from __future__ import annotations
 

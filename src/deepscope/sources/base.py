@@ -5,7 +5,7 @@ A source module (one per format, listed explicitly in `deepscope.sources.SOURCES
     def match(target: object) -> bool      # cheap: suffix / magic bytes / isinstance
     def load(target: object, *, trust: bool = False, **options) -> Model
 
-`load` never executes code from a file unless `trust=True` (THREATS.md M1-M9).
+`load` never executes code from a file unless `trust=True` (docs/threats.md M1-M9).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Checks that keep a hostile or corrupt ``run.db`` from hurting its readers (THREATS.md S10).
+"""Checks that keep a hostile or corrupt ``run.db`` from hurting its readers (docs/threats.md S10).
 
 * `verify_schema`: the database holds exactly the tables and indexes deepscope writes (their
   SQL compared with what the writer creates, for every schema version), and no view, trigger

@@ -4,7 +4,7 @@ Every call opens a read-only connection (``mode=ro``), reads in one transaction 
 snapshot: a batch is seen whole or not at all) and closes it, so readers never hold a
 snapshot between calls and never block the writer or its checkpoints.
 
-A run.db is data from anywhere (THREATS.md S10). Every read first verifies the schema
+A run.db is data from anywhere (docs/threats.md S10). Every read first verifies the schema
 (`deepscope.store.checks.verify_schema`: no views, triggers or altered tables), runs under
 a deadline (a progress handler; `read_deadline` seconds per call, `INFO_DEADLINE` for the
 run's metadata) and converts every value strictly. Whatever goes wrong with one run raises

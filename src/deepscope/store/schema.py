@@ -3,7 +3,7 @@
 One database per run (``LOGDIR/<run>/run.db``), WAL mode. Every connection gets
 ``busy_timeout`` >= 5 s; every write transaction is ``BEGIN IMMEDIATE`` (a deferred
 transaction that reads first and then writes fails at once with ``SQLITE_BUSY_SNAPSHOT``
-whatever the busy timeout, THREATS.md S4). The schema is created exactly once, under
+whatever the busy timeout, docs/threats.md S4). The schema is created exactly once, under
 ``BEGIN IMMEDIATE``, keyed by ``PRAGMA user_version``, so processes that start together
 on a fresh run never race (S5).
 """

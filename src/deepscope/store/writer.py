@@ -3,7 +3,7 @@
 Training threads only append to a deque (``put``); the writer thread commits everything it
 finds in ONE ``BEGIN IMMEDIATE … COMMIT`` every ``flush_interval`` seconds, or sooner when
 ``batch_items`` items are waiting. ``flush()`` blocks until everything put before it is
-committed. Durability (README, THREATS.md section b):
+committed. Durability (README, docs/threats.md, Durability):
 
 * after kill -9 / OOM / segfault: everything before the last returned ``flush()`` is there,
   at most one flush interval is lost, batches are all-or-nothing, no repair is needed;
@@ -463,7 +463,7 @@ class RunWriter:
                 log.debug("deepscope: heartbeat failed: %s", exc)
 
     def _maybe_checkpoint(self) -> None:
-        """Bound the WAL even while readers keep snapshots open (THREATS.md S3)."""
+        """Bound the WAL even while readers keep snapshots open (docs/threats.md S3)."""
         wal = self.db_path.with_name(DB_NAME + "-wal")
         try:
             if wal.stat().st_size <= self.options.checkpoint_bytes:

@@ -1,7 +1,7 @@
 """Histograms of tensors that never raise on NaN, infinities, extreme ranges or empty input.
 
 Finite values are binned into `bins` equal-width bins between their min and max; NaN,
-+Inf and -Inf are counted apart (THREATS N2, N3). Torch tensors off the CPU are reduced
++Inf and -Inf are counted apart (docs/threats.md N2, N3). Torch tensors off the CPU are reduced
 where they live and only the small sketch crosses to the host, in one copy (N4).
 
 Logging splits the work in two so the training thread stays cheap:

@@ -1,4 +1,4 @@
-"""Turn a tensor, array or PIL image into PNG bytes, or say clearly why not (THREATS N5).
+"""Turn a tensor, array or PIL image into PNG bytes, or say clearly why not (docs/threats.md N5).
 
 Every check happens here, in the caller's thread, so a bad image fails at log time and
 never later in the dashboard.

@@ -7,7 +7,7 @@ Example:
     ...         run.log({"loss": 1 / (step + 1)})
 
 `log*()` only enqueues; a background thread commits every `flush_interval` seconds.
-Durability (THREATS.md section b):
+Durability (docs/threats.md, Durability):
 
 * after kill -9, an OOM kill or a segfault of the training process, everything logged
   before the last returned `flush()` is present; at most one flush interval is lost;
