@@ -373,3 +373,64 @@ def test_cli_commands_that_need_numpy_say_what_to_install(tmp_path: Path) -> Non
         )
         assert out.returncode != 0 and hint in out.stderr, out.stderr
         assert "Traceback" not in out.stderr, out.stderr
+
+
+# ---- The one direction of imports (DESIGN §1), read from the source: shared records and
+# codecs sit below every layer that uses them, so no layer imports another sideways or up.
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "deepscope"
+NEUTRAL = {"deepscope.errors", "deepscope._jsonstrict", "deepscope._histdata"}
+LAYER_MAY_IMPORT: dict[str, set[str]] = {
+    # package: the deepscope packages/modules it may import (besides itself and NEUTRAL)
+    "graph": set(),
+    "store": set(),
+    "capture": {"deepscope.sources"},  # the module tree walker (nn and Keras layers)
+}
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules `path` imports at run time (``if TYPE_CHECKING:`` blocks left out)."""
+    import ast
+
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for c in child.orelse:
+                    visit(c)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(a.name for a in child.names)
+            elif isinstance(child, ast.ImportFrom) and child.module and not child.level:
+                found.add(child.module)
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+def _allowed(name: str, allowed: set[str]) -> bool:
+    return any(name == a or name.startswith(a + ".") for a in allowed)
+
+
+@pytest.mark.parametrize("package", sorted(LAYER_MAY_IMPORT))
+def test_layers_import_only_what_design_allows(package: str) -> None:
+    own = {f"deepscope.{package}"} | NEUTRAL | LAYER_MAY_IMPORT[package]
+    wrong = {
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in sorted((SRC / package).rglob("*.py"))
+        for name in _runtime_imports(path)
+        if name.startswith("deepscope") and not _allowed(name, own)
+    }
+    assert not wrong, sorted(wrong)
+
+
+@pytest.mark.parametrize("module", ["_jsonstrict", "_histdata", "graph/namespace"])
+def test_shared_records_and_codecs_import_the_standard_library_only(module: str) -> None:
+    imports = _runtime_imports(SRC / f"{module}.py")
+    outside = {m for m in imports if m.split(".")[0] not in sys.stdlib_module_names}
+    assert outside <= {"deepscope.graph.ir"}, outside
+    name = "deepscope." + module.replace("/", ".")
+    out = _run_blocked(f"import {name}\n", blocked=("torch", "numpy"))
+    assert out.returncode == 0, out.stderr
