@@ -20,9 +20,9 @@ from torch import fx
 from deepscope.graph.ir import Graph, TensorMeta
 from deepscope.graph.namespace import module_namespace
 from deepscope.sources._macs import function_macs, normalize_op
-from deepscope.sources._torch_trace import Builder, Ref, flatten
+from deepscope.sources._torch_trace import Builder, Ref, flatten, tree_map
 
-__all__ = ["NOT_CONSTANT", "FxWalker", "stack_namespace", "tree_map_meta", "tree_map_ref_meta"]
+__all__ = ["NOT_CONSTANT", "FxWalker", "stack_namespace", "tree_map_ref_meta"]
 
 NOT_CONSTANT: Any = object()
 """What `FxWalker.constant` returns for a node that is drawn (not a parameter or attribute)."""
@@ -125,27 +125,13 @@ class FxWalker:
             return
         nid = b.new_id(n.name)
         counter = iter(range(len(metas)))
-        trees[n] = tree_map_meta(value, lambda m, c=counter: Ref(nid, next(c), m))
+        trees[n] = tree_map(value, lambda m, c=counter: Ref(nid, next(c), m), TensorMeta)
         outs = [r.meta for r in flatten(trees[n])]
         if n.op == "placeholder":
             b.add(nid, "input", label=self.input_label(n), namespace="", inputs=[], outputs=outs)
             b.inputs.append(nid)
             return
         self.call(n, nid, arg_refs, ins, outs)
-
-
-def tree_map_meta(value: Any, leaf: Any) -> Any:
-    """Like `tree_map` for trees whose leaves are `TensorMeta`."""
-    if isinstance(value, TensorMeta):
-        return leaf(value)
-    if isinstance(value, tuple):
-        items = [tree_map_meta(v, leaf) for v in value]
-        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
-    if isinstance(value, list):
-        return [tree_map_meta(v, leaf) for v in value]
-    if isinstance(value, dict):
-        return {k: tree_map_meta(v, leaf) for k, v in value.items()}
-    return value
 
 
 def tree_map_ref_meta(arg_refs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -12,8 +12,8 @@ import torch
 from torch import fx, nn
 
 from deepscope.graph.ir import Graph, ParamRef, TensorMeta
-from deepscope.sources._fx_walk import NOT_CONSTANT, FxWalker, tree_map_meta
-from deepscope.sources._torch_trace import Ref, tensor_meta, tree_map
+from deepscope.sources._fx_walk import NOT_CONSTANT, FxWalker
+from deepscope.sources._torch_trace import Args, Kwargs, Params, Ref, tensor_meta, tree_map
 
 __all__ = ["trace_export"]
 
@@ -45,7 +45,7 @@ class _ExportWalker(FxWalker):
         if kind == "USER_INPUT":
             return NOT_CONSTANT
         p = _param(self.model, target, self.params) if kind == "PARAMETER" else None
-        return tree_map_meta(value, lambda m: Ref(None, 0, m, p))
+        return tree_map(value, lambda m: Ref(None, 0, m, p), TensorMeta)
 
     def call(
         self, n: fx.Node, nid: str, arg_refs: Any, ins: list[Ref], outs: list[TensorMeta]
@@ -53,12 +53,7 @@ class _ExportWalker(FxWalker):
         self.add_function(n, nid, _op_name(n.target), str(n.target), arg_refs, ins, outs)
 
 
-def trace_export(
-    model: nn.Module,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    params: dict[int, ParamRef],
-) -> Graph:
+def trace_export(model: nn.Module, args: Args, kwargs: Kwargs, params: Params) -> Graph:
     """Export with ``strict=False`` and build the graph from node metadata."""
     ep = torch.export.export(model, args, kwargs, strict=False)
     return _ExportWalker(model, ep, params).walk(ep.graph.nodes)

@@ -12,7 +12,15 @@ from deepscope.graph.ir import Graph, ParamRef, TensorMeta
 from deepscope.graph.namespace import module_namespace
 from deepscope.sources._fx_walk import NOT_CONSTANT, FxWalker, stack_namespace
 from deepscope.sources._macs import module_macs
-from deepscope.sources._torch_trace import Ref, is_leaf_module, tensor_meta, tree_map
+from deepscope.sources._torch_trace import (
+    Args,
+    Kwargs,
+    Params,
+    Ref,
+    is_leaf_module,
+    tensor_meta,
+    tree_map,
+)
 
 __all__ = ["trace_fx"]
 
@@ -92,12 +100,7 @@ class _FxWalker(FxWalker):
         )
 
 
-def trace_fx(
-    model: nn.Module,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    params: dict[int, ParamRef],
-) -> Graph:
+def trace_fx(model: nn.Module, args: Args, kwargs: Kwargs, params: Params) -> Graph:
     """Trace with fx and record shapes with one forward. Raises whatever fx raises."""
     graph = _Tracer().trace(model)
     gm = fx.GraphModule(model, graph)

@@ -17,7 +17,10 @@ from deepscope.graph.namespace import module_namespace
 from deepscope.sources._macs import function_macs, module_macs, normalize_op
 from deepscope.sources._module_tree import is_keras, named_modules, named_parameters
 from deepscope.sources._torch_trace import (
+    Args,
     Builder,
+    Kwargs,
+    Params,
     Ref,
     flatten,
     is_leaf_module,
@@ -151,12 +154,7 @@ class _Mode(TorchFunctionMode):
         return out
 
 
-def trace_hooks(
-    model: nn.Module,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    params: dict[int, ParamRef],
-) -> Graph:
+def trace_hooks(model: nn.Module, args: Args, kwargs: Kwargs, params: Params) -> Graph:
     """Trace one eager forward. Hooks are removed whatever happens."""
     rec = _Recorder(model, params)
     for i, a in enumerate(args):

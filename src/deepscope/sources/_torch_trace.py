@@ -17,7 +17,10 @@ from deepscope.graph.namespace import module_namespace
 from deepscope.sources._module_tree import children, is_keras, named_modules, named_parameters
 
 __all__ = [
+    "Args",
     "Builder",
+    "Kwargs",
+    "Params",
     "Ref",
     "flatten",
     "is_leaf_module",
@@ -27,6 +30,14 @@ __all__ = [
     "tensor_meta",
     "tree_map",
 ]
+
+
+Args = tuple[Any, ...]
+"""Positional example inputs of a trace."""
+Kwargs = dict[str, Any]
+"""Keyword example inputs of a trace."""
+Params = dict[int, ParamRef]
+"""``id(parameter)`` -> its `ParamRef` (see `param_table`)."""
 
 
 @dataclass(frozen=True)
@@ -55,17 +66,18 @@ def tensor_meta(t: Any) -> TensorMeta:
     return TensorMeta(shape=tuple(dims), dtype=dtype_name(getattr(t, "dtype", None)))
 
 
-def tree_map(value: Any, leaf: Any) -> Any:
-    """Apply `leaf` to every tensor in tuples/lists/dicts (other values stay as they are)."""
-    if isinstance(value, torch.Tensor):
+def tree_map(value: Any, leaf: Any, kind: type = torch.Tensor) -> Any:
+    """Apply `leaf` to every `kind` (a tensor, or a `TensorMeta` in a traced value) in
+    tuples/lists/dicts; other values stay as they are, named tuples stay named tuples."""
+    if isinstance(value, kind):
         return leaf(value)
     if isinstance(value, tuple):
-        items = [tree_map(v, leaf) for v in value]
+        items = [tree_map(v, leaf, kind) for v in value]
         return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
     if isinstance(value, list):
-        return [tree_map(v, leaf) for v in value]
+        return [tree_map(v, leaf, kind) for v in value]
     if isinstance(value, dict):
-        return {k: tree_map(v, leaf) for k, v in value.items()}
+        return {k: tree_map(v, leaf, kind) for k, v in value.items()}
     return value
 
 
