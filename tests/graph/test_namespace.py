@@ -62,3 +62,16 @@ def test_traced_nodes_and_weights_only_graph_agree_on_groups() -> None:
         assert g.groups[""].params == 4 * 3 + 3 + 3 * 2 + 2 + 2, trace
     wg = weights_graph({k: v for k, v in model.state_dict().items()})
     assert {n.namespace for n in wg.nodes} == expected
+
+
+def test_collapse_and_the_server_levels_name_groups_alike() -> None:
+    """The collapsed graph and the server's graph levels use one group id for a module."""
+    from deepscope.graph.collapse import collapse
+    from deepscope.graph.ir import Graph, Node
+    from deepscope.graph.namespace import group_id, prefixes
+    from deepscope.server import graph_index
+
+    assert prefixes("") == [""] and prefixes("a/b") == ["", "a", "a/b"]
+    g = Graph(nodes=[Node("n", "relu", namespace="block/0/act")])
+    (node,) = collapse(g, 1).nodes
+    assert node.id == group_id("block") == graph_index.group_id("block")

@@ -15,24 +15,12 @@ from __future__ import annotations
 
 from deepscope.graph.gcpause import gc_paused
 from deepscope.graph.ir import Edge, Graph, GroupStats, Node, ParamRef, Shape
-from deepscope.graph.namespace import owner_namespace
+from deepscope.graph.namespace import owner_namespace, prefixes
 
 __all__ = ["PSEUDO_OPS", "aggregate", "prefixes"]
 
 # Nodes that mark graph boundaries rather than compute: not counted as ops.
 PSEUDO_OPS = frozenset({"input", "output"})
-
-
-def prefixes(namespace: str) -> list[str]:
-    """Every group a node with this namespace belongs to, outermost first.
-
-    >>> prefixes("layer1/0/conv1")
-    ['', 'layer1', 'layer1/0', 'layer1/0/conv1']
-    """
-    if not namespace:
-        return [""]
-    parts = namespace.split("/")
-    return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _common_depth(a: list[str], b: list[str]) -> int:

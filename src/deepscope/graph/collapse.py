@@ -20,13 +20,9 @@ from collections.abc import Callable, Iterable
 
 from deepscope.graph.aggregate import aggregate
 from deepscope.graph.ir import Edge, Graph, GroupStats, Node, ParamRef, TensorMeta
+from deepscope.graph.namespace import group_id
 
 __all__ = ["collapse", "group_id", "merge_nodes"]
-
-
-def group_id(namespace: str) -> str:
-    """The id of the group node for `namespace`."""
-    return f"ns:{namespace}"
 
 
 def _rep_namespace(namespace: str, depth: int) -> str | None:

@@ -2,7 +2,9 @@
 
 A namespace is the module path with ``/`` between its parts (``layer1/0/conv1``); the root
 module is ``""``. Every source, the aggregates and the tracker's overlays name groups with
-these two functions, so a node, its parameters and its overlay values land in one group.
+`module_namespace` and `owner_namespace`, so a node, its parameters and its overlay values
+land in one group; `prefixes` lists the groups a namespace nests in and `group_id` names a
+group's node, for the aggregates, `collapse` and the server's graph levels alike.
 
 Example:
     >>> module_namespace("layer1.0.conv1")
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["module_namespace", "owner_namespace"]
+__all__ = ["group_id", "module_namespace", "owner_namespace", "prefixes"]
 
 _SEP = re.compile(r"[./]")
 
@@ -36,3 +38,20 @@ def owner_namespace(name: str) -> str:
     """The namespace of the module that owns a parameter or buffer name: everything but
     the last part (``"layer1.0.conv1.weight"`` → ``"layer1/0/conv1"``, ``"bias"`` → ``""``)."""
     return "/".join(_parts(name)[:-1])
+
+
+def prefixes(namespace: str) -> list[str]:
+    """Every group a node with this namespace belongs to, outermost first.
+
+    >>> prefixes("layer1/0/conv1")
+    ['', 'layer1', 'layer1/0', 'layer1/0/conv1']
+    """
+    if not namespace:
+        return [""]
+    parts = namespace.split("/")
+    return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def group_id(namespace: str) -> str:
+    """The id of the group node of `namespace` (``ns:<namespace>``)."""
+    return f"ns:{namespace}"

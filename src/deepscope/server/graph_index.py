@@ -30,6 +30,7 @@ from deepscope.errors import ModelFormatError, NotFoundError
 from deepscope.graph.aggregate import aggregate
 from deepscope.graph.gcpause import gc_paused
 from deepscope.graph.ir import Graph
+from deepscope.graph.namespace import group_id, prefixes
 from deepscope.graph.serialize import (
     check_version,
     decode_value,
@@ -49,18 +50,6 @@ LEVEL_CACHE = 64
 LEVEL_META_SKIP = frozenset({"moduleTypes", "unusedParams"})
 
 Wire = dict[str, Any]
-
-
-def group_id(namespace: str) -> str:
-    """The id of the group node of `namespace` (``ns:<namespace>``)."""
-    return f"ns:{namespace}"
-
-
-def _prefixes(namespace: str) -> list[str]:
-    if not namespace:
-        return [""]
-    parts = namespace.split("/")
-    return [""] + ["/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _tensor(t: Any) -> dict[str, Any]:
@@ -181,7 +170,7 @@ class GraphIndex:
             members = ops.get(ns)
             if members is None:
                 members = ops[ns] = []
-                pre = prefix[ns] = _prefixes(ns)
+                pre = prefix[ns] = prefixes(ns)
                 for parent, child in zip(pre, pre[1:], strict=False):
                     if child not in known:
                         known.add(child)

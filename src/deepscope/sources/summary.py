@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepscope.graph.aggregate import aggregate, prefixes
+from deepscope.graph.aggregate import aggregate
 from deepscope.graph.ir import Graph, Node, ParamRef, Shape
-from deepscope.graph.namespace import module_namespace
+from deepscope.graph.namespace import module_namespace, prefixes
 
 __all__ = ["Summary", "SummaryRow", "summary", "summary_from_graph"]
 
