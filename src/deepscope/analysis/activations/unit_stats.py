@@ -18,7 +18,7 @@ Example:
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.ReLU())
     >>> data = [torch.rand(4, 1, 8, 8) for _ in range(2)]
     >>> s = unit_stats(net, data, ["1"], top_k=2, progress=False)
-    >>> s["1"].top_indices.shape, s["1"].receptive_field["size"]
+    >>> tuple(s["1"].top_indices.shape), s["1"].receptive_field["size"]
     ((3, 2), (3, 3))
 """
 
@@ -134,25 +134,32 @@ class _Stream(Recorder):
         if tensor.ndim < 2 or tensor.shape[0] != self.batch:
             self.skipped.add(name)  # not batch-major (an RNN's h_n): no per-input scores
             return
-        axis = unit_axis(module, tensor.ndim, self.channels_last)
-        x = tensor.movedim(axis, -1)
-        spatial = tuple(int(s) for s in x.shape[1:-1])
-        flat = x.reshape(x.shape[0], -1, x.shape[-1]).float()
+        axis = unit_axis(module, tensor.ndim, self.channels_last) % tensor.ndim
+        b, units = int(tensor.shape[0]), int(tensor.shape[axis])
+        spatial = tuple(int(s) for i, s in enumerate(tensor.shape) if i not in (0, axis))
+        # reduce in the output's own layout (no transposed copy): (B, U, P) or (B, P, U)
+        if axis == 1:
+            flat, pdim = tensor.reshape(b, units, -1), 2
+        else:
+            flat, pdim = tensor.reshape(b, -1, units), 1
+        if not flat.is_floating_point():
+            flat = flat.float()
+        positions = int(flat.shape[pdim])
         acc = self.acc.get(name)
         if acc is None:
-            units = int(flat.shape[-1])
             zero = torch.zeros(units, dtype=torch.float64)
             acc = _Acc(
                 axis, spatial, zero, zero.clone(), torch.full((units,), -torch.inf), zero.clone()
             )
             self.acc[name] = acc
-        acc.sum += flat.sum((0, 1)).double().cpu()
-        acc.sum_sq += (flat * flat).sum((0, 1)).double().cpu()
-        score, pos = flat.max(dim=1)
-        acc.max = torch.maximum(acc.max, score.max(0).values.cpu())
-        acc.zeros += (flat == 0).sum((0, 1)).double().cpu()
-        acc.count += int(flat.shape[0] * flat.shape[1])
-        acc.batch_score, acc.batch_pos = score.cpu(), pos.cpu()
+        # per-input sums in the output's dtype (at most P terms each), totals in float64
+        acc.sum += flat.sum(pdim).double().sum(0).cpu()
+        acc.sum_sq += torch.linalg.vecdot(flat, flat, dim=pdim).double().sum(0).cpu()
+        score, pos = flat.max(dim=pdim)
+        acc.max = torch.maximum(acc.max, score.max(0).values.float().cpu())
+        acc.zeros += (b * positions - torch.count_nonzero(flat, dim=(0, pdim))).double().cpu()
+        acc.count += b * positions
+        acc.batch_score, acc.batch_pos = score.float().cpu(), pos.cpu()
 
 
 def _probe_field(
