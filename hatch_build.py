@@ -19,6 +19,8 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 APP_DIR = Path("src/deepscope/server/static/app")
+# What `npm run build` writes besides index.html: the notebook widget and report entries.
+EMBED_OUTPUTS = ("embed/widget.js", "embed/report.js")
 SOURCE_FILES = (
     "index.html",
     "package.json",
@@ -36,7 +38,7 @@ def newest_source_mtime(frontend: Path) -> float:
 
 
 def needs_build(frontend: Path, index: Path) -> bool:
-    if not index.exists():
+    if not index.exists() or not all((index.parent / p).exists() for p in EMBED_OUTPUTS):
         return True
     if not (frontend / "src").is_dir():
         return False

@@ -1,6 +1,6 @@
 // Arrange logged attribution items as a method × input grid: one grid per step, a row per tag
 // (method) and a column per input index, with the per-input labels read from the meta.
-import type { AttributionItem } from '../../api';
+import type { AttributionItem } from '../../wire/types';
 
 export interface Cell {
   item: AttributionItem;
@@ -18,7 +18,7 @@ export interface Column {
   index: number;
   label: string | null;
   pred: string | null;
-  /** An item of this column with a logged input image (the first row that has one). */
+  /** An item of this column with a logged input image part (the first row that has one). */
   input: AttributionItem | null;
 }
 
@@ -72,7 +72,7 @@ export function buildGrid(items: readonly AttributionItem[], step: number): Grid
     }
     col.label ??= text(m.label);
     col.pred ??= text(m.pred);
-    if (col.input === null && item.inputId !== null && item.inputId !== undefined) col.input = item;
+    if (col.input === null && item.parts.input !== null) col.input = item;
     if (colorbar.length === 0 && Array.isArray(m.colorbar)) {
       const stops = m.colorbar.filter((c): c is string => typeof c === 'string' && HEX.test(c));
       if (stops.length >= 2) {
