@@ -36,7 +36,7 @@ WIDGET_PAGE = """<!doctype html>
 <script type="module">
   // anywidget's model contract: get(name) and on(event, callback); the payload travels in a
   // trait named "payload" (a JSON string here, as a Unicode trait would carry it).
-  const payload = await (await fetch('./payload.json')).text();
+  let payload = await (await fetch('./payload.json')).text();
   const listeners = {};
   const model = {
     get: (name) => (name === 'payload' ? payload : undefined),
@@ -46,6 +46,8 @@ WIDGET_PAGE = """<!doctype html>
   const widget = await import('./widget.js');
   window.__cleanup = widget.default.render({ model, el: document.getElementById('out') });
   window.__listeners = Object.keys(listeners);
+  // a Dict trait carries an object: set one and fire the change, as the kernel would
+  window.__setPayload = (value) => { payload = value; listeners['change:payload'].forEach((cb) => cb()); };
 </script></body></html>
 """
 
@@ -157,7 +159,10 @@ def test_dashboard_grid_draws_the_logged_result(
 
 
 def test_widget_entry_draws_the_same_pixels(
-    widget_site: str, browser: Any, dashboard_grid: tuple[np.ndarray, dict[str, Any]]
+    widget_site: str,
+    browser: Any,
+    dashboard_grid: tuple[np.ndarray, dict[str, Any]],
+    logged: dict[str, Any],
 ) -> None:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
@@ -170,6 +175,17 @@ def test_widget_entry_draws_the_same_pixels(
         texts = _texts(page)
         assert page.evaluate("() => window.__listeners") == ["change:payload"]
         assert page.evaluate("() => typeof window.__cleanup") == "function"
+        # the view redraws on change:payload (here an object with the first input only)
+        one = dict(logged["payload"])
+        one["view"] = {**one["view"], "items": one["view"]["items"][:1]}
+        page.evaluate("(p) => window.__setPayload(p)", one)
+        grid = page.locator('[data-testid="attribution-grid"]')
+        page.wait_for_function(
+            "() => document.querySelector('[data-testid=attribution-grid]').dataset.columns === '1'"
+        )
+        assert grid.get_attribute("data-rows") == "1"
+        page.evaluate("() => window.__cleanup()")
+        assert page.locator('[data-testid="attribution-grid"]').count() == 0
         assert errors == []
     finally:
         context.close()

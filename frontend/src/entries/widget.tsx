@@ -1,7 +1,7 @@
 // The notebook widget entry: an anywidget ES module (https://anywidget.dev). The widget's
 // model holds the embedded payload (`deepscope.views.embed`) in its `payload` trait (an
 // object or a JSON string); `render` draws the same panel component as the dashboard into
-// `el` and redraws when the trait changes.
+// `el` and redraws when the trait changes; the function it returns is the view's cleanup.
 
 import { render as draw } from 'preact';
 import { mount, styleElement } from './embedded';
@@ -13,7 +13,7 @@ export interface WidgetModel {
   off?(event?: string | null, callback?: (() => void) | null): void;
 }
 
-export function render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => void {
+function render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => void {
   el.replaceChildren(styleElement(el.ownerDocument));
   const host = el.ownerDocument.createElement('div');
   host.className = 'panel-host deepscope-widget';
@@ -27,4 +27,5 @@ export function render({ model, el }: { model: WidgetModel; el: HTMLElement }): 
   };
 }
 
+// anywidget >= 0.9 reads the default export (a named `render` export is deprecated there).
 export default { render };
