@@ -48,7 +48,11 @@ def test_cpu_fast_path_equals_numpy(n: int, bins: int, scale: float, seed: int) 
     assert h.counts.tolist() == counts.tolist()
     np.testing.assert_allclose(h.edges, edges, rtol=1e-6, atol=1e-6 * float(x.max() - x.min()))
     assert (h.count, h.n_nan, h.n_posinf, h.n_neginf) == (len(x), 0, 0, 0)
-    assert h.sum == pytest.approx(float(x.astype(np.float64).sum()), rel=1e-4, abs=1e-6 * scale)
+    # float32 accumulation: the error bound grows with n, and a sum that cancels to ~0
+    # (n normals of scale s sum to ~sqrt(n)*s) cannot meet a relative bound
+    assert h.sum == pytest.approx(
+        float(x.astype(np.float64).sum()), rel=1e-4, abs=1e-7 * len(x) * scale
+    )
     sq = float((x.astype(np.float64) ** 2).sum())
     assert h.sum_sq == pytest.approx(sq, rel=1e-4)
 
