@@ -20,6 +20,7 @@ const TAB_LABELS: Record<Tab, string> = {
   graph: 'Graph',
   events: 'Events',
   attribution: VIEW_PANELS.attribution.title,
+  activations: VIEW_PANELS.activations.title,
 };
 
 const RUNS_REFRESH_MS = 5000;
@@ -156,7 +157,8 @@ function renderPanel(tab: Tab, selected: string[], health: Health | null) {
       return <ImagesPanel />;
     case 'events':
       return <EventsPanel />;
-    case 'attribution': {
+    case 'attribution':
+    case 'activations': {
       // view kinds (deepscope.views) draw through the one panel registry, keyed by kind
       const View = VIEW_PANELS[tab].component;
       return <View />;

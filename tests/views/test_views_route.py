@@ -129,7 +129,8 @@ def test_kinds_lists_each_kind_with_its_panel(client: TestClient) -> None:
     body = client.get("/api/views").json()
     validate(body, wire.ViewKinds)
     assert body["kinds"] == [
-        {"kind": "attribution", "panel": "attribution", "parts": {"input": "png", "heat": "array"}}
+        {"kind": "activations", "panel": "activations", "parts": {"maps": "array"}},
+        {"kind": "attribution", "panel": "attribution", "parts": {"input": "png", "heat": "array"}},
     ]
 
 

@@ -62,7 +62,7 @@ export function EmbeddedPanel({ payload }: { payload: EmbedPayload }) {
     case 'attribution':
       return (
         <section class="panel" data-testid="panel-attribution">
-          <AttributionCard view={payload.view} assets={assets} color={runColor(0)} />
+          <AttributionCard view={payload.view as ViewResponses['attribution']} assets={assets} color={runColor(0)} />
         </section>
       );
     default:

@@ -4,6 +4,7 @@
 
 import type { ComponentType } from 'preact';
 import { ApiError, apiUrl, getJson } from '../api';
+import { ActivationsPanel } from '../panels/activations/ActivationsPanel';
 import { AttributionPanel } from '../panels/attribution/AttributionPanel';
 import { ARRAY_CONTENT_TYPE, decodeArray, type WireArray } from '../wire/envelope';
 import type { ViewKindName, ViewResponses } from '../wire/types';
@@ -16,6 +17,7 @@ export interface ViewPanel {
 }
 
 export const VIEW_PANELS: Record<ViewKindName, ViewPanel> = {
+  activations: { title: 'Activations', component: ActivationsPanel },
   attribution: { title: 'Attribution', component: AttributionPanel },
 };
 

@@ -284,6 +284,46 @@ export interface ViewKinds {
   kinds: ViewKindRow[];
 }
 
+/** What is logged with each layer output of one input item. */
+export interface ActivationsMeta {
+  entry: string;
+  layer: string;
+  index: number;
+  batch: number;
+  shape: number[];
+  layout: 'chw' | 'tokens_units' | 'units';
+  module: string;
+  min: number;
+  max: number;
+  format: 'json';
+  [key: string]: unknown;
+}
+
+/** The array of one layer output (null when not logged). */
+export interface ActivationsParts {
+  maps: PartRef | null;
+}
+
+/** One layer's output for one input item. */
+export interface ActivationsItem {
+  id: number;
+  tag: string;
+  step: number;
+  wallTime: number;
+  format: 'json';
+  url: string;
+  meta: ActivationsMeta;
+  parts: ActivationsParts;
+}
+
+/** `/api/views/activations`: every logged layer output of a run (oldest first). */
+export interface ActivationsView {
+  kind: 'activations';
+  run: string;
+  items: ActivationsItem[];
+  skipped: number;
+}
+
 /** What is logged with each attribution map (plus any keys of the result's own meta). */
 export interface AttributionMeta {
   method: string;
@@ -332,9 +372,10 @@ export interface AttributionView {
   skipped: number;
 }
 
-export type ViewKindName = 'attribution';
+export type ViewKindName = 'activations' | 'attribution';
 
 /** The answer of `/api/views/<kind>` for each kind. */
 export interface ViewResponses {
+  activations: ActivationsView;
   attribution: AttributionView;
 }

@@ -29,10 +29,10 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from deepscope.errors import StoreError, require
 from deepscope.store import jsonenc
@@ -318,6 +318,24 @@ class Run:
         ``predictions``, ``cmap``, ``alpha``)."""
         self._guard()
         result.log(self, tag, step, **options)
+
+    def log_activations(
+        self,
+        tag: str,
+        result: Any,
+        step: int | None = None,
+        layers: Sequence[str] | None = None,
+        items: Iterable[int] | None = None,
+        dtype: Literal["float32", "float16"] = "float32",
+    ) -> None:
+        """Log an `Activations` result (`deepscope.activations`) as the ``activations`` view
+        kind: one item per layer in `layers` (default: every captured layer) and input item
+        in `items` (default: every kept item), its output as a float32 (or float16) array
+        (C×H×W, tokens × units, or units); the dashboard's Activations panel draws them."""
+        from deepscope.views.kinds.activations import log_activations
+
+        self._guard()
+        log_activations(self, tag, result, step, layers=layers, items=items, dtype=dtype)
 
     # ---- watch ----------------------------------------------------------------------------
     def watch(

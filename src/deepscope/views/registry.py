@@ -120,7 +120,7 @@ def register(kind: ViewKind) -> ViewKind:
 
 
 def _load_builtin() -> None:
-    from deepscope.views.kinds import attribution  # noqa: F401  (registers itself)
+    from deepscope.views.kinds import activations, attribution  # noqa: F401  (register)
 
 
 def get(name: str) -> ViewKind:
