@@ -7,16 +7,16 @@ snapshot between calls and never block the writer or its checkpoints.
 A run.db is data from anywhere (docs/threats.md S10). Every read first verifies the schema
 (`deepscope.store.checks.verify_schema`: no views, triggers or altered tables), runs under
 a deadline (a progress handler; `read_deadline` seconds per call, `INFO_DEADLINE` for the
-run's metadata) and converts every value strictly. Whatever goes wrong with one run raises
-`UnreadableRunError` (a `StoreError`) naming the run and the reason, never a raw
-``sqlite3`` or ``ValueError``; a run that ran past its deadline is refused at once for
-`QUARANTINE` seconds (`ReadDeadlineError`), so one run never holds the server's threads.
+run's metadata) and converts every value strictly (`deepscope.store.records`). Whatever
+goes wrong with one run raises `UnreadableRunError` (a `StoreError`) naming the run and the
+reason, never a raw ``sqlite3`` or ``ValueError``; a run that ran past its deadline is
+refused at once for `QUARANTINE` seconds (`ReadDeadlineError`), so one run never holds the
+server's threads.
 `SqliteStore.runs` lists such a run with status ``"unreadable"`` and its reason.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import threading
@@ -27,41 +27,46 @@ from pathlib import Path
 from typing import Any
 
 from deepscope.errors import NotFoundError, ReadDeadlineError, StoreError, UnreadableRunError
-from deepscope.store import jsonenc
 from deepscope.store.checks import (
     BadValue,
     NotInitialised,
     SchemaProblem,
-    as_bytes,
-    as_float,
     as_int,
-    as_opt_float,
-    as_opt_int,
-    as_opt_str,
-    as_str,
     verify_schema,
 )
 from deepscope.store.downsample import histogram_ids, scalar_rows
-from deepscope.store.liveness import alive
 from deepscope.store.protocol import (
     BlobInfo,
     EventInfo,
     HistogramPoint,
     RunInfo,
-    RunStatus,
     ScalarPoint,
     TagInfo,
 )
-from deepscope.store.rows import unpack_le
-from deepscope.store.schema import (
-    DB_NAME,
-    KIND_NAN,
-    KIND_NEGINF,
-    KIND_NEGZERO,
-    KIND_POSINF,
-    connect_reader,
-    is_valid_run_name,
+from deepscope.store.records import (
+    blob_info,
+    decode_value,
+    event_info,
+    histogram_point,
+    run_row,
+    run_status,
+    scalar_point,
+    session_rows,
+    tag_info,
 )
+from deepscope.store.schema import DB_NAME, connect_reader, is_valid_run_name
+
+__all__ = [
+    "DEFAULT_READ_DEADLINE",
+    "DEFAULT_STALE_AFTER",
+    "INFO_DEADLINE",
+    "QUARANTINE",
+    "SqliteRunReader",
+    "SqliteStore",
+    "decode_value",
+    "open_store",
+    "run_status",
+]
 
 DEFAULT_STALE_AFTER = 30.0  # seconds without a heartbeat before a running run reads "interrupted"
 # Deadlines (seconds). The pyramid answers a 2,000-point read of 1M points in ~16 ms and a
@@ -73,39 +78,6 @@ INFO_DEADLINE = 1.0
 QUARANTINE = 30.0  # after a deadline, the run is refused at once for this long
 _QUARANTINED: dict[str, float] = {}  # db path -> monotonic time until which it is refused
 _QUARANTINE_LOCK = threading.Lock()
-_SPECIAL = {KIND_NAN: math.nan, KIND_POSINF: math.inf, KIND_NEGINF: -math.inf, KIND_NEGZERO: -0.0}
-
-
-def decode_value(value: float | None, kind: int) -> float:
-    """The float a (value, kind) pair stands for."""
-    if kind in _SPECIAL:
-        return _SPECIAL[kind]
-    return float(value) if value is not None else math.nan
-
-
-def run_status(sessions: list[tuple[Any, ...]], now: float, stale_after: float) -> RunStatus:
-    """From rows ``(parent, heartbeat, ended, state[, alive])`` of the session table.
-
-    running: some session is live (not ended, heartbeat fresh, and its process not known
-    to be gone: `alive` is False only when this machine can tell, see
-    `deepscope.store.liveness`); interrupted: a top-level session ended without finishing
-    (SIGTERM, exception), its process is gone (kill -9: seen at once on this machine) or
-    it went silent; finished otherwise. Forked children (DataLoader workers) that vanish
-    do not count.
-    """
-
-    def live(s: tuple[Any, ...]) -> bool:
-        gone = len(s) > 4 and s[4] is False
-        return s[2] is None and not gone and now - s[1] <= stale_after
-
-    if any(live(s) for s in sessions):
-        return "running"
-    roots = [s for s in sessions if s[0] is None] or sessions
-    if not roots:
-        return "interrupted"
-    if any(s[2] is None or s[3] == "interrupted" for s in roots):
-        return "interrupted"
-    return "finished"
 
 
 class SqliteRunReader:
@@ -189,23 +161,9 @@ class SqliteRunReader:
             row = conn.execute("SELECT name, created, config FROM run WHERE id = 1").fetchone()
             who = ", pid, host, proc_id" if version >= 3 else ", pid, host, NULL"
             rows = conn.execute(f"SELECT parent, heartbeat, ended, state{who} FROM session")
-            sessions = []
-            for parent, hb, ended, state, pid, host, proc_id in rows.fetchall():
-                as_opt_int(parent, "session.parent")
-                hb = as_float(hb, "session.heartbeat")
-                ended = as_opt_float(ended, "session.ended")
-                state = as_str(state, "session.state")
-                known = alive(host, pid, proc_id) if ended is None else None
-                sessions.append((parent, hb, ended, state, known))
-            if row is None:
-                created, config = 0.0, {}
-            else:
-                as_str(row[0], "run.name")
-                created = as_float(row[1], "run.created")
-                try:
-                    config = jsonenc.loads(as_str(row[2], "run.config"))
-                except ValueError:
-                    config = {}
+            sessions = session_rows(rows.fetchall())
+            config: Any
+            created, config = (0.0, {}) if row is None else run_row(row)
         now = time.time()
         status = run_status(sessions, now, self.stale_after)
         heartbeat = max((s[1] for s in sessions), default=0.0)
@@ -229,16 +187,7 @@ class SqliteRunReader:
                 "SELECT name, kind, count, first_step, last_step FROM tag WHERE count > 0 "
                 "ORDER BY kind, name"
             ).fetchall()
-            return [
-                TagInfo(
-                    tag=as_str(r[0], "tag.name"),
-                    kind=as_str(r[1], "tag.kind"),
-                    count=as_int(r[2], "tag.count"),
-                    first_step=as_int(r[3], "tag.first_step"),
-                    last_step=as_int(r[4], "tag.last_step"),
-                )
-                for r in rows
-            ]
+            return [tag_info(r) for r in rows]
 
     @staticmethod
     def _tag_id(conn: sqlite3.Connection, tag: str, kind: str) -> int | None:
@@ -263,16 +212,7 @@ class SqliteRunReader:
             rows = scalar_rows(
                 conn, tid, max_points=max_points, start_step=start_step, end_step=end_step
             )
-            return [
-                ScalarPoint(
-                    step=as_int(r[1], "scalar.step"),
-                    wall_time=as_float(r[2], "scalar.wall_time"),
-                    value=decode_value(
-                        as_opt_float(r[3], "scalar.value"), as_int(r[4], "scalar.kind")
-                    ),
-                )
-                for r in rows
-            ]
+            return [scalar_point(r) for r in rows]
 
     def histograms(self, tag: str, *, max_points: int = 100) -> list[HistogramPoint]:
         max_points = int(max_points)
@@ -291,32 +231,7 @@ class SqliteRunReader:
                     chunk,
                 ).fetchall()
             rows.sort(key=lambda r: as_int(r[0], "histogram.step"))
-            nan = math.nan
-            out = []
-            for r in rows:
-                edges = unpack_le(as_bytes(r[2], "histogram.edges", 8), "d")
-                counts = unpack_le(as_bytes(r[3], "histogram.counts", 8), "q")
-                if len(edges) != len(counts) + 1 and len(counts):
-                    raise BadValue(f"a histogram has {len(edges)} edges for {len(counts)} bins")
-                total = as_opt_float(r[10], "histogram.sum")
-                sum_sq = as_opt_float(r[11], "histogram.sum_sq")
-                out.append(
-                    HistogramPoint(
-                        step=r[0],
-                        wall_time=as_float(r[1], "histogram.wall_time"),
-                        edges=edges,
-                        counts=counts,
-                        count=as_int(r[4], "histogram.count"),
-                        n_nan=as_int(r[5], "histogram.n_nan"),
-                        n_posinf=as_int(r[6], "histogram.n_posinf"),
-                        n_neginf=as_int(r[7], "histogram.n_neginf"),
-                        min=as_opt_float(r[8], "histogram.min"),
-                        max=as_opt_float(r[9], "histogram.max"),
-                        sum=nan if total is None else total,
-                        sum_sq=nan if sum_sq is None else sum_sq,
-                    )
-                )
-            return out
+            return [histogram_point(r) for r in rows]
 
     def blobs(
         self, kind: str, tag: str | None = None, *, limit: int | None = None
@@ -335,7 +250,7 @@ class SqliteRunReader:
             sql = f"SELECT * FROM ({sql} ORDER BY b.step DESC, b.id DESC LIMIT ?) ORDER BY 4, 1"
             args.append(max(0, int(limit)))
         with self._read() as conn:
-            return [_blob_info(r) for r in conn.execute(sql, args).fetchall()]
+            return [blob_info(r) for r in conn.execute(sql, args).fetchall()]
 
     def blob(self, blob_id: int) -> BlobInfo:
         """One blob by id; `NotFoundError` if there is none."""
@@ -346,7 +261,7 @@ class SqliteRunReader:
                 "FROM blob b JOIN tag t ON t.id = b.tag_id WHERE b.id = ?",
                 (blob_id,),
             ).fetchone()
-            info = None if r is None else _blob_info(r)
+            info = None if r is None else blob_info(r)
         if info is None:
             raise NotFoundError(f"run '{self.name}' has no blob {blob_id}")
         return info
@@ -380,43 +295,12 @@ class SqliteRunReader:
                 (limit,),
             ).fetchall()
             rows.reverse()
-            return [
-                EventInfo(
-                    id=as_int(r[0], "event.id"),
-                    step=as_int(r[1], "event.step"),
-                    wall_time=as_float(r[2], "event.wall_time"),
-                    severity=as_str(r[3], "event.severity"),  # type: ignore[arg-type]
-                    kind=as_str(r[4], "event.kind"),
-                    layer=as_opt_str(r[5], "event.layer"),
-                    message=as_str(r[6], "event.message"),
-                )
-                for r in rows
-            ]
+            return [event_info(r) for r in rows]
 
     def version(self) -> int:
         with self._read() as conn:
             row = conn.execute("SELECT version FROM counter WHERE id = 1").fetchone()
             return 0 if row is None else as_int(row[0], "counter.version")
-
-
-def _blob_info(r: tuple[Any, ...]) -> BlobInfo:
-    return BlobInfo(
-        id=as_int(r[0], "blob.id"),
-        kind=as_str(r[1], "blob.kind"),
-        tag=as_str(r[2], "tag.name"),
-        step=as_int(r[3], "blob.step"),
-        wall_time=as_float(r[4], "blob.wall_time"),
-        path=as_str(r[5], "blob.path"),
-        meta=_meta(as_str(r[6], "blob.meta")),
-    )
-
-
-def _meta(text: str) -> dict[str, Any]:
-    try:
-        value = jsonenc.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 class SqliteStore:

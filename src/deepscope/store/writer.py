@@ -25,18 +25,15 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import sqlite3
 import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from deepscope.errors import StoreError
-from deepscope.store.blobs import write_blob
-from deepscope.store.device import DeviceValue, read_device_items, read_device_values
+from deepscope.store.commits import Item, Marker, WriterIO, count_points
+from deepscope.store.device import DeviceValue, read_device_values
 from deepscope.store.process import (
     FORK_ORPHANS,
     close_all,
@@ -45,10 +42,9 @@ from deepscope.store.process import (
     register,
     unregister,
 )
-from deepscope.store.rows import classify, insert_items, split_valid
-from deepscope.store.schema import DB_NAME, connect_writer, immediate
-from deepscope.store.session import WriterOptions, bump, end_session, start_session
-from deepscope.store.spill import append_spill, tmp_spill
+from deepscope.store.rows import classify
+from deepscope.store.schema import DB_NAME
+from deepscope.store.session import WriterOptions
 
 __all__ = [
     "DeviceValue",
@@ -68,27 +64,7 @@ class StoreWarning(UserWarning):
     """The run store is degraded: points go to a spill file instead of the database."""
 
 
-class _Marker:
-    __slots__ = ("done", "error")
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.error: BaseException | None = None
-
-
-# Items in the queue (tuples, cheap to build in the training thread):
-#   ("s", step, wall, ((tag, value), ...))        value: float
-#   ("d", step, wall, [(tag, value), ...])        value: float or DeviceValue
-#   ("h", tag, step, wall, histogram)             histogram: HistogramData-like
-#   ("b", kind, tag, step, wall, relpath, data, meta)
-#   ("e", step, wall, severity, kind, layer, message)
-#   _Marker                                        flush()
-Item = Any
-
-FaultHook = Callable[[str], None]
-
-
-class RunWriter:
+class RunWriter(WriterIO):
     """Writes one run (``run_dir/run.db``) from a background thread. See the module doc."""
 
     def __init__(
@@ -105,16 +81,16 @@ class RunWriter:
         self.options = options or WriterOptions()
         self._batch_items = self.options.batch_items
         self._config_json = config_json
-        self.fault_hook: FaultHook | None = None  # tests: called before each write step
+        self.fault_hook = None  # tests: called before each write step
         self.dropped = 0
-        self.spill_path: Path | None = None
-        self._session_id: int | None = None
-        self._parent_session: int | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._db_ident: tuple[int, int] | None = None
-        self._tag_ids: dict[tuple[str, str], int] = {}
+        self.spill_path = None
+        self._session_id = None
+        self._parent_session = None
+        self._conn = None
+        self._db_ident = None
+        self._tag_ids = {}
         self._degraded = False
-        self._pending: list[tuple[str, BaseException | None]] = []  # shown in the caller
+        self._pending = []  # shown in the caller
         self._closed = False
         self._last_heartbeat = 0.0
         self._reset_runtime()
@@ -184,7 +160,7 @@ class RunWriter:
         if self._thread is None or self._closed:
             self.check()
             return
-        marker = _Marker()
+        marker = Marker()
         self._q.append(marker)
         self._wake.set()
         if not marker.done.wait(timeout):
@@ -252,10 +228,10 @@ class RunWriter:
         q = self._q
         while q:
             items: list[Item] = []
-            markers: list[_Marker] = []
+            markers: list[Marker] = []
             for _ in range(min(len(q), 50_000)):
                 it = q.popleft()
-                if type(it) is _Marker:
+                if type(it) is Marker:
                     markers.append(it)
                 else:
                     items.append(it)
@@ -277,7 +253,7 @@ class RunWriter:
             thread = self._thread
             if thread is None or not thread.is_alive() or time.monotonic() > deadline:
                 dropped = self._q.pop()
-                self.dropped += _count(dropped)
+                self.dropped += count_points(dropped)
                 self._note(
                     f"deepscope: the writer of run '{self.name}' cannot keep up; dropping points "
                     f"(dropped so far: {self.dropped})",
@@ -288,258 +264,3 @@ class RunWriter:
             self._drained.clear()
             self._wake.set()
             self._drained.wait(0.05)
-
-    # ---- connection ---------------------------------------------------------------------
-    def _open_or_degrade(self, *, first: bool) -> None:
-        try:
-            self._open()
-        except StoreError:
-            raise
-        except (sqlite3.Error, OSError) as exc:
-            if self.options.strict and first:
-                raise StoreError(self._fault_message(exc)) from exc
-            self._enter_degraded(exc)
-
-    def _open(self) -> None:
-        self._fault("connect")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        conn = connect_writer(self.db_path, durability=self.options.durability)
-        try:
-            self._session_id = start_session(
-                conn, self.name, self._config_json, self._session_id, self._parent_session
-            )
-        except BaseException:
-            conn.close()
-            raise
-        st = os.stat(self.db_path)
-        self._conn, self._db_ident = conn, (st.st_dev, st.st_ino)
-        self._tag_ids = {}
-        self._last_heartbeat = time.time()
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-
-    def _check_identity(self) -> None:
-        """Detect run.db deleted or replaced under us (writes would go to a ghost inode)."""
-        try:
-            st = os.stat(self.db_path)
-            same = (st.st_dev, st.st_ino) == self._db_ident
-        except OSError:
-            same = False
-        if not same:
-            self._drop_connection()
-            self._session_id = None
-            self._open()  # raises while the directory cannot be recreated: spilled, degraded
-            self._note(
-                f"deepscope: {self.db_path} was deleted or replaced while run '{self.name}' "
-                "was logging; what it held is gone. Logging continues into a new run.db.",
-                None,
-            )
-
-    def _fault(self, op: str) -> None:
-        hook = self.fault_hook
-        if hook is not None:
-            hook(op)
-
-    # ---- commits ------------------------------------------------------------------------
-    def _commit(self, items: list[Item]) -> BaseException | None:
-        items = self._resolve_all(items)
-        if not items:
-            return None
-        with self._io_lock:
-            try:
-                self._write(items)
-            except (sqlite3.Error, OSError, StoreError) as exc:
-                self._spill(items, exc)
-                return exc
-            except Exception as exc:  # a bad item (the caller checks; this is the backstop)
-                error = self._write_valid(items, exc)
-                if error is not None:
-                    return error
-        if self._degraded:
-            self._degraded = False
-            log.warning("deepscope: run '%s' is writing to %s again", self.name, self.db_path)
-        return None
-
-    def _write(self, items: list[Item]) -> None:
-        """Commit `items` in one transaction (the caller holds the I/O lock)."""
-        if self._conn is None:
-            self._open()
-        else:
-            self._check_identity()
-        self._write_blobs(items)
-        self._fault("commit")
-        assert self._conn is not None
-        try:
-            with immediate(self._conn) as conn:
-                insert_items(conn, items, self._tag_ids)
-                bump(conn)
-                conn.execute(
-                    "UPDATE session SET heartbeat = ? WHERE id = ?",
-                    (time.time(), self._session_id),
-                )
-        except BaseException:
-            self._tag_ids = {}  # ids of tags inserted by the rolled-back transaction
-            raise
-        self._last_heartbeat = time.time()
-
-    def _write_valid(self, items: list[Item], exc: Exception) -> BaseException | None:
-        """A batch failed on something other than I/O: store every valid point, spill the
-        values the store cannot hold (lone surrogates, steps beyond int64), count them."""
-        good, bad = split_valid(items)
-        if not bad:  # a bug, not a bad value: still never lose silently
-            log.exception("deepscope: unexpected error writing run '%s'", self.name)
-            self._spill(items, exc)
-            return exc
-        n = sum(_count(it) for it in bad)
-        self.dropped += n
-        self._spill_only(bad)
-        self._note(
-            f"deepscope: {n} point(s) logged to run '{self.name}' hold values the store cannot "
-            f"keep ({exc}); they went to {self.spill_path}, every other point is stored",
-            None,
-            once_key="bad-values",
-        )
-        if not good:
-            return None
-        try:
-            self._write(good)
-        except (sqlite3.Error, OSError, StoreError) as exc2:
-            self._spill(good, exc2)
-            return exc2
-        except Exception as exc2:
-            log.exception("deepscope: unexpected error writing run '%s'", self.name)
-            self._spill(good, exc2)
-            return exc2
-        return None
-
-    def _resolve_all(self, items: list[Item]) -> list[Item]:
-        """Finish what the caller deferred (device reads, histograms), outside the I/O lock."""
-        if not any(it[0] in "dh" for it in items):
-            return items
-        try:
-            items = read_device_items(items)
-        except Exception as exc:  # a device that cannot be read: count those points
-            self.dropped += sum(_count(it) for it in items if it[0] == "d")
-            items = [it for it in items if it[0] != "d"]
-            log.warning("deepscope: could not read tensors logged to run '%s': %s", self.name, exc)
-        out = []
-        for it in items:
-            try:
-                out.append(_resolve(it) if it[0] == "h" else it)
-            except Exception as exc:  # a histogram that cannot be finished: count it
-                self.dropped += _count(it)
-                log.warning(
-                    "deepscope: could not read a value logged to run '%s': %s", self.name, exc
-                )
-        return out
-
-    def _write_blobs(self, items: list[Item]) -> None:
-        full = self.options.durability == "full"
-        for it in items:
-            if it[0] == "b":
-                self._fault("blob")
-                write_blob(self.run_dir, it[5], it[6], fsync=full)
-
-    def _write_heartbeat(self) -> None:
-        with self._io_lock:
-            self._last_heartbeat = time.time()  # an attempt counts: never spin while degraded
-            if self._conn is None:
-                return
-            try:
-                self._fault("heartbeat")
-                with immediate(self._conn) as conn:
-                    conn.execute(
-                        "UPDATE session SET heartbeat = ? WHERE id = ?",
-                        (time.time(), self._session_id),
-                    )
-                self._last_heartbeat = time.time()
-            except (sqlite3.Error, OSError) as exc:
-                log.debug("deepscope: heartbeat failed: %s", exc)
-
-    def _maybe_checkpoint(self) -> None:
-        """Bound the WAL even while readers keep snapshots open (docs/threats.md S3)."""
-        wal = self.db_path.with_name(DB_NAME + "-wal")
-        try:
-            if wal.stat().st_size <= self.options.checkpoint_bytes:
-                return
-        except OSError:
-            return
-        with self._io_lock:
-            if self._conn is None:
-                return
-            try:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            except sqlite3.Error as exc:
-                log.debug("deepscope: checkpoint failed: %s", exc)
-
-    def _end_session(self, state: str) -> None:
-        with self._io_lock:
-            if self._conn is None:
-                return
-            try:
-                end_session(self._conn, self._session_id, state)
-            except (sqlite3.Error, OSError) as exc:
-                log.warning("deepscope: could not mark run '%s' %s: %s", self.name, state, exc)
-            finally:
-                self._drop_connection()
-
-    # ---- degraded mode ------------------------------------------------------------------
-    def _fault_message(self, exc: BaseException) -> str:
-        return (
-            f"deepscope: cannot write run '{self.name}' to {self.db_path}: {exc}. "
-            "Free disk space or fix the directory's permissions; until then points go to "
-            f"{self.spill_path or 'a spill file'} and are counted in run.dropped."
-        )
-
-    def _enter_degraded(self, exc: BaseException) -> None:
-        self._drop_connection()
-        if not self._degraded:
-            self._degraded = True
-            self._spill_error_logged = False
-            self._note(self._fault_message(exc), exc, once_key="fault")
-
-    def _note(self, message: str, error: BaseException | None, once_key: str = "") -> None:
-        """Log `message` now; show it once per run as a warning in the caller's thread (in
-        strict mode: raise it there, every time)."""
-        log.error("%s", message)
-        if once_key and not self.options.strict:
-            seen = self.__dict__.setdefault("_once", set())
-            if once_key in seen:
-                return
-            seen.add(once_key)
-        self._pending.append((message, error))
-
-    def _spill(self, items: list[Item], exc: BaseException) -> None:
-        n = sum(_count(it) for it in items)
-        self.dropped += n
-        self._drop_connection()
-        self._spill_only(items)
-        self._enter_degraded(exc)
-
-    def _spill_only(self, items: list[Item]) -> None:
-        if self.spill_path is None:
-            self.spill_path = self.run_dir.parent / f"{self.name}.spill.jsonl"
-        written = append_spill([self.spill_path, tmp_spill(self.name)], items)
-        if written is not None:
-            self.spill_path = written
-        elif not self.__dict__.get("_spill_error_logged"):
-            self._spill_error_logged = True
-            log.error("deepscope: cannot write a spill file either; points are lost")
-
-
-def _resolve(item: Item) -> Item:
-    if item[0] == "h" and hasattr(item[4], "result"):
-        return ("h", item[1], item[2], item[3], item[4].result())
-    return item
-
-
-def _count(item: Item) -> int:
-    if type(item) is tuple and item and item[0] in "sd":
-        return len(item[3])
-    return 0 if type(item) is _Marker else 1
