@@ -81,7 +81,14 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         assert f.json("/api/graph/search", {"run": run, "tag": tag, "q": "conv"})["matches"]
         legacy = f.json("/api/attributions", {"run": run})["items"]
         assert legacy
-        assert [k["kind"] for k in f.json("/api/views")["kinds"]] == ["attribution"]
+        kinds = [k["kind"] for k in f.json("/api/views")["kinds"]]
+        assert kinds == ["activations", "attribution"]
+        acts = f.json("/api/views/activations", {"run": run})
+        assert acts["skipped"] == 0 and len(acts["items"]) == 3 * 4  # 3 conv layers, 4 digits
+        for item in acts["items"][::4]:
+            arr = envelope.decode(f.binary(item["parts"]["maps"]["url"], "/api/views/{kind}/array"))
+            assert list(arr.shape) == item["meta"]["shape"] and item["meta"]["layout"] == "chw"
+            assert np.isclose(arr.max(), item["meta"]["max"], rtol=1e-6)
         view = f.json("/api/views/attribution", {"run": run})
         assert view["skipped"] == 0 and len(view["items"]) == len(legacy)
         for item in view["items"][:8]:
@@ -94,6 +101,6 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         assert missing.status_code == 404 and not errors(missing.json(), wire.ErrorBody)
 
     api = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
-    hit = {re.sub(r"^/api/views/attribution$", "/api/views/{kind}", p) for p in f.hit}
+    hit = {re.sub(r"^/api/views/(attribution|activations)$", "/api/views/{kind}", p) for p in f.hit}
     assert api - set(wire.STREAM_ROUTES) == hit, "a route was not fetched and checked"
     assert f.checked > 30

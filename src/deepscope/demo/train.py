@@ -85,6 +85,16 @@ def _log_attributions(
     model.train()
 
 
+def _log_activations(run: Run, model: nn.Module, x: torch.Tensor, step: int) -> None:
+    """The feature maps of every conv layer for the digits in `x` (the Activations tab)."""
+    import deepscope
+
+    model.eval()
+    acts = deepscope.activations(model, x, nn.Conv2d)
+    model.train()
+    run.log_activations("activations", acts, step=step)
+
+
 def train_healthy(
     logdir: Path, data: Digits, *, epochs: int = 8, progress: bool = True
 ) -> tuple[str, float]:
@@ -123,6 +133,7 @@ def train_healthy(
             bar.set_postfix(loss=f"{loss.item():.3f}", test_acc=f"{acc:.3f}")
         run.log_histogram("test/logits", model(data.x_test).detach(), step=step)
         _log_attributions(run, model, data.x_test[:8], data.y_test[:8], step)
+        _log_activations(run, model, data.x_test[:4], step)
         run.log_text(
             "demo/about",
             "A CNN trained on scikit-learn's 8x8 digits by `deepscope demo`.",
