@@ -39,6 +39,7 @@ _LAZY = {
     "smooth": "deepscope.analysis.attribution:smooth",
     "activations": "deepscope.analysis.activations:activations",
     "unit_stats": "deepscope.analysis.activations:unit_stats",
+    "attention": "deepscope.analysis.attention:attention",
     "DeepscopeError": "deepscope.errors:DeepscopeError",
     "ModelFormatError": "deepscope.errors:ModelFormatError",
     "UnsafeModelError": "deepscope.errors:UnsafeModelError",
@@ -62,7 +63,7 @@ graph.__class__ = _CallableGraphPackage
 
 
 # public names that need PyTorch (an optional dependency: ``deepscope[torch]``)
-_NEEDS_TORCH = {"attribute", "smooth", "activations", "unit_stats"}
+_NEEDS_TORCH = {"attribute", "smooth", "activations", "unit_stats", "attention"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,133 @@
+"""The `Attention` result: per layer and head the weights of one batch item, and pictures.
+
+Example:
+    >>> import torch
+    >>> w = torch.full((2, 3, 3), 1 / 3)
+    >>> a = Attention({"l0": w}, {"l0": [0, 1]}, tokens=["a", "b", "c"], queries=range(3))
+    >>> a.head_names("l0"), a.rollout().shape
+    (['l0/head0', 'l0/head1'], torch.Size([3, 3]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from deepscope.analysis.activations.feature_maps import Picture
+from deepscope.analysis.attention.rollout import fuse_heads, rollout
+from deepscope.errors import DeepscopeError
+from deepscope.render.grid import render_heatmap
+
+
+@dataclass
+class Attention:
+    """Attention weights per layer: `weights[layer]` is (heads, queries, keys) float32 on the
+    CPU for the kept `heads[layer]` (indices into the layer's heads) and the kept query
+    positions `queries`. `tokens` labels the key positions (given strings, a tokenizer's
+    tokens, ``[CLS]`` and ``r,c`` patches for a ViT-style model, else the positions);
+    `patch_grid` is (rows, columns) of image patches when known. `meta["path"]` says where
+    the weights came from: "mha", "huggingface" or "sdpa"."""
+
+    weights: dict[str, torch.Tensor]
+    heads: dict[str, list[int]]
+    tokens: list[str]
+    queries: range
+    patch_grid: tuple[int, int] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def layers(self) -> list[str]:
+        """The kept layer names, in the order their attention ran."""
+        return list(self.weights)
+
+    def _layer(self, layer: str | int) -> str:
+        if isinstance(layer, int):
+            try:
+                return self.layers[layer]
+            except IndexError:
+                raise DeepscopeError(
+                    f"layer index {layer} is out of range: {len(self.layers)} layers were kept"
+                ) from None
+        if layer not in self.weights:
+            raise DeepscopeError(f"no attention kept for layer {layer!r}; kept: {self.layers}")
+        return layer
+
+    def __getitem__(self, layer: str | int) -> torch.Tensor:
+        return self.weights[self._layer(layer)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.weights)
+
+    def __len__(self) -> int:
+        return len(self.weights)
+
+    def head_names(self, layer: str | int) -> list[str]:
+        """``"<layer>/head<i>"`` for each kept head of `layer`."""
+        name = self._layer(layer)
+        return [f"{name}/head{h}" for h in self.heads[name]]
+
+    def head(self, layer: str | int, head: int) -> torch.Tensor:
+        """The (queries, keys) weights of head `head` (its index in the layer) of `layer`."""
+        name = self._layer(layer)
+        if head not in self.heads[name]:
+            raise DeepscopeError(
+                f"head {head} of {name!r} was not captured (kept {self.heads[name]}); "
+                "pass heads= including it"
+            )
+        return self.weights[name][self.heads[name].index(head)]
+
+    def rollout(self, head_fusion: str = "mean", layers: list[str] | None = None) -> torch.Tensor:
+        """Attention rollout over `layers` (default: every kept layer, in run order): heads
+        fused by `head_fusion` ("mean", "max" or "min"), identity added, rows renormalised,
+        layers multiplied through. Returns (tokens, tokens) float64."""
+        names = [self._layer(n) for n in (layers or self.layers)]
+        return rollout([self.weights[n] for n in names], head_fusion)
+
+    def matrix(
+        self, layer: str | int = 0, head: int | None = None, head_fusion: str = "mean"
+    ) -> torch.Tensor:
+        """(queries, keys) of one head, or the kept heads fused by `head_fusion`."""
+        name = self._layer(layer)
+        if head is not None:
+            return self.head(name, head)
+        return fuse_heads(self.weights[name], head_fusion)
+
+    def picture(
+        self,
+        layer: str | int = 0,
+        head: int | None = None,
+        *,
+        head_fusion: str = "mean",
+        cmap: str = "viridis",
+    ) -> Picture:
+        """A heatmap of `layer` (head `head`, or the kept heads fused) over the tokens:
+        queries down the side, keys along the bottom."""
+        name = self._layer(layer)
+        values = self.matrix(name, head, head_fusion).numpy().astype(np.float32)
+        rows = [self.tokens[i] if i < len(self.tokens) else str(i) for i in self.queries]
+        which = f"head {head}" if head is not None else f"{head_fusion} of heads"
+        grid = render_heatmap(
+            values,
+            row_labels=rows,
+            col_labels=self.tokens[: values.shape[1]],
+            cmap=cmap,
+            title=f"{name} · {which}",
+        )
+        return Picture("attention", values, grid, layer=name, index=-1 if head is None else head)
+
+    def image(self, layer: str | int = 0, head: int | None = None) -> np.ndarray:
+        """`picture(layer, head)` as an (H, W, 3) uint8 array."""
+        return self.picture(layer, head).image()
+
+    def save(self, path: str | Path, layer: str | int = 0, head: int | None = None) -> Path:
+        """Write `picture(layer, head)` as PNG; returns the path."""
+        return self.picture(layer, head).save(path)
+
+    def show(self, layer: str | int = 0, head: int | None = None) -> None:
+        """Display `picture(layer, head)` in a notebook, else the system image viewer."""
+        self.picture(layer, head).show()
