@@ -40,6 +40,8 @@ _LAZY = {
     "activations": "deepscope.analysis.activations:activations",
     "unit_stats": "deepscope.analysis.activations:unit_stats",
     "attention": "deepscope.analysis.attention:attention",
+    "weights": "deepscope.analysis.weights:weights",
+    "diff": "deepscope.analysis.weights:diff",
     "DeepscopeError": "deepscope.errors:DeepscopeError",
     "ModelFormatError": "deepscope.errors:ModelFormatError",
     "UnsafeModelError": "deepscope.errors:UnsafeModelError",

@@ -33,9 +33,11 @@ _ANCHORS = {
         "8a226a 972766 a32c61 b0315b bc3754 c73e4c d24644 db503b e45a31 eb6628 f1731d f68013 "
         "f98e09 fb9d07 fcac11 fbbc21 f9cb35 f5db4c f2ea69 f3f68a fcffa4"
     ),
+    # diverging (ColorBrewer RdBu reversed): blue < 0, near-white at the middle, red > 0
+    "rdbu": "053061 2166ac 4393c3 92c5de d1e5f0 f7f7f7 fddbc7 f4a582 d6604d b2182b 67001f",
 }
 
-COLORMAPS = ("jet", "viridis", "inferno", "gray")
+COLORMAPS = ("jet", "viridis", "inferno", "gray", "rdbu")
 
 
 @cache
