@@ -129,6 +129,10 @@ def test_diff_of_a_copy_with_one_layer_changed_names_exactly_that_layer() -> Non
     csv = d.to_csv().splitlines()
     assert csv[0] == "name,status,norm_delta,rel_delta,cosine,max_abs,equal"
     assert [ln.split(",")[1] for ln in csv[1:]] == ["same", "same", "changed", "same"]
+    tiny = copy.deepcopy(a)
+    with torch.no_grad():
+        tiny[0].bias[1] += 1e-6  # any difference counts, however small
+    assert deepscope.diff(a, tiny).changed == ["0.bias"]
     g = d.heatmap("3.weight")
     assert g.ranges[0] == pytest.approx((-0.5, 0.5))
 

@@ -23,16 +23,18 @@ def _cell(g, row: int, col: int, rows: int, cols: int) -> np.ndarray:  # type: i
 
 
 def test_heatmap_centre_colour_is_zero_and_signs_differ() -> None:
-    m = np.array([[-2.0, 0.0, 2.0], [1.0, np.nan, -1.0]])
+    m = np.array([[-2.0, 0.0, 6.0], [1.0, np.nan, -1.0]])
     g = deepscope.weights({"w": m}).heatmap("w")
     table = lut("rdbu").astype(int)
-    assert g.ranges == [(-2.0, 2.0)]
+    assert g.ranges == [(-6.0, 6.0)]  # symmetric: 0 is the middle even when min != -max
     zero, neg, pos = _cell(g, 0, 1, 2, 3), _cell(g, 0, 0, 2, 3), _cell(g, 0, 2, 2, 3)
     assert np.abs(zero - table[128]).max() <= 1 and min(zero) > 230  # near-white at 0
-    assert np.array_equal(neg, table[0]) and np.array_equal(pos, table[255])
+    assert np.array_equal(pos, table[255])
+    assert np.array_equal(_cell(g, 1, 2, 2, 3), table[round(255 * (0.5 - 1 / 12))])
+    assert np.array_equal(neg, table[round(255 * (0.5 - 2 / 12))])
     assert neg[2] > neg[0] and pos[0] > pos[2]  # negative blue, positive red
-    half_pos, half_neg = _cell(g, 1, 0, 2, 3), _cell(g, 1, 2, 2, 3)
-    assert half_pos[0] > half_pos[2] and half_neg[2] > half_neg[0]
+    small_pos = _cell(g, 1, 0, 2, 3)
+    assert small_pos[0] > small_pos[2]
     assert np.array_equal(_cell(g, 1, 1, 2, 3), zero)  # NaN draws as the centre
 
 
