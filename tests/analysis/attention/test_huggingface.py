@@ -86,6 +86,9 @@ def test_llama_gqa_sdpa_equals_eager_and_head_subset() -> None:
     _same(eager, sdpa, inputs)
     part = attention(sdpa, inputs, heads=[7, 2], queries=(3, 9), layers=[1])
     full = attention(eager, inputs)
+    eager_part = attention(eager, inputs, heads=[7, 2], queries=(3, 9), layers=[1])
+    assert eager_part.layers == ["layers.1.self_attn"] and eager_part[0].shape == (2, 6, 9)
+    assert torch.equal(eager_part[0], full[1][[7, 2], 3:9])
     assert part.layers == ["layers.1.self_attn"] and part[0].shape == (2, 6, 9)
     torch.testing.assert_close(part[0], full[1][[7, 2], 3:9], atol=1e-5, rtol=1e-5)
 
