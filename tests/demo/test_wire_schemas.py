@@ -82,13 +82,19 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         legacy = f.json("/api/attributions", {"run": run})["items"]
         assert legacy
         kinds = [k["kind"] for k in f.json("/api/views")["kinds"]]
-        assert kinds == ["activations", "attribution"]
+        assert kinds == ["activations", "attribution", "unit_stats"]
         acts = f.json("/api/views/activations", {"run": run})
         assert acts["skipped"] == 0 and len(acts["items"]) == 3 * 4  # 3 conv layers, 4 digits
         for item in acts["items"][::4]:
             arr = envelope.decode(f.binary(item["parts"]["maps"]["url"], "/api/views/{kind}/array"))
             assert list(arr.shape) == item["meta"]["shape"] and item["meta"]["layout"] == "chw"
             assert np.isclose(arr.max(), item["meta"]["max"], rtol=1e-6)
+        units = f.json("/api/views/unit_stats", {"run": run})["items"]
+        assert [u["meta"]["layer"] for u in units] == ["features.0", "features.2", "features.5"]
+        crops = envelope.decode(
+            f.binary(units[0]["parts"]["crops"]["url"], "/api/views/{kind}/array")
+        )
+        assert crops.shape[:3] == (16, 6, 1)  # 16 units x top-6 x one grey channel
         view = f.json("/api/views/attribution", {"run": run})
         assert view["skipped"] == 0 and len(view["items"]) == len(legacy)
         for item in view["items"][:8]:
@@ -101,6 +107,9 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         assert missing.status_code == 404 and not errors(missing.json(), wire.ErrorBody)
 
     api = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
-    hit = {re.sub(r"^/api/views/(attribution|activations)$", "/api/views/{kind}", p) for p in f.hit}
+    hit = {
+        re.sub(r"^/api/views/(attribution|activations|unit_stats)$", "/api/views/{kind}", p)
+        for p in f.hit
+    }
     assert api - set(wire.STREAM_ROUTES) == hit, "a route was not fetched and checked"
     assert f.checked > 30

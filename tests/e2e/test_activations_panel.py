@@ -35,12 +35,15 @@ def acts_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, An
     )  # fmt: skip
     x = torch.rand(2, 1, 8, 8)
     acts = deepscope.activations(model, x, ["0", "3"])
+    data = [torch.rand(6, 1, 8, 8) for _ in range(3)]
+    stats = deepscope.unit_stats(model, data, ["0"], top_k=3, progress=False)
     root: Path = tmp_path_factory.mktemp("activations-logdir")
     with deepscope.init(logdir=root, name="acts") as run:
         run.log_activations("acts", acts, step=1)
         run.log_activations("acts", acts, step=5)
+        run.log_unit_stats("units", stats, step=5)
     with ServerThread(root) as server:
-        yield server.url, acts
+        yield server.url, (acts, stats)
 
 
 def _canvas(page: Any, selector: str, index: int) -> np.ndarray:
@@ -70,10 +73,10 @@ def _open(page: Any, url: str, fragment: str) -> None:
 def test_tiles_are_the_logged_channels_large_crisp_and_distinct(
     page: Any, acts_run: tuple[str, Any], page_log: Any
 ) -> None:
-    url, acts = acts_run
+    url, (acts, _) = acts_run
     _open(page, url, "?run=acts&layer=0")
     page.wait_for_function(
-        f"() => document.querySelectorAll('[data-testid=act-tile] canvas').length === {CHANNELS}"
+        f"() => document.querySelectorAll('[data-testid=act-tile] canvas[data-painted]').length === {CHANNELS}"
     )
     want = acts["0"][0].numpy()
     lo, hi = float(want.min()), float(want.max())
@@ -111,11 +114,11 @@ def test_tiles_are_the_logged_channels_large_crisp_and_distinct(
 def test_click_opens_the_channel_full_size_with_values_on_hover(
     page: Any, acts_run: tuple[str, Any], page_log: Any
 ) -> None:
-    url, acts = acts_run
+    url, (acts, _) = acts_run
     _open(page, url, "?run=acts&layer=0")
     page.locator('[data-testid="act-tile"]').nth(2).click()
     detail = page.locator('[data-testid="act-detail"]')
-    detail.wait_for()
+    detail.locator("canvas[data-painted]").wait_for()
     assert detail.get_attribute("data-channel") == "2"
     canvas = page.locator('[data-testid="act-detail-canvas"]')
     box = canvas.bounding_box()
@@ -134,16 +137,18 @@ def test_click_opens_the_channel_full_size_with_values_on_hover(
 
 
 def test_layer_input_and_deep_link(page: Any, acts_run: tuple[str, Any], page_log: Any) -> None:
-    url, acts = acts_run
+    url, (acts, _) = acts_run
     _open(page, url, "?run=acts&layer=0")
-    page.locator('[data-testid="act-tile"] canvas').first.wait_for()
+    page.locator('[data-testid="act-tile"] canvas[data-painted]').first.wait_for()
     first = _canvas(page, '[data-testid="act-tile"] canvas', 0)
     page.locator('[data-testid="act-item"]').select_option("1")
-    page.wait_for_selector('[data-testid="act-item-maps"][data-index="1"] [data-testid="act-tile"]')
+    page.wait_for_selector(
+        '[data-testid="act-item-maps"][data-index="1"] [data-testid="act-tile"] canvas[data-painted]'
+    )
     assert not np.array_equal(first, _canvas(page, '[data-testid="act-tile"] canvas', 0))
     page.locator('[data-testid="act-layer"][data-layer="3"]').click()
     strip = page.locator(
-        '[data-testid="act-item-maps"][data-layer="3"] [data-testid="act-tile"] canvas'
+        '[data-testid="act-item-maps"][data-layer="3"] [data-testid="act-tile"] canvas[data-painted]'
     )
     strip.wait_for()
     assert _canvas(page, '[data-testid="act-tile"] canvas', 0).shape == (1, 10, 3)
@@ -151,4 +156,30 @@ def test_layer_input_and_deep_link(page: Any, acts_run: tuple[str, Any], page_lo
     # the link opens the same layer
     _open(page, url, "?run=acts&layer=3")
     page.wait_for_selector('[data-testid="act-item-maps"][data-layer="3"]')
+    assert page_log.errors == []
+
+
+def test_unit_table_sorts_and_shows_top_k_crops(
+    page: Any, acts_run: tuple[str, Any], page_log: Any
+) -> None:
+    url, (_, stats) = acts_run
+    _open(page, url, "?run=acts&layer=0")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=unit-top] canvas[data-painted]').length === 12"
+    )
+    table = stats["0"]
+    rows = page.locator('[data-testid="unit-row"]')
+    by_max = [int(u) for u in np.argsort(-table.max.numpy(), kind="stable")]
+    assert [int(r.get_attribute("data-unit")) for r in rows.all()] == by_max
+    page.locator('[data-testid="unit-sort-unit"]').click()
+    assert [int(r.get_attribute("data-unit")) for r in rows.all()] == [0, 1, 2, 3]
+    tops = rows.nth(1).locator('[data-testid="unit-top"] figcaption').all_inner_texts()
+    assert [int(t.split(":")[0].lstrip("#")) for t in tops] == table.top_indices[1].tolist()
+    h, w = table.receptive_field["size"]
+    for j in range(12):
+        crop = _canvas(page, '[data-testid="unit-top"] canvas', j)
+        assert crop.shape == (h, w, 3) and np.ptp(crop) > 50  # drawn, not blank
+    box = page.locator('[data-testid="unit-top"] canvas').first.bounding_box()
+    assert box["width"] >= 40
+    screenshot(page, "activations-units")
     assert page_log.errors == []

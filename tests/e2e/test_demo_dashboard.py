@@ -117,7 +117,7 @@ def test_every_panel_shows_the_demo(page: Any, demo_url: str) -> None:
     # Activations: every conv layer's feature maps for 4 test digits, opened on the link.
     page.goto(f"{demo_url}/#/activations?runs=digits-cnn,digits-cnn-lr20&layer=features.0")
     page.wait_for_function(
-        "() => document.querySelectorAll('[data-testid=act-tile] canvas').length === 16"
+        "() => document.querySelectorAll('[data-testid=act-tile] canvas[data-painted]').length === 16"
     )
     layers = page.locator('[data-testid="act-layer"]').evaluate_all(
         "(els) => els.map((e) => e.dataset.layer)"
@@ -126,7 +126,7 @@ def test_every_panel_shows_the_demo(page: Any, demo_url: str) -> None:
     assert page.locator('[data-testid="act-run"]').input_value() == "digits-cnn"
     assert page.locator('[data-testid="act-item"] option').count() == 4
     shots = page.evaluate(
-        "() => [...document.querySelectorAll('[data-testid=act-tile] canvas')].map((c) => {"
+        "() => [...document.querySelectorAll('[data-testid=act-tile] canvas[data-painted]')].map((c) => {"
         " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
         " const r = []; for (let i = 0; i < d.length; i += 4) r.push(d[i] * 65536 + d[i + 1] * 256 + d[i + 2]);"
         " return { w: c.getBoundingClientRect().width, px: r.join(',') }; })"
@@ -134,8 +134,12 @@ def test_every_panel_shows_the_demo(page: Any, demo_url: str) -> None:
     assert min(s["w"] for s in shots) >= 64
     assert all(len(set(s["px"].split(","))) > 4 for s in shots[:8])  # the digit shows
     assert len({s["px"] for s in shots}) >= 12  # channels differ
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=unit-top] canvas[data-painted]').length === 96"
+    )
+    assert _count(page, "unit-row") == 16
     screenshot(page, "demo-activations")
     page.locator('[data-testid="act-layer"][data-layer="features.5"]').click()
     page.wait_for_function(
-        "() => document.querySelectorAll('[data-testid=act-tile] canvas').length === 32"
+        "() => document.querySelectorAll('[data-testid=act-tile] canvas[data-painted]').length === 32"
     )

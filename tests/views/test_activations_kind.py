@@ -17,6 +17,7 @@ from deepscope.errors import DeepscopeError
 from deepscope.server.app import Settings, create_app
 from deepscope.views import envelope
 from deepscope.views.kinds.activations import ActivationsView
+from deepscope.views.kinds.unit_stats import UnitStatsView
 from deepscope.views.schema import validate
 
 
@@ -106,3 +107,55 @@ def test_bad_layer_and_item_say_what_to_do(tmp_path: Path) -> None:
             run.log_activations("a", acts, layers=["convv"])
         with pytest.raises(DeepscopeError, match="out of range: 1 items"):
             run.log_activations("a", acts, items=[1])
+
+
+def test_unit_stats_round_trip_with_crops(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 6 * 6, 4))
+    data = [torch.rand(5, 1, 8, 8) for _ in range(3)]
+    stats = deepscope.unit_stats(net, data, ["1", "3"], top_k=4, progress=False)
+    with deepscope.init(logdir=tmp_path, name="us") as run:
+        run.log_unit_stats("units", stats, step=2)
+    client = TestClient(create_app(Settings(logdir=tmp_path)), base_url="http://127.0.0.1:6100")
+    body = client.get("/api/views/unit_stats?run=us").json()
+    validate(body, UnitStatsView)
+    items = {i["meta"]["layer"]: i for i in body["items"]}
+    assert sorted(items) == ["1", "3"]
+    for name, item in items.items():
+        table = stats[name]
+        doc = client.get(item["url"]).json()
+        np.testing.assert_allclose(doc["mean"], table.mean.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(doc["zeroFraction"], table.zero_fraction.numpy())
+        assert doc["topIndices"] == table.top_indices.tolist()
+        assert item["meta"]["items"] == 15 and item["meta"]["topK"] == 4
+    assert items["3"]["parts"]["crops"] is None  # a Linear's units have no receptive field
+    crops = envelope.decode(client.get(items["1"]["parts"]["crops"]["url"]).content)
+    table = stats["1"]
+    h, w = table.receptive_field["size"]
+    assert crops.shape == (3, 4, 1, h, w) and items["1"]["meta"]["fieldSize"] == [h, w]
+    for u in range(3):
+        for j in range(4):
+            want = table.crops[u][j].numpy()
+            cell = crops[u, j]
+            rows = np.flatnonzero(np.isfinite(cell[0]).any(1))
+            cols = np.flatnonzero(np.isfinite(cell[0]).any(0))
+            got = cell[:, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            np.testing.assert_array_equal(got, want)
+            # the crop is the input at the top box: the index points at the right input
+            y0, y1, x0, x1 = table.top_boxes[u, j].tolist()
+            item = int(table.top_indices[u, j])
+            np.testing.assert_array_equal(want, data[item // 5][item % 5][:, y0:y1, x0:x1].numpy())
+
+
+def test_crops_cut_by_the_top_left_border_sit_bottom_right() -> None:
+    from deepscope.views.kinds.unit_stats import crops_array
+
+    top_left = np.ones((1, 2, 2))
+    bottom_right = np.full((1, 2, 2), 2.0)
+    boxes = [[(0, 2, 0, 2), (6, 8, 6, 8)]]
+    out = crops_array([[top_left, bottom_right]], (3, 3), boxes, (8, 8))
+    assert out is not None and out.shape == (1, 2, 1, 3, 3)
+    assert np.isnan(out[0, 0, 0, 0]).all() and np.isnan(out[0, 0, 0, :, 0]).all()
+    np.testing.assert_array_equal(out[0, 0, 0, 1:, 1:], top_left[0])
+    np.testing.assert_array_equal(out[0, 1, 0, :2, :2], bottom_right[0])
+    assert np.isnan(out[0, 1, 0, 2]).all()

@@ -131,6 +131,7 @@ def test_kinds_lists_each_kind_with_its_panel(client: TestClient) -> None:
     assert body["kinds"] == [
         {"kind": "activations", "panel": "activations", "parts": {"maps": "array"}},
         {"kind": "attribution", "panel": "attribution", "parts": {"input": "png", "heat": "array"}},
+        {"kind": "unit_stats", "panel": "activations", "parts": {"crops": "array"}},
     ]
 
 

@@ -19,6 +19,8 @@ export interface ViewPanel {
 export const VIEW_PANELS: Record<ViewKindName, ViewPanel> = {
   activations: { title: 'Activations', component: ActivationsPanel },
   attribution: { title: 'Attribution', component: AttributionPanel },
+  // drawn inside the Activations panel (the table of the layer shown)
+  unit_stats: { title: 'Activations', component: ActivationsPanel },
 };
 
 /** The panel of a kind, or undefined for a kind this build does not know. */

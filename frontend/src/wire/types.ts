@@ -372,10 +372,49 @@ export interface AttributionView {
   skipped: number;
 }
 
-export type ViewKindName = 'activations' | 'attribution';
+/** What is logged with each layer's unit table. */
+export interface UnitStatsMeta {
+  entry: string;
+  layer: string;
+  units: number;
+  count: number;
+  topK: number;
+  items: number;
+  format: 'json';
+  fieldSize?: number[];
+  [key: string]: unknown;
+}
+
+/** The top-k crops of one layer (null for non-spatial units). */
+export interface UnitStatsParts {
+  crops: PartRef | null;
+}
+
+/** One layer's unit table. */
+export interface UnitStatsItem {
+  id: number;
+  tag: string;
+  step: number;
+  wallTime: number;
+  format: 'json';
+  url: string;
+  meta: UnitStatsMeta;
+  parts: UnitStatsParts;
+}
+
+/** `/api/views/unit_stats`: every logged unit table of a run (oldest first). */
+export interface UnitStatsView {
+  kind: 'unit_stats';
+  run: string;
+  items: UnitStatsItem[];
+  skipped: number;
+}
+
+export type ViewKindName = 'activations' | 'attribution' | 'unit_stats';
 
 /** The answer of `/api/views/<kind>` for each kind. */
 export interface ViewResponses {
   activations: ActivationsView;
   attribution: AttributionView;
+  unit_stats: UnitStatsView;
 }

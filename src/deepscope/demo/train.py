@@ -85,14 +85,20 @@ def _log_attributions(
     model.train()
 
 
-def _log_activations(run: Run, model: nn.Module, x: torch.Tensor, step: int) -> None:
-    """The feature maps of every conv layer for the digits in `x` (the Activations tab)."""
+def _log_activations(
+    run: Run, model: nn.Module, x: torch.Tensor, x_all: torch.Tensor, step: int
+) -> None:
+    """The feature maps of every conv layer for the digits in `x`, and each conv unit's
+    statistics and top-6 digits over `x_all` (the test set): the Activations tab."""
     import deepscope
 
     model.eval()
     acts = deepscope.activations(model, x, nn.Conv2d)
+    batches = [x_all[i : i + 128] for i in range(0, len(x_all), 128)]
+    stats = deepscope.unit_stats(model, batches, nn.Conv2d, top_k=6, progress=False)
     model.train()
     run.log_activations("activations", acts, step=step)
+    run.log_unit_stats("unit_stats", stats, step=step)
 
 
 def train_healthy(
@@ -133,7 +139,7 @@ def train_healthy(
             bar.set_postfix(loss=f"{loss.item():.3f}", test_acc=f"{acc:.3f}")
         run.log_histogram("test/logits", model(data.x_test).detach(), step=step)
         _log_attributions(run, model, data.x_test[:8], data.y_test[:8], step)
-        _log_activations(run, model, data.x_test[:4], step)
+        _log_activations(run, model, data.x_test[:4], data.x_test, step)
         run.log_text(
             "demo/about",
             "A CNN trained on scikit-learn's 8x8 digits by `deepscope demo`.",

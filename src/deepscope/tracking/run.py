@@ -337,6 +337,17 @@ class Run:
         self._guard()
         log_activations(self, tag, result, step, layers=layers, items=items, dtype=dtype)
 
+    def log_unit_stats(
+        self, tag: str, stats: Any, step: int | None = None, layers: Sequence[str] | None = None
+    ) -> None:
+        """Log a `UnitStats` result (`deepscope.unit_stats`) as the ``unit_stats`` view kind:
+        per layer in `layers` (default: every layer) the per-unit mean, std, max, fraction
+        of zeros and top-k inputs with their crops; the Activations panel shows the table."""
+        from deepscope.views.kinds.unit_stats import log_unit_stats
+
+        self._guard()
+        log_unit_stats(self, tag, stats, step, layers=layers)
+
     # ---- watch ----------------------------------------------------------------------------
     def watch(
         self,

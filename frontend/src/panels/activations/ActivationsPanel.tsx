@@ -4,15 +4,17 @@
 // `#/activations?run=…&layer=…&item=…`.
 
 import { useEffect, useMemo, useState } from 'preact/hooks';
+import { blobUrl } from '../../api';
 import { useDashboard } from '../../context';
 import { useDebounced, useRunsVersion } from '../../hooks';
 import { hashParams, setHashParams } from '../../route';
 import { fetchArray, fetchView } from '../../views/registry';
 import type { WireArray } from '../../wire/envelope';
-import type { ActivationsItem, ActivationsView } from '../../wire/types';
+import type { ActivationsItem, ActivationsView, UnitStatsItem } from '../../wire/types';
 import { CMAPS, type CmapName } from './colormap';
 import { FeatureGrid } from './FeatureGrid';
 import { fmt } from './maps';
+import { UnitTable } from './UnitTable';
 import './activations.css';
 
 export function ActivationsPanel() {
@@ -67,6 +69,14 @@ function RunActivations({ view, runs, onRun }: { view: ActivationsView; runs: st
   const [index, setIndex] = useState<number | null>(linked.has('item') ? Number(linked.get('item')) : null);
   const [step, setStep] = useState<number | null>(null);
   const [cmap, setCmap] = useState<CmapName>('viridis');
+  const [units, setUnits] = useState<UnitStatsItem[]>([]);
+  useEffect(() => {
+    const ctl = new AbortController();
+    fetchView('unit_stats', run, {}, ctl.signal)
+      .then((r) => setUnits(r.items))
+      .catch(() => !ctl.signal.aborted && setUnits([]));
+    return () => ctl.abort();
+  }, [run, items]);
 
   const steps = useMemo(() => [...new Set(items.map((i) => i.step))].sort((a, b) => a - b), [items]);
   const atStep = step !== null && steps.includes(step) ? step : steps[steps.length - 1];
@@ -83,6 +93,7 @@ function RunActivations({ view, runs, onRun }: { view: ActivationsView; runs: st
   );
   const indexShown = index !== null && indices.includes(index) ? index : indices[0];
   const item = here.find((i) => i.meta.layer === layerShown && i.meta.index === indexShown);
+  const unitItem = units.filter((u) => u.meta.layer === layerShown).pop();
 
   const pickLayer = (l: string) => {
     setLayer(l);
@@ -152,7 +163,10 @@ function RunActivations({ view, runs, onRun }: { view: ActivationsView; runs: st
             </button>
           ))}
         </nav>
-        {item ? <ItemMaps key={item.id} run={run} item={item} cmap={cmap} /> : <div class="empty">nothing logged here</div>}
+        <div class="act-body">
+          {item ? <ItemMaps key={item.id} run={run} item={item} cmap={cmap} /> : <div class="empty">nothing logged here</div>}
+          {unitItem && <UnitTable key={unitItem.id} run={run} item={unitItem} blobUrl={blobUrl(run, unitItem.id)} />}
+        </div>
       </div>
     </div>
   );

@@ -67,6 +67,7 @@ export function paint(canvas: HTMLCanvasElement, s: Slice, lo: number, hi: numbe
     }
   }
   ctx.putImageData(img, 0, 0);
+  canvas.dataset.painted = `${s.offset}:${s.rows}x${s.cols}`;
 }
 
 /** Whole-number upscale so the longer side is at least `minPx` CSS pixels (≥ 1). */
