@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 from deepscope.render.colormap import apply_colormap
 from deepscope.render.grid import _BAR_W, _BG, _INK, _LABEL, _PAD, Grid, _colorbar, upscale
 
-__all__ = ["render_diverging", "render_image_tiles", "symmetric_limit"]
+__all__ = ["render_diverging", "render_esd", "render_image_tiles", "symmetric_limit"]
 
 
 def symmetric_limit(values: NDArray[np.floating]) -> float:
@@ -111,3 +111,51 @@ def render_image_tiles(
         canvas.paste(Image.fromarray(upscale(images[i], f, f)), (x0, y0))
         boxes.append((x0, y0, x0 + tw, y0 + th))
     return Grid(np.asarray(canvas, dtype=np.uint8).copy(), boxes, [])
+
+
+def render_esd(
+    evals: NDArray[np.floating],
+    *,
+    xmin: float | None = None,
+    title: str | None = None,
+    bins: int = 40,
+    size: tuple[int, int] = (320, 160),
+) -> Grid:
+    """Histogram of the positive `evals` on log axes (log10 value bins, log count bars),
+    with the power-law fit's `xmin` as a vertical line. `Grid.ranges` holds the log10
+    value range drawn; `boxes[0]` the plot area."""
+    x = np.asarray(evals, dtype=np.float64)
+    x = x[np.isfinite(x) & (x > 0)]
+    if x.size == 0:
+        raise ValueError("no positive eigenvalue to draw")
+    logs = np.log10(x)
+    lo, hi = float(logs.min()), float(logs.max())
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    counts, _ = np.histogram(logs, bins=bins, range=(lo, hi))
+    heights = np.log10(counts + 1.0)
+    pw, ph = size
+    left, top = _PAD + 4, _PAD + (_LABEL if title else 0)
+    canvas = Image.new("RGB", (left + pw + _PAD, top + ph + _LABEL + _PAD), _BG)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    if title:
+        draw.text((_PAD, _PAD - 2), title, fill=_INK, font=font)
+    bar_w = pw / bins
+    scale = ph / max(float(heights.max()), 1e-9)
+    for i, h in enumerate(heights):
+        if counts[i]:
+            x0 = left + int(i * bar_w)
+            x1 = left + max(int((i + 1) * bar_w) - 1, int(i * bar_w))
+            draw.rectangle(
+                (x0, top + ph - max(1, int(h * scale)), x1, top + ph), fill=(70, 110, 180)
+            )
+    draw.line((left, top + ph, left + pw, top + ph), fill=_INK)
+    if xmin is not None and np.isfinite(xmin) and xmin > 0:
+        xm = left + int((np.log10(xmin) - lo) / (hi - lo) * pw)
+        draw.line((xm, top, xm, top + ph), fill=(200, 30, 30), width=1)
+    draw.text((left, top + ph + 2), f"1e{lo:.1f}", fill=_INK, font=font)
+    draw.text((left + pw - 40, top + ph + 2), f"1e{hi:.1f}", fill=_INK, font=font)
+    return Grid(
+        np.asarray(canvas, dtype=np.uint8).copy(), [(left, top, left + pw, top + ph)], [(lo, hi)]
+    )

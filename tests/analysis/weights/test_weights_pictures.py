@@ -113,3 +113,26 @@ def test_alpha_agrees_with_the_powerlaw_package() -> None:
             ref = powerlaw.Fit(s.evals, verbose=False, parameter_ranges={"alpha": [None, None]})
         assert s.alpha == pytest.approx(ref.alpha, abs=0.05)
         assert s.fit.xmin == pytest.approx(ref.xmin)
+
+
+def test_esd_picture_marks_xmin_and_save_writes_everything(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(16, 30)
+    )
+    w = deepscope.weights(model)
+    s = w.spectra()["2.weight"]
+    g = w.esd("2.weight")
+    x0, y0, x1, y1 = g.boxes[0]
+    lo, hi = g.ranges[0]
+    assert lo == pytest.approx(np.log10(s.evals.min())) and hi == pytest.approx(
+        np.log10(s.evals.max())
+    )
+    xm = x0 + int((np.log10(s.fit.xmin) - lo) / (hi - lo) * (x1 - x0))
+    assert g.pixels[y0 + 2, xm].tolist() == [200, 30, 30]  # the xmin line
+    assert (g.pixels[y0:y1, x0:x1] == [70, 110, 180]).all(axis=2).any()  # bars drawn
+    files = {p.name for p in w.save(tmp_path / "out")}
+    assert {"stats.csv", "spectra.csv", "filters.png", "2.weight.png", "2.weight.esd.png"} <= files
+    assert {"0.weight.png", "0.bias.png"} <= files and "0.weight.esd.png" not in files  # in=1
+    spectra_csv = (tmp_path / "out" / "spectra.csv").read_text().splitlines()
+    assert spectra_csv[0] == "name,spectral_norm,stable_rank,alpha,xmin,D" and len(spectra_csv) == 2

@@ -25,7 +25,7 @@ from deepscope.analysis.weights.spectra import Spectrum, spectrum
 from deepscope.analysis.weights.stats import STAT_FIELDS, StatsAccumulator, accumulate
 from deepscope.errors import NotFoundError
 from deepscope.render.grid import Grid
-from deepscope.render.weights import render_diverging
+from deepscope.render.weights import render_diverging, render_esd
 
 __all__ = ["Weights", "layer_of"]
 
@@ -145,12 +145,31 @@ class Weights:
     def spectra(self, names: list[str] | None = None) -> dict[str, Spectrum]:
         """Spectra of every 2-D+ weight (Linear, Conv, attention projections), or of `names`."""
         chosen = names or [
-            n for n, t in self.tensors.items() if len(t.shape) >= 2 and min(t.shape[:2]) > 1
+            n
+            for n, t in self.tensors.items()
+            if len(t.shape) >= 2 and min(t.shape[:2]) > 1 and t.getter is not None
         ]
         for n in chosen:
             if n not in self._spectra:
                 self._spectra[n] = spectrum(self.values(n))
         return {n: self._spectra[n] for n in chosen}
+
+    def esd(self, name: str) -> Grid:
+        """The ESD histogram of one weight on log axes, the fit's xmin marked in red."""
+        s = self.spectra([name])[name]
+        title = f"{name}  alpha={s.alpha:.2f}  ||W||2={s.spectral_norm:.3g}"
+        return render_esd(s.evals, xmin=s.fit.xmin, title=title)
+
+    def show(self, name: str | None = None) -> Any:
+        """In a notebook, display the heatmap of `name` (or the statistics table); returns
+        the PIL image (or the CSV text) either way."""
+        shown: Any = Image.fromarray(self.heatmap(name).pixels) if name else self.to_csv()
+        try:
+            from IPython.display import display
+        except ImportError:
+            return shown
+        display(shown)
+        return shown
 
     def spectra_table(self) -> dict[str, dict[str, float]]:
         """Per 2-D weight: spectral norm, stable rank, alpha, xmin, KS distance."""
@@ -166,7 +185,8 @@ class Weights:
         }
 
     def save(self, directory: str | Path) -> list[Path]:
-        """Write stats.csv, spectra.csv and one heatmap PNG per readable tensor."""
+        """Write stats.csv, spectra.csv, one heatmap PNG per readable tensor, one ESD PNG per
+        2-D weight (``<name>.esd.png``) and the first conv kernel's filters (filters.png)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         written = [d / "stats.csv"]
@@ -184,6 +204,15 @@ class Weights:
             p = d / f"{n.replace('/', '_')}.png"
             Image.fromarray(self.heatmap(n).pixels).save(p)
             written.append(p)
+        for n, sp in self.spectra().items():
+            if sp.evals.size and np.isfinite(sp.evals).any() and (sp.evals > 0).any():
+                p = d / f"{n.replace('/', '_')}.esd.png"
+                Image.fromarray(self.esd(n).pixels).save(p)
+                written.append(p)
+        kernel = next((n for n, t in self.tensors.items() if len(t.shape) == 4), None)
+        if kernel is not None and self.tensors[kernel].getter is not None:
+            Image.fromarray(self.filters(kernel).pixels).save(d / "filters.png")
+            written.append(d / "filters.png")
         return written
 
 
