@@ -29,6 +29,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "deepscope.commands.summary:summary",
         "Print a model's layer table (shapes, params, MACs).",
     ),
+    "weights": (
+        "deepscope.commands.weights:weights",
+        "Write a model file's weight heatmaps, spectra and statistics.",
+    ),
+    "diff": (
+        "deepscope.commands.diff:diff",
+        "Compare the weights of two model files.",
+    ),
     "import-tb": (
         "deepscope.commands.import_tb:import_tb",
         "Import TensorBoard event files into a logdir.",
