@@ -70,6 +70,9 @@ def test_only_requested_heads_and_query_rows_are_kept() -> None:
     assert part.layers == ["cross"]
     assert part["cross"].shape == (2, 3, 7)
     assert part.heads["cross"] == [2, 0] and list(part.queries) == [1, 2, 3]
+    cross = attention(net, (x, mem, pad), layers="cross")
+    assert cross["cross"].shape == (4, 5, 7) and cross.queries == range(5)  # 5 queries, 7 keys
+    assert len(cross.tokens) == 7
     assert torch.equal(part["cross"], full["cross"][[2, 0], 1:4])
     assert torch.equal(part.head("cross", 0), full["cross"][0, 1:4])
     with pytest.raises(DeepscopeError, match="heads"):

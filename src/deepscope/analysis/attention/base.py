@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from deepscope.analysis.attention.pooling import Pooled, Pooler
 from deepscope.errors import DeepscopeError
 
 LayerSpec = Sequence[str | int] | str | int | None
@@ -25,12 +26,15 @@ HeadSpec = Sequence[int] | int | None
 @dataclass
 class Selection:
     """Which weights to keep: `layers` (names, globs or indices in call order; None = all),
-    `heads` (indices; None = all), batch `item`, and the `queries` rows (a slice)."""
+    `heads` (indices; None = all), batch `item`, the `queries` rows (a slice), and for
+    long sequences `block` (keep block-pooled max/mean, not the matrix) and `top_k`."""
 
     layers: LayerSpec = None
     heads: HeadSpec = None
     item: int = 0
     queries: slice = field(default_factory=lambda: slice(None))
+    block: int | None = None
+    top_k: int = 0
 
     def wants_layer(self, name: str, index: int) -> bool:
         """Whether the `index`-th attention layer (in call order), called `name`, is kept."""
@@ -71,16 +75,39 @@ class Collected:
     n_heads: dict[str, int] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     seen: int = 0  # attention calls seen, kept or not
+    n_queries: int = 0  # query length of the first kept layer, before `queries=`
+
+    pooled: dict[str, Pooled] = field(default_factory=dict)
+
+    def _key(self, name: str) -> str:
+        key, k = name, 1
+        while key in self.weights or key in self.pooled:
+            key, k = f"{name}#{k}", k + 1
+        return key
 
     def add(self, name: str, weights: torch.Tensor, heads: list[int], n_heads: int) -> None:
         """Keep `weights` (heads, queries, keys) of layer `name`; a second call of the same
         module is kept as `name#1`, `name#2`, ..."""
-        key, k = name, 1
-        while key in self.weights:
-            key, k = f"{name}#{k}", k + 1
+        key = self._key(name)
         self.weights[key] = weights.detach().to("cpu", torch.float32)
-        self.heads[key] = heads
-        self.n_heads[key] = n_heads
+        self.heads[key], self.n_heads[key] = heads, n_heads
+
+    def add_pooled(self, name: str, pooled: Pooled, heads: list[int], n_heads: int) -> None:
+        """Keep the pooled view of layer `name` instead of its matrix."""
+        key = self._key(name)
+        self.pooled[key] = pooled
+        self.heads[key], self.n_heads[key] = heads, n_heads
+
+    def keep(self, name: str, weights: torch.Tensor, sel: Selection, n_heads: int) -> None:
+        """`add` the kept (heads, rows, keys) weights, or their pooled view when `sel.block`."""
+        heads = sel.head_indices(n_heads)
+        if not sel.block:
+            self.add(name, weights, heads, n_heads)
+            return
+        h, r, s = weights.shape
+        pooler = Pooler(h, r, s, sel.block, sel.top_k)
+        pooler.feed_all(weights.detach().cpu())
+        self.add_pooled(name, pooler.result(), heads, n_heads)
 
 
 def call_model(model: nn.Module, inputs: Any, **extra: Any) -> Any:

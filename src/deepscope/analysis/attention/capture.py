@@ -88,6 +88,8 @@ def attention(
     tokenizer: Any = None,
     patch_grid_size: tuple[int, int] | None = None,
     source: str = "auto",
+    block: int | None = None,
+    top_k: int = 8,
 ) -> Attention:
     """Attention weights of `model` on `inputs` (a tensor, a tuple of arguments, or a
     mapping such as a tokenizer's output), for batch item `item`.
@@ -99,6 +101,9 @@ def attention(
     memory on long sequences. `tokens` labels positions (or `tokenizer` turns
     ``inputs["input_ids"]`` into tokens); ViT-style models label patches ``row,col``.
     `source`: "auto" (MHA modules, then Hugging Face eager, then SDPA), or one of them.
+    `block`: for long sequences, keep per layer only the max and mean of each block × block
+    tile and the `top_k` largest keys per query (`result.pooled[layer]`); on the SDPA path
+    the weights are then computed a chunk of query rows at a time, never whole.
 
     Example:
         >>> import torch, deepscope
@@ -119,6 +124,9 @@ def attention(
             "in PyTorch first"
         )
     sel = Selection(layers=layers, heads=heads, item=item, queries=_queries(queries))
+    if block is not None and (block < 1 or sel.queries.step not in (None, 1)):
+        raise DeepscopeError("block= needs a positive block size and contiguous queries=")
+    sel.block, sel.top_k = block, max(0, top_k) if block else 0
     path = _source(model, source)
     with torch.no_grad(), eval_mode(model):
         collected: Collected
@@ -128,7 +136,7 @@ def attention(
             collected = collect_huggingface(model, inputs, sel)
         else:
             collected = collect_sdpa(model, inputs, sel)
-    if not collected.weights:
+    if not collected.heads:
         found = collected.seen
         raise DeepscopeError(
             f"no attention weights captured on the {path!r} path ({found} attention calls seen"
@@ -137,10 +145,13 @@ def attention(
         )
     if is_huggingface(model) and path == "sdpa":
         collected.meta["attn_implementation"] = attn_implementation(model)
-    first = next(iter(collected.weights.values()))
-    n_queries_total = first.shape[-1]
+    if collected.pooled:
+        n_keys = next(iter(collected.pooled.values())).shape[-1]
+        collected.meta["pooled"] = {"block": block, "top_k": sel.top_k}
+    else:
+        n_keys = next(iter(collected.weights.values())).shape[-1]
     grid = patch_grid_size or (patch_grid(model) if is_huggingface(model) else None)
-    names = _tokens(inputs, tokens, tokenizer, item, first.shape[-1], grid)
+    names = _tokens(inputs, tokens, tokenizer, item, n_keys, grid)
     collected.meta.update(
         {"item": item, "layers_seen": collected.seen, "n_heads": dict(collected.n_heads)}
     )
@@ -148,7 +159,8 @@ def attention(
         weights=collected.weights,
         heads=collected.heads,
         tokens=names,
-        queries=sel.query_rows(n_queries_total),
+        queries=sel.query_rows(collected.n_queries),
         patch_grid=grid,
         meta=collected.meta,
+        pooled=collected.pooled,
     )

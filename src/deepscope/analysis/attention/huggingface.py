@@ -69,6 +69,7 @@ def collect_huggingface(model: nn.Module, inputs: Any, sel: Selection) -> Collec
         w = select_item(weights, sel.item, batched=weights.dim() == 4)
         heads = sel.head_indices(w.shape[0])
         rows = sel.query_rows(w.shape[1])
-        out.add(name, w[heads][:, rows.start : rows.stop : rows.step], heads, w.shape[0])
+        out.n_queries = out.n_queries or w.shape[1]
+        out.keep(name, w[heads][:, rows.start : rows.stop : rows.step], sel, w.shape[0])
     out.meta["note"] = "the model materialises every layer and head on this path"
     return out

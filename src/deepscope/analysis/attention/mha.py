@@ -76,8 +76,9 @@ class _Recorder:
             w = select_item(weights, self.sel.item, batched=weights.dim() == 4)
             heads = self.sel.head_indices(w.shape[0])
             rows = self.sel.query_rows(w.shape[1])
+            self.out.n_queries = self.out.n_queries or w.shape[1]
             kept = w[heads][:, rows.start : rows.stop : rows.step]
-            self.out.add(self.name, kept, heads, w.shape[0])
+            self.out.keep(self.name, kept, self.sel, w.shape[0])
         if not need:
             return attn_out, None
         return attn_out, weights.mean(dim=-3) if average else weights
@@ -88,7 +89,7 @@ def collect_mha(model: nn.Module, inputs: Any, sel: Selection) -> Collected:
     out = Collected(meta={"path": "mha"})
     with HookSet() as hooks, _fastpath_off():
         for name, module in mha_layers(model):
-            rec = _Recorder(name, sel, out)
+            rec = _Recorder(name or "model", sel, out)
             hooks.add(module.register_forward_pre_hook(rec.pre, with_kwargs=True))
             hooks.add(module.register_forward_hook(rec.post, with_kwargs=True))
         call_model(model, inputs)

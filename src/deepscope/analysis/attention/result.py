@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from deepscope.analysis.activations.feature_maps import Picture
+from deepscope.analysis.attention.pooling import Pooled
 from deepscope.analysis.attention.rollout import fuse_heads, rollout
 from deepscope.errors import DeepscopeError
 from deepscope.render.grid import render_heatmap
@@ -31,7 +32,9 @@ class Attention:
     positions `queries`. `tokens` labels the key positions (given strings, a tokenizer's
     tokens, ``[CLS]`` and ``r,c`` patches for a ViT-style model, else the positions);
     `patch_grid` is (rows, columns) of image patches when known. `meta["path"]` says where
-    the weights came from: "mha", "huggingface" or "sdpa"."""
+    the weights came from: "mha", "huggingface" or "sdpa". When captured with ``block=``,
+    `pooled[layer]` holds block-pooled max/mean and the top-k keys per query instead of
+    the matrix (``meta["pooled"]`` says so) and `weights` is empty for that layer."""
 
     weights: dict[str, torch.Tensor]
     heads: dict[str, list[int]]
@@ -39,11 +42,12 @@ class Attention:
     queries: range
     patch_grid: tuple[int, int] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    pooled: dict[str, Pooled] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[str]:
         """The kept layer names, in the order their attention ran."""
-        return list(self.weights)
+        return list(self.heads)
 
     def _layer(self, layer: str | int) -> str:
         if isinstance(layer, int):
@@ -53,18 +57,28 @@ class Attention:
                 raise DeepscopeError(
                     f"layer index {layer} is out of range: {len(self.layers)} layers were kept"
                 ) from None
-        if layer not in self.weights:
+        if layer not in self.heads:
             raise DeepscopeError(f"no attention kept for layer {layer!r}; kept: {self.layers}")
         return layer
 
+    def _full(self, layer: str | int) -> str:
+        name = self._layer(layer)
+        if name not in self.weights:
+            raise DeepscopeError(
+                f"layer {name!r} was kept block-pooled (block={self.pooled[name].block}); "
+                "read result.pooled[layer], or capture without block= (with queries= to "
+                "bound memory) for the full matrix"
+            )
+        return name
+
     def __getitem__(self, layer: str | int) -> torch.Tensor:
-        return self.weights[self._layer(layer)]
+        return self.weights[self._full(layer)]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.weights)
+        return iter(self.heads)
 
     def __len__(self) -> int:
-        return len(self.weights)
+        return len(self.heads)
 
     def head_names(self, layer: str | int) -> list[str]:
         """``"<layer>/head<i>"`` for each kept head of `layer`."""
@@ -73,7 +87,7 @@ class Attention:
 
     def head(self, layer: str | int, head: int) -> torch.Tensor:
         """The (queries, keys) weights of head `head` (its index in the layer) of `layer`."""
-        name = self._layer(layer)
+        name = self._full(layer)
         if head not in self.heads[name]:
             raise DeepscopeError(
                 f"head {head} of {name!r} was not captured (kept {self.heads[name]}); "
@@ -85,14 +99,18 @@ class Attention:
         """Attention rollout over `layers` (default: every kept layer, in run order): heads
         fused by `head_fusion` ("mean", "max" or "min"), identity added, rows renormalised,
         layers multiplied through. Returns (tokens, tokens) float64."""
-        names = [self._layer(n) for n in (layers or self.layers)]
+        names = [self._full(n) for n in (layers or self.layers)]
         return rollout([self.weights[n] for n in names], head_fusion)
 
     def matrix(
         self, layer: str | int = 0, head: int | None = None, head_fusion: str = "mean"
     ) -> torch.Tensor:
-        """(queries, keys) of one head, or the kept heads fused by `head_fusion`."""
+        """(queries, keys) of one head, or the kept heads fused by `head_fusion`; for a
+        pooled layer the (query blocks, key blocks) block means."""
         name = self._layer(layer)
+        if name in self.pooled:
+            p = self.pooled[name]
+            return p.mean[self.heads[name].index(head)] if head is not None else p.mean.mean(0)
         if head is not None:
             return self.head(name, head)
         return fuse_heads(self.weights[name], head_fusion)
@@ -110,11 +128,16 @@ class Attention:
         name = self._layer(layer)
         values = self.matrix(name, head, head_fusion).numpy().astype(np.float32)
         rows = [self.tokens[i] if i < len(self.tokens) else str(i) for i in self.queries]
+        cols = self.tokens[: values.shape[1]]
+        if name in self.pooled:
+            b = self.pooled[name].block
+            rows = [rows[i * b] for i in range(values.shape[0])]
+            cols = [self.tokens[j * b] for j in range(values.shape[1])]
         which = f"head {head}" if head is not None else f"{head_fusion} of heads"
         grid = render_heatmap(
             values,
             row_labels=rows,
-            col_labels=self.tokens[: values.shape[1]],
+            col_labels=cols,
             cmap=cmap,
             title=f"{name} · {which}",
         )

@@ -13,6 +13,7 @@ eval pass). The layer is named after the innermost module running at the time of
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from deepscope.analysis.attention.base import Collected, Selection, call_model, select_item
+from deepscope.analysis.attention.pooling import Pooler, chunk_rows
 from deepscope.capture.hooks import HookSet
 from deepscope.errors import DeepscopeError
 
@@ -37,6 +39,51 @@ def _mask_for(mask: torch.Tensor, item: int, head: int) -> torch.Tensor:
     return m[head if m.shape[0] > 1 else 0]
 
 
+def head_chunks(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    heads: list[int],
+    rows: range,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    scale: float | None = None,
+    item: int = 0,
+    chunk: int | None = None,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """Yield `(i, r0, w)`: the float32 weights `w` (rows r0 .. r0 + len(w) of `rows`, all
+    keys) of head `heads[i]`, `chunk` query rows at a time (all at once when None).
+    `query` is (Hq, L, E) and `key` (Hk, S, E) of batch item `item` (whose slice of
+    `attn_mask` is taken here)."""
+    n_q, _, dim = query.shape
+    n_k, keys = key.shape[0], key.shape[1]
+    if n_q % n_k:
+        raise DeepscopeError(
+            f"{n_q} query heads cannot share {n_k} key heads; attention with grouped keys "
+            "needs a whole number of query heads per key head"
+        )
+    group = n_q // n_k
+    dt = torch.promote_types(query.dtype, torch.float32)
+    factor = 1.0 / math.sqrt(dim) if scale is None else float(scale)
+    all_idx = torch.tensor(list(rows), dtype=torch.long, device=query.device)
+    step = chunk or max(len(rows), 1)
+    key_pos = torch.arange(keys, device=query.device)
+    for i, h in enumerate(heads):
+        k_h = key[h // group].to(dt).transpose(0, 1)
+        m_h = None if attn_mask is None else _mask_for(attn_mask, item, h)
+        for r0 in range(0, len(rows), step):
+            idx = all_idx[r0 : r0 + step]
+            scores = (query[h].index_select(0, idx).to(dt) @ k_h) * factor
+            if is_causal:
+                scores = scores.masked_fill(idx[:, None] < key_pos[None, :], float("-inf"))
+            if m_h is not None:
+                m = m_h.index_select(0, idx) if m_h.shape[0] > 1 else m_h
+                if m.dtype == torch.bool:
+                    scores = scores.masked_fill(~m, float("-inf"))
+                else:
+                    scores = scores + m.to(dt)
+            yield i, r0, torch.softmax(scores, dim=-1).nan_to_num(0.0).to("cpu", torch.float32)
+
+
 def sdpa_weights(
     query: torch.Tensor,
     key: torch.Tensor,
@@ -48,37 +95,10 @@ def sdpa_weights(
     item: int = 0,
 ) -> torch.Tensor:
     """Softmax attention weights (len(heads), len(rows), S) of one call, as the kernel uses
-    them. `query` is (Hq, L, E) and `key` (Hk, S, E) of batch item `item` (whose slice of
-    `attn_mask` is taken here)."""
-    n_q, length, dim = query.shape
-    n_k, keys = key.shape[0], key.shape[1]
-    if n_q % n_k:
-        raise DeepscopeError(
-            f"{n_q} query heads cannot share {n_k} key heads; attention with grouped keys "
-            "needs a whole number of query heads per key head"
-        )
-    group = n_q // n_k
-    dt = torch.promote_types(query.dtype, torch.float32)
-    factor = 1.0 / math.sqrt(dim) if scale is None else float(scale)
-    idx = torch.tensor(list(rows), dtype=torch.long, device=query.device)
-    out = torch.empty(len(heads), len(rows), keys, dtype=torch.float32)
-    causal = None
-    if is_causal:
-        causal = idx[:, None] < torch.arange(keys, device=query.device)[None, :]
-    for i, h in enumerate(heads):
-        q = query[h].index_select(0, idx).to(dt)
-        scores = (q @ key[h // group].to(dt).transpose(0, 1)) * factor
-        if causal is not None:
-            scores = scores.masked_fill(causal, float("-inf"))
-        if attn_mask is not None:
-            m = _mask_for(attn_mask, item, h)
-            if m.shape[0] > 1:
-                m = m.index_select(0, idx)
-            if m.dtype == torch.bool:
-                scores = scores.masked_fill(~m, float("-inf"))
-            else:
-                scores = scores + m.to(dt)
-        out[i] = torch.softmax(scores, dim=-1).nan_to_num(0.0).to("cpu", torch.float32)
+    them (see `head_chunks` for the arguments)."""
+    out = torch.empty(len(heads), len(rows), key.shape[1], dtype=torch.float32)
+    for i, r0, w in head_chunks(query, key, heads, rows, attn_mask, is_causal, scale, item):
+        out[i, r0 : r0 + w.shape[0]] = w
     return out
 
 
@@ -116,19 +136,21 @@ class _SDPAMode(TorchFunctionMode):
         ki = select_item(k, self.sel.item, batched)
         heads = self.sel.head_indices(qi.shape[0])
         rows = self.sel.query_rows(qi.shape[1])
-        w = sdpa_weights(
-            qi,
-            ki,
-            heads,
-            rows,
-            attn_mask=call.get("attn_mask"),
-            is_causal=bool(call.get("is_causal", False)),
-            scale=call.get("scale"),
-            item=self.sel.item if batched else 0,
-        )
+        self.out.n_queries = self.out.n_queries or qi.shape[1]
+        args = (qi, ki, heads, rows, call.get("attn_mask"), bool(call.get("is_causal", False)))
+        options: dict[str, Any] = {
+            "scale": call.get("scale"),
+            "item": self.sel.item if batched else 0,
+        }
+        if self.sel.block:
+            pooler = Pooler(len(heads), len(rows), ki.shape[1], self.sel.block, self.sel.top_k)
+            for i, r0, w in head_chunks(*args, **options, chunk=chunk_rows(self.sel.block)):
+                pooler.feed(i, r0, w)
+            self.out.add_pooled(name, pooler.result(), heads, qi.shape[0])
+        else:
+            self.out.add(name, sdpa_weights(*args, **options), heads, qi.shape[0])
         if float(call.get("dropout_p", 0.0) or 0.0) > 0:
             self.out.meta["dropout_ignored"] = True
-        self.out.add(name, w, heads, qi.shape[0])
 
 
 def collect_sdpa(model: nn.Module, inputs: Any, sel: Selection, **extra: Any) -> Collected:
