@@ -42,6 +42,8 @@ def acts_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, An
         run.log_activations("acts", acts, step=1)
         run.log_activations("acts", acts, step=5)
         run.log_unit_stats("units", stats, step=5)
+    with deepscope.init(logdir=root, name="acts16") as run:
+        run.log_activations("acts", acts, step=1, dtype="float16")
     with ServerThread(root) as server:
         yield server.url, (acts, stats)
 
@@ -182,4 +184,26 @@ def test_unit_table_sorts_and_shows_top_k_crops(
     box = page.locator('[data-testid="unit-top"] canvas').first.bounding_box()
     assert box["width"] >= 40
     screenshot(page, "activations-units")
+    assert page_log.errors == []
+
+
+def test_float16_maps_decode_to_the_same_colours(
+    page: Any, acts_run: tuple[str, Any], page_log: Any
+) -> None:
+    url, (acts, _) = acts_run
+    _open(page, url, "?run=acts16&layer=0")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=act-tile] canvas[data-painted]').length === 4"
+    )
+    assert page.locator('[data-testid="act-run"]').input_value() == "acts16"
+    want = acts["0"][0].numpy()
+    lo, hi = float(want.min()), float(want.max())
+    for k in range(CHANNELS):
+        pixels = _canvas(page, '[data-testid="act-tile"] canvas', k).astype(int)
+        assert np.abs(pixels - _viridis(want[k], lo, hi)).max() <= 6
+    page.locator('[data-testid="act-tile"]').nth(1).click()
+    box = page.locator('[data-testid="act-detail-canvas"][data-painted]').bounding_box()
+    page.mouse.move(box["x"] + 0.5 * box["width"] / 8, box["y"] + 0.5 * box["height"] / 8)
+    text = page.locator('[data-testid="act-value"]').inner_text()
+    assert float(text.split("= ")[1]) == pytest.approx(float(want[1, 0, 0]), rel=2e-3, abs=1e-3)
     assert page_log.errors == []
