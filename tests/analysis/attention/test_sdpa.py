@@ -121,6 +121,9 @@ def test_float_mask_per_head_and_query() -> None:
     bias[0, :, :, 3] = float("-inf")
     _check(net, x, bias, False, item=0)
     _check(net, x, bias, False, item=1)
+    full = attention(net, (x, bias, False), item=1)
+    part = attention(net, (x, bias, False), item=1, heads=[3, 6], queries=(2, 6))
+    torch.testing.assert_close(part[1], full[1][[3, 6], 2:6])
 
 
 def test_only_requested_heads_and_rows_are_materialised() -> None:

@@ -3,7 +3,8 @@
 The fused kernel never materialises the weights, so a ``TorchFunctionMode`` sees each call,
 lets it run unchanged, and recomputes ``softmax(Q Kᵀ · scale + mask)`` from the same query
 and key tensors, for the requested batch item, heads and query rows only: the memory kept
-is heads × rows × keys (float32), one head's scores at a time on top. It honours
+is heads × rows × keys (float32), the same again as scratch while computing; with
+``block=`` (pooling) the scratch is heads × 256 rows × keys and only the pooled view is kept. It honours
 ``attn_mask`` (bool: True takes part; float: added), ``is_causal`` (top-left aligned, as
 torch), ``scale=``, and grouped/multi-query keys (``enable_gqa`` or fewer key heads: query
 head h reads key head h // (Hq / Hk)). Dropout is not applied (the weights are those of an
@@ -49,9 +50,9 @@ def head_chunks(
     scale: float | None = None,
     item: int = 0,
     chunk: int | None = None,
-) -> Iterator[tuple[int, int, torch.Tensor]]:
-    """Yield `(i, r0, w)`: the float32 weights `w` (rows r0 .. r0 + len(w) of `rows`, all
-    keys) of head `heads[i]`, `chunk` query rows at a time (all at once when None).
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield `(r0, w)`: the float32 weights `w` (len(heads), n, S) of the requested heads
+    for rows r0 .. r0 + n of `rows`, `chunk` query rows at a time (all at once when None).
     `query` is (Hq, L, E) and `key` (Hk, S, E) of batch item `item` (whose slice of
     `attn_mask` is taken here)."""
     n_q, _, dim = query.shape
@@ -64,24 +65,28 @@ def head_chunks(
     group = n_q // n_k
     dt = torch.promote_types(query.dtype, torch.float32)
     factor = 1.0 / math.sqrt(dim) if scale is None else float(scale)
-    all_idx = torch.tensor(list(rows), dtype=torch.long, device=query.device)
+    device = query.device
+    all_idx = torch.tensor(list(rows), dtype=torch.long, device=device)
     step = chunk or max(len(rows), 1)
-    key_pos = torch.arange(keys, device=query.device)
-    for i, h in enumerate(heads):
-        k_h = key[h // group].to(dt).transpose(0, 1)
-        m_h = None if attn_mask is None else _mask_for(attn_mask, item, h)
-        for r0 in range(0, len(rows), step):
-            idx = all_idx[r0 : r0 + step]
-            scores = (query[h].index_select(0, idx).to(dt) @ k_h) * factor
-            if is_causal:
-                scores = scores.masked_fill(idx[:, None] < key_pos[None, :], float("-inf"))
-            if m_h is not None:
-                m = m_h.index_select(0, idx) if m_h.shape[0] > 1 else m_h
-                if m.dtype == torch.bool:
-                    scores = scores.masked_fill(~m, float("-inf"))
-                else:
-                    scores = scores + m.to(dt)
-            yield i, r0, torch.softmax(scores, dim=-1).nan_to_num(0.0).to("cpu", torch.float32)
+    key_pos = torch.arange(keys, device=device)
+    head_idx = torch.tensor(heads, dtype=torch.long, device=device)
+    q_sel = query.index_select(0, head_idx)  # (h, L, E): the requested heads only
+    k_t = key.index_select(0, head_idx // group).to(dt).transpose(1, 2)  # (h, E, S)
+    masks = None
+    if attn_mask is not None:
+        masks = torch.stack([_mask_for(attn_mask, item, h) for h in heads])  # (h, L|1, S|1)
+    for r0 in range(0, len(rows), step):
+        idx = all_idx[r0 : r0 + step]
+        scores = (q_sel.index_select(1, idx).to(dt) @ k_t) * factor
+        if is_causal:
+            scores = scores.masked_fill(idx[:, None] < key_pos[None, :], float("-inf"))
+        if masks is not None:
+            m = masks.index_select(1, idx) if masks.shape[1] > 1 else masks
+            if m.dtype == torch.bool:
+                scores = scores.masked_fill(~m, float("-inf"))
+            else:
+                scores = scores + m.to(dt)
+        yield r0, torch.softmax(scores, dim=-1).nan_to_num(0.0).to("cpu", torch.float32)
 
 
 def sdpa_weights(
@@ -97,8 +102,8 @@ def sdpa_weights(
     """Softmax attention weights (len(heads), len(rows), S) of one call, as the kernel uses
     them (see `head_chunks` for the arguments)."""
     out = torch.empty(len(heads), len(rows), key.shape[1], dtype=torch.float32)
-    for i, r0, w in head_chunks(query, key, heads, rows, attn_mask, is_causal, scale, item):
-        out[i, r0 : r0 + w.shape[0]] = w
+    for r0, w in head_chunks(query, key, heads, rows, attn_mask, is_causal, scale, item):
+        out[:, r0 : r0 + w.shape[1]] = w
     return out
 
 
@@ -144,8 +149,9 @@ class _SDPAMode(TorchFunctionMode):
         }
         if self.sel.block:
             pooler = Pooler(len(heads), len(rows), ki.shape[1], self.sel.block, self.sel.top_k)
-            for i, r0, w in head_chunks(*args, **options, chunk=chunk_rows(self.sel.block)):
-                pooler.feed(i, r0, w)
+            for r0, w in head_chunks(*args, **options, chunk=chunk_rows(self.sel.block)):
+                for i in range(w.shape[0]):
+                    pooler.feed(i, r0, w[i])
             self.out.add_pooled(name, pooler.result(), heads, qi.shape[0])
         else:
             self.out.add(name, sdpa_weights(*args, **options), heads, qi.shape[0])
