@@ -2,7 +2,7 @@
 full (heads, queries, keys) weights.
 
 `Pooler` takes the weights of one layer a chunk of query rows at a time (the SDPA path feeds
-it one head × `chunk_rows` rows at a time, so the full matrix never exists) and keeps, per
+it heads × `chunk_rows` rows at a time, so the full matrix never exists) and keeps, per
 head, the max and the mean of each `block` × `block` tile and the `top_k` largest weights
 of every query with their key positions. Kept memory per layer: heads × (R/b × S/b × 2 +
 R × k × 2) numbers instead of heads × R × S.
@@ -48,29 +48,29 @@ class Pooler:
         self.top_values = torch.zeros(heads, rows, k)
         self.top_keys = torch.zeros(heads, rows, k, dtype=torch.long)
 
-    def feed(self, head: int, row0: int, chunk: torch.Tensor) -> None:
-        """Add rows `row0 .. row0 + len(chunk)` (row0 a multiple of `block`) of one head."""
+    def feed(self, row0: int, chunk: torch.Tensor) -> None:
+        """Add rows `row0 .. row0 + n` (row0 a multiple of `block`) of every head: `chunk`
+        is (heads, n, keys)."""
         b = self.block
-        r, s = chunk.shape
+        h, r, s = chunk.shape
         w = chunk.to(torch.float32)
         pad = (0, (-s) % b, 0, (-r) % b)
-        tiles = F.pad(w, pad, value=-1.0).view(-1 if r else 0, b, math.ceil(s / b), b)
-        sums = F.pad(w, pad).view_as(tiles).sum(dim=(1, 3))
-        counts = F.pad(torch.ones_like(w), pad).view_as(tiles).sum(dim=(1, 3))
+        tiles = F.pad(w, pad, value=-1.0).view(h, math.ceil(r / b), b, math.ceil(s / b), b)
+        sums = F.pad(w, pad).view_as(tiles).sum(dim=(2, 4))
+        counts = F.pad(torch.ones_like(w[:1]), pad).view(1, *tiles.shape[1:]).sum(dim=(2, 4))
         i0 = row0 // b
-        self.max[head, i0 : i0 + tiles.shape[0]] = tiles.amax(dim=(1, 3))
-        self.mean[head, i0 : i0 + tiles.shape[0]] = sums / counts
+        self.max[:, i0 : i0 + tiles.shape[1]] = tiles.amax(dim=(2, 4))
+        self.mean[:, i0 : i0 + tiles.shape[1]] = sums / counts
         if self.top_values.shape[-1]:
             v, k = w.topk(self.top_values.shape[-1], dim=-1)
-            self.top_values[head, row0 : row0 + r] = v
-            self.top_keys[head, row0 : row0 + r] = k
+            self.top_values[:, row0 : row0 + r] = v
+            self.top_keys[:, row0 : row0 + r] = k
 
     def feed_all(self, weights: torch.Tensor) -> None:
         """Feed a whole (heads, rows, keys) matrix (from a path that returns it anyway)."""
         step = chunk_rows(self.block)
-        for h in range(weights.shape[0]):
-            for r0 in range(0, weights.shape[1], step):
-                self.feed(h, r0, weights[h, r0 : r0 + step])
+        for r0 in range(0, weights.shape[1], step):
+            self.feed(r0, weights[:, r0 : r0 + step])
 
     def result(self) -> Pooled:
         """The pooled view."""

@@ -150,8 +150,7 @@ class _SDPAMode(TorchFunctionMode):
         if self.sel.block:
             pooler = Pooler(len(heads), len(rows), ki.shape[1], self.sel.block, self.sel.top_k)
             for r0, w in head_chunks(*args, **options, chunk=chunk_rows(self.sel.block)):
-                for i in range(w.shape[0]):
-                    pooler.feed(i, r0, w[i])
+                pooler.feed(r0, w)
             self.out.add_pooled(name, pooler.result(), heads, qi.shape[0])
         else:
             self.out.add(name, sdpa_weights(*args, **options), heads, qi.shape[0])
