@@ -55,11 +55,19 @@ class Spectrum:
 
 
 def esd(matrices: NDArray[Any]) -> NDArray[np.float64]:
-    """Singular values of a 2-D matrix or a stack of them, pooled, descending."""
+    """Singular values of a 2-D matrix or a stack of them, pooled, descending.
+
+    Computed as the square roots of the eigenvalues of the smaller Gram matrix (M Mᵀ or
+    Mᵀ M, float64): ~10× faster than an SVD here, exact to float64 rounding for the large
+    values the tail fit uses (tiny ones lose relative precision; negatives clip to 0)."""
     m = np.asarray(matrices, dtype=np.float64)
     if not np.isfinite(m).all():
         m = np.nan_to_num(m, nan=0.0, posinf=0.0, neginf=0.0)
-    sv = np.linalg.svd(m, compute_uv=False).reshape(-1)
+    if m.shape[-2] > m.shape[-1]:
+        m = np.swapaxes(m, -1, -2)
+    gram = m @ np.swapaxes(m, -1, -2)
+    evals = np.linalg.eigvalsh(gram).reshape(-1)
+    sv = np.sqrt(np.clip(evals, 0.0, None))
     out: NDArray[np.float64] = np.sort(sv)[::-1]
     return out
 
@@ -85,21 +93,20 @@ def fit_alpha(evals: NDArray[Any]) -> PowerLawFit:
         return PowerLawFit(math.nan, math.nan, math.nan, 0)
     logs = np.log(x)
     tail_log_sum = np.cumsum(logs[::-1])[::-1]  # Σ_{j ≥ i} log x_j
+    first = np.searchsorted(x, x, side="left")  # index of each value's first copy
     best = PowerLawFit(math.nan, math.nan, math.inf, 0)
-    for xmin in candidates:
-        start = int(np.searchsorted(x, xmin, side="left"))
-        tail = x[start:]
-        nt = n - start
-        denom = tail_log_sum[start] - nt * math.log(xmin)
+    for start in np.searchsorted(x, candidates, side="left"):
+        nt = n - int(start)
+        log_xmin = logs[start]
+        denom = tail_log_sum[start] - nt * log_xmin
         if denom <= 0:
             continue
         alpha = float(1.0 + nt / denom)
-        fit_cdf = 1.0 - (tail / xmin) ** (1.0 - alpha)
-        emp = np.searchsorted(tail, tail, side="left") / nt
-        u, first = np.unique(tail, return_index=True)
-        d = float(np.max(np.abs(emp[first] - fit_cdf[first])))
+        fit_cdf = 1.0 - np.exp((1.0 - alpha) * (logs[start:] - log_xmin))
+        emp = (first[start:] - start) / nt  # F_emp at a value's first copy: i / n
+        d = float(np.max(np.abs(emp - fit_cdf)))
         if d < best.D:
-            best = PowerLawFit(alpha, float(xmin), d, nt)
+            best = PowerLawFit(alpha, float(x[start]), d, nt)
     if not math.isfinite(best.D):
         return PowerLawFit(math.nan, math.nan, math.nan, 0)
     return best
