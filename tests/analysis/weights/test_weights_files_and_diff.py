@@ -162,3 +162,28 @@ def test_diff_of_int8_quantized_copy_against_its_float_parent() -> None:
         row = d.rows[name]
         assert 0 < row["max_abs"] <= scale / 2 + 1e-7  # dequantized: off by rounding only
         assert row["cosine"] > 0.99
+
+
+def test_onnx_external_data_outside_the_model_folder_is_refused(tmp_path: Path) -> None:
+    tensors = _tensors()
+    proto = _onnx_model(tensors)
+    (tmp_path / "secret.bin").write_bytes(b"\0" * (300 * 300 * 4))
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    onnx.save_model(
+        proto,
+        str(model_dir / "m.onnx"),
+        save_as_external_data=True,
+        location="w.bin",
+        size_threshold=1024,
+    )
+    loaded = onnx.load(str(model_dir / "m.onnx"), load_external_data=False)
+    for t in loaded.graph.initializer:
+        for e in t.external_data:
+            if e.key == "location":
+                e.value = "../secret.bin"
+    onnx.save_model(loaded, str(model_dir / "evil.onnx"))
+    with pytest.raises(UnsafeModelError, match="inside the model's folder"):
+        deepscope.weights(model_dir / "evil.onnx")
+    with pytest.raises(UnsafeModelError, match="inside the model's folder"):
+        deepscope.diff(model_dir / "m.onnx", model_dir / "evil.onnx")
