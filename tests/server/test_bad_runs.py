@@ -7,6 +7,7 @@ that is a link out of the log folder is never served.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
@@ -222,3 +223,23 @@ def test_S10_live_stream_never_reads_a_run_db_outside_the_logdir(linked_logdir: 
     anyio.run(poller.wait_tick, 5.0)
     assert poller.versions["evil"] is None and poller.versions["evildir"] is None
     assert (poller.versions["fine"] or 0) >= 1 and poller.queries == 1
+
+
+def test_S10_run_db_that_is_a_fifo_or_directory_is_listed_with_the_real_reason(
+    tmp_path: Path,
+) -> None:
+    """Not 'outside the log folder (a symbolic link)': the run.db is not a regular file. The
+    FIFO is never opened (a read would block this test, and the server)."""
+    _good(tmp_path, "fine")
+    (tmp_path / "fifo").mkdir()
+    os.mkfifo(tmp_path / "fifo" / "run.db")
+    (tmp_path / "dir" / "run.db").mkdir(parents=True)
+    app = create_app(Settings(logdir=tmp_path, read_deadline=0.5, request_deadline=2))
+    with TestClient(app, base_url=BASE, raise_server_exceptions=False) as client:
+        rows = {r["name"]: r for r in strict_loads(client.get("/api/runs").text)["runs"]}
+        for name, kind in (("fifo", "FIFO"), ("dir", "directory")):
+            assert rows[name]["status"] == "unreadable"
+            assert f"not a regular file (a {kind})" in rows[name]["error"], rows[name]
+            assert "outside" not in rows[name]["error"]
+            assert client.get(f"/api/tags?run={name}").status_code == 404
+        assert rows["fine"]["status"] == "finished"

@@ -8,6 +8,7 @@ a regression fails the test instead of hanging the suite.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import deepscope.store
 from deepscope.errors import ReadDeadlineError, StoreError, UnreadableRunError
 from deepscope.store import reader as reader_mod
 from deepscope.store.schema import DB_NAME, connect_reader
+from deepscope.store.writer import StoreWarning
 
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
 HANG_LIMIT = 60.0  # seconds a call may take before the test calls it a hang
@@ -276,3 +278,34 @@ def test_S10_symlinked_rundb_is_not_read(tmp_path: Path) -> None:
     assert listed["link"].status == "unreadable" and "link" in (listed["link"].error or "")
     with pytest.raises(UnreadableRunError):
         store.run("link").scalars("loss")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "wal-fifo"])
+def test_S10_writer_joining_a_special_run_db_names_the_real_reason(
+    tmp_path: Path, kind: str
+) -> None:
+    """run.db (or its WAL) that is a FIFO or a directory: the warning says so, not 'free
+    disk space', and the FIFO is never opened (that would block)."""
+    run_dir = tmp_path / "r"
+    if kind == "wal-fifo":
+        _good_run(tmp_path, "r")
+        os.mkfifo(run_dir / (DB_NAME + "-wal"))
+    else:
+        run_dir.mkdir()
+        if kind == "fifo":
+            os.mkfifo(run_dir / DB_NAME)
+        else:
+            (run_dir / DB_NAME).mkdir()
+
+    def join_and_log() -> list[str]:
+        with pytest.warns(StoreWarning) as record:
+            run = deepscope.init(logdir=tmp_path, name="r")
+            run.log({"loss": 1.0}, step=1)
+            run.flush()
+            run.finish()
+        return [str(w.message) for w in record]
+
+    messages = _in_thread(join_and_log)
+    label = "directory" if kind == "directory" else "FIFO"
+    assert any(f"is not a regular file (a {label})" in m for m in messages), messages
+    assert not any("Free disk space" in m for m in messages), messages

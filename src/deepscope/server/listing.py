@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -42,7 +43,8 @@ Stamp = tuple[int, ...]
 
 
 class OutsideLogdirError(NotFoundError):
-    """A run folder or its ``run.db`` is a link that resolves outside the log folder."""
+    """A run's ``run.db`` cannot be served: it resolves outside the log folder (a link), or it
+    is not a regular file (a FIFO, a directory...)."""
 
 
 def confined_db(root: Path, name: str) -> Path:
@@ -55,12 +57,30 @@ def confined_db(root: Path, name: str) -> Path:
         target = Path(os.path.realpath(os.path.join(root, name, DB_NAME), strict=True))
     except (OSError, RuntimeError) as exc:
         raise NotFoundError(f"no run named {name[:80]!r}") from exc
-    if not target.is_relative_to(root) or not target.is_file():
+    if not target.is_relative_to(root):
         raise OutsideLogdirError(
             f"run {name[:80]!r}: its run.db resolves outside the log folder (a symbolic link); "
             "it is not served. Copy the run into the log folder instead"
         )
+    kind = _file_kind(target)  # os.stat only: a FIFO is never opened (it would block)
+    if kind != "regular file":
+        raise OutsideLogdirError(
+            f"run {name[:80]!r}: its run.db is not a regular file (a {kind}); it is not "
+            "served. Replace it with the run's database file"
+        )
     return target
+
+
+def _file_kind(path: Path) -> str:
+    """What `path` is, from ``os.stat`` (never opens it): ``"regular file"``, ``"FIFO"``..."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "missing file"
+    kinds = ((stat.S_ISREG, "regular file"), (stat.S_ISDIR, "directory"),
+             (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+             (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))  # fmt: skip
+    return next((label for test, label in kinds if test(mode)), "special file")
 
 
 def db_stamp(db: Path) -> Stamp:

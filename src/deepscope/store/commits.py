@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from deepscope.store.schema import DB_NAME, connect_writer, immediate
 from deepscope.store.session import WriterOptions, bump, end_session, start_session
 from deepscope.store.spill import append_spill, tmp_spill
 
-__all__ = ["FaultHook", "Item", "Marker", "WriterIO", "count_points"]
+__all__ = ["FaultHook", "Item", "Marker", "NotRegularFileError", "WriterIO", "count_points"]
 
 log = logging.getLogger("deepscope.store")
 
@@ -95,6 +96,7 @@ class WriterIO:
     def _open(self) -> None:
         self._fault("connect")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        _refuse_special_file(self.db_path)  # a FIFO is never opened (it could block)
         conn = connect_writer(self.db_path, durability=self.options.durability)
         try:
             self._session_id = start_session(
@@ -283,9 +285,14 @@ class WriterIO:
 
     # ---- degraded mode ------------------------------------------------------------------
     def _fault_message(self, exc: BaseException) -> str:
+        advice = (
+            "Remove or rename it (a run's run.db and its -wal/-shm files must be regular files)"
+            if isinstance(exc, NotRegularFileError)
+            else "Free disk space or fix the directory's permissions"
+        )
         return (
             f"deepscope: cannot write run '{self.name}' to {self.db_path}: {exc}. "
-            "Free disk space or fix the directory's permissions; until then points go to "
+            f"{advice}; until then points go to "
             f"{self.spill_path or 'a spill file'} and are counted in run.dropped."
         )
 
@@ -336,3 +343,23 @@ def count_points(item: Item) -> int:
     if type(item) is tuple and item and item[0] in "sd":
         return len(item[3])
     return 0 if type(item) is Marker else 1
+
+
+class NotRegularFileError(OSError):
+    """A run's ``run.db`` exists but is not a regular file (a FIFO, a directory...)."""
+
+
+def _refuse_special_file(db: Path) -> None:
+    """`NotRegularFileError` when `db` (or its WAL / shared-memory sidecar) exists and is not
+    a regular file (``os.stat`` only: nothing is opened)."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            mode = os.stat(str(db) + suffix).st_mode
+        except FileNotFoundError:
+            continue  # a new run: SQLite creates it
+        if stat.S_ISREG(mode):
+            continue
+        kinds = ((stat.S_ISDIR, "directory"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+                 (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device"))  # fmt: skip
+        kind = next((label for test, label in kinds if test(mode)), "special file")
+        raise NotRegularFileError(f"{DB_NAME}{suffix} is not a regular file (a {kind})")
