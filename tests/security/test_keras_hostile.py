@@ -178,10 +178,77 @@ def test_M11_layer_count_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         {"class_name": "ReLU", "name": f"r{i}", "config": {"name": f"r{i}"}} for i in range(49)
     ]
     path = _keras_zip(tmp_path / "many.keras", json.dumps(config).encode())
-    with pytest.raises(ModelFormatError, match="more than 50 layers"):
+    with pytest.raises(ModelFormatError, match="has 51 layers, over the limit of 50") as info:
         keras_file.load(path)
+    assert "real models have far fewer" in str(info.value)
+    assert "MAX_LAYERS" not in str(info.value) and "_keras_config" not in str(info.value)
     monkeypatch.setattr(_keras_config, "MAX_LAYERS", 51)
     assert len(keras_file.load(path).graph.nodes) == 51
+
+
+def test_M12_deeply_nested_valid_json_is_called_too_deep_not_invalid(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    config = json.dumps(CONFIG).replace('"units": 4', '"units": 4, "x": ' + deep, 1)
+    json.loads(config.replace(deep, "[]"))  # otherwise valid
+    path = _keras_zip(tmp_path / "deep.keras", config.encode())
+    with pytest.raises(ModelFormatError, match="nests JSON objects and arrays too deeply") as info:
+        keras_file.load(path)
+    assert "not valid JSON" not in str(info.value) and "levels" in str(info.value)
+
+
+STATS_TENSOR = 1 << 18  # float32 zeros: 1 MB each in memory, a few KB gzipped
+
+
+def _many_zero_datasets(folder: Path, suffix: str, count: int) -> Path:
+    """A Dense model whose layer also holds `count` gzip datasets of zeros zz00, zz01, ..."""
+
+    def fill(group: Any, kernel: str, bias: str) -> None:
+        group[kernel] = np.ones((4, 4), np.float32)
+        group[bias] = np.zeros(4, np.float32)
+        for i in range(count):
+            group.create_dataset(
+                f"zz{i:02d}", data=np.zeros(STATS_TENSOR, np.float32), compression="gzip"
+            )
+
+    if suffix == ".h5":
+        path = folder / "many.h5"
+        with h5py.File(path, "w") as h5:
+            h5.attrs["model_config"] = json.dumps(CONFIG)
+            fill(h5.create_group("model_weights/dense/dense"), "kernel", "bias")
+        return path
+    weights, path = folder / "model.weights.h5", folder / "many.keras"
+    with h5py.File(weights, "w") as h5:
+        fill(h5.create_group("layers/dense/vars"), "0", "1")
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(CONFIG))
+        z.write(weights, "model.weights.h5")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+def test_M11_many_compressed_datasets_stay_within_the_stats_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    from deepscope.sources import _keras_h5
+
+    path = _many_zero_datasets(tmp_path, suffix, 12)
+    # the default budget covers a normal model (here 12 MB): every tensor gets statistics
+    model = keras_file.load(path)
+    assert len(model.weights) == 14
+    assert set(model.graph.meta["weightStats"]) == set(model.weights)
+    assert "weightStatsSkipped" not in model.graph.meta
+    assert not any("statistics skipped" in n for n in model.notes)
+    # a budget of five datasets and a bit: kernel, bias, zz00..zz04 get statistics
+    monkeypatch.setattr(_keras_h5, "STATS_BUDGET", 5 * 4 * STATS_TENSOR + 1024)
+    model = keras_file.load(path)
+    stats, skipped = model.graph.meta["weightStats"], model.graph.meta["weightStatsSkipped"]
+    assert len(model.weights) == 14  # every tensor still listed with shape and dtype
+    small = ["bias", "kernel"] if suffix == ".h5" else ["0", "1"]
+    assert sorted(n.rsplit("/", 1)[1] for n in stats) == small + [f"zz{i:02d}" for i in range(5)]
+    assert sorted(n.rsplit("/", 1)[1] for n in skipped) == [f"zz{i:02d}" for i in range(5, 12)]
+    assert set(stats) | set(skipped) == set(model.weights)
+    assert all(model.weights[n].shape == (STATS_TENSOR,) for n in skipped)
+    assert any(n.startswith("statistics skipped: budget (7 of 14") for n in model.notes)
 
 
 def test_M11_json_container_count_is_capped(tmp_path: Path) -> None:

@@ -60,6 +60,35 @@ def storage_name(class_name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def _count_layers(config: dict[str, Any]) -> int:
+    """Layers in a config, nested models' layers included (nesting up to MAX_DEPTH)."""
+    count, todo = 0, [(config, 0)]
+    while todo:
+        cfg, depth = todo.pop()
+        inner = cfg.get("config")
+        layers = inner.get("layers") if isinstance(inner, dict) else None
+        if not isinstance(layers, list) or depth > MAX_DEPTH:
+            continue
+        for layer in layers:
+            nested = isinstance(layer, dict) and layer.get("class_name") in MODEL_CLASSES
+            if nested and isinstance(layer.get("config"), dict):
+                if isinstance(layer["config"].get("layers"), list):
+                    todo.append((layer, depth + 1))
+                    continue
+            count += 1
+    return count
+
+
+def _too_many(count: int, cap: int) -> str:
+    """The layer-cap refusal: how many layers the file has against the limit."""
+    has = f"{count:,} layers" if count > cap else f"more than {cap:,} layers"
+    return (
+        f"Keras config has {has}, over the limit of {cap:,} layers that deepscope reads; "
+        "refusing it (real models have far fewer: the largest keras.applications model has "
+        "about 1,000)"
+    )
+
+
 def _json_safe(v: Any, depth: int = 0) -> Any:
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v if not isinstance(v, str) else v[:200]
@@ -91,11 +120,13 @@ class KerasConfigParser:
         self.max_layers = MAX_LAYERS if max_layers is None else max_layers
         self._ids: set[str] = set()
         self._where = "the model"
+        self._root: dict[str, Any] = {}
 
     def parse(self, config: Any) -> Graph:
         """The graph of a config dict; `ModelFormatError` for anything malformed."""
         if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
             raise ModelFormatError("Keras config.json must be an object with a class_name")
+        self._root = config
         try:
             outs = self._model(config, [], None, 0, "")
         except ModelFormatError:
@@ -201,10 +232,7 @@ class KerasConfigParser:
         name = name.replace("/", "_")
         self._where = f"layer {name!r}"
         if len(self.nodes) >= self.max_layers:
-            raise ModelFormatError(
-                f"Keras config has more than {self.max_layers} layers; refusing it "
-                "(raise deepscope.sources._keras_config.MAX_LAYERS for a model this large)"
-            )
+            raise ModelFormatError(_too_many(_count_layers(self._root), self.max_layers))
         if cls in MODEL_CLASSES and isinstance(cfg.get("layers"), list):
             return self._model(layer, prefix + [name], feed, depth + 1, store)
         nid = "/".join(prefix + [name])

@@ -23,6 +23,11 @@ MAX_DATASETS = 100_000
 MAX_GROUP_DEPTH = 64
 #: Datasets up to this many elements get statistics (larger ones: names and shapes only).
 STATS_NUMEL = 1 << 24
+#: Most bytes (decompressed, in memory) read for statistics per file (M11): ResNet50's
+#: ~100 MB of float32 all get statistics; past the budget, datasets are listed with shape
+#: and dtype and `"statsSkipped": "budget"`. 256 MB bounds the time (~0.6 s per 64 MB gzip
+#: dataset here) and memory, however many compressed datasets a file holds.
+STATS_BUDGET = 256 << 20
 
 
 class _Window(io.RawIOBase):
@@ -68,7 +73,27 @@ def _refuse_outside(name: str, ds: Any) -> None:
         )
 
 
-def _walk(group: Any, prefix: str, out: list[dict[str, Any]], depth: int, seen: set[Any]) -> None:
+class _Budget:
+    """Bytes left to read for statistics in one file."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def take(self, nbytes: int) -> bool:
+        if nbytes > self.left:
+            return False
+        self.left -= nbytes
+        return True
+
+
+def _walk(
+    group: Any,
+    prefix: str,
+    out: list[dict[str, Any]],
+    depth: int,
+    seen: set[Any],
+    budget: _Budget,
+) -> None:
     import h5py
 
     from deepscope.sources._weights import tensor_stats
@@ -92,21 +117,28 @@ def _walk(group: Any, prefix: str, out: list[dict[str, Any]], depth: int, seen: 
             continue  # a second hard link to an object already read (or a cycle)
         seen.add(obj.id)
         if isinstance(obj, h5py.Group):
-            _walk(obj, f"{name}/", out, depth + 1, seen)
+            _walk(obj, f"{name}/", out, depth + 1, seen, budget)
         elif isinstance(obj, h5py.Dataset):
             _refuse_outside(name, obj)
             if len(out) >= MAX_DATASETS:
                 raise ModelFormatError(f"the HDF5 file holds more than {MAX_DATASETS} datasets")
             item: dict[str, Any] = {"name": name, "shape": list(obj.shape), "dtype": str(obj.dtype)}
             if obj.dtype.kind in "fiub" and obj.size <= STATS_NUMEL:
-                item["stats"] = tensor_stats(obj[()])
+                if budget.take(int(obj.size) * obj.dtype.itemsize):
+                    item["stats"] = tensor_stats(obj[()])
+                else:
+                    item["statsSkipped"] = "budget"
             out.append(item)
 
 
-def datasets(group: Any) -> list[dict[str, Any]]:
-    """Name, shape, dtype (and statistics) of every dataset under `group`, links refused."""
+def datasets(group: Any, stats_budget: int = STATS_BUDGET) -> list[dict[str, Any]]:
+    """Name, shape, dtype (and statistics) of every dataset under `group`, links refused.
+
+    Statistics are read until `stats_budget` bytes have been; later datasets that do not
+    fit get `"statsSkipped": "budget"` instead.
+    """
     out: list[dict[str, Any]] = []
-    _walk(group, "", out, 0, set())
+    _walk(group, "", out, 0, set(), _Budget(stats_budget))
     return out
 
 
@@ -156,6 +188,10 @@ def _open(fileobj: Any) -> Any:
         raise ModelFormatError(f"not a readable HDF5 file ({str(e)[:200]})") from None
 
 
+def _budget(options: dict[str, Any]) -> int:
+    return max(0, int(options.get("stats_budget", STATS_BUDGET)))
+
+
 def worker_h5_weights(path: str, options: dict[str, Any]) -> dict[str, Any]:
     """Sandbox task: the datasets of the weights member of a `.keras` zip open as `fd`."""
     from deepscope.sources._archive import member_window, open_zip
@@ -169,7 +205,7 @@ def worker_h5_weights(path: str, options: dict[str, Any]) -> dict[str, Any]:
             else io.BytesIO(z.read(str(options["member"])))
         )
     with _open(fileobj) as h5:
-        return {"datasets": datasets(h5)}
+        return {"datasets": datasets(h5, _budget(options))}
 
 
 def worker_h5_legacy(path: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -195,5 +231,6 @@ def worker_h5_legacy(path: str, options: dict[str, Any]) -> dict[str, Any]:
                 h5["model_weights"], h5py.Group
             ):
                 raise UnsafeModelError("HDF5 'model_weights' is a link or not a group; refusing it")
-            return {"config": config, "datasets": datasets(h5["model_weights"])}
-        return {"config": config, "datasets": datasets(h5)}
+            found = datasets(h5["model_weights"], _budget(options))
+            return {"config": config, "datasets": found}
+        return {"config": config, "datasets": datasets(h5, _budget(options))}

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from deepscope.errors import ModelFormatError, UnsafeModelError
-from deepscope.sources import _limits
+from deepscope.sources import _keras_h5, _limits
 from deepscope.sources._archive import is_zip, open_zip
 from deepscope.sources._keras_config import KerasConfigParser
 from deepscope.sources._keras_weights import attach
@@ -71,7 +72,13 @@ def parse_config(text: bytes | str) -> Any:
         )
     try:
         return json.loads(raw)
-    except (ValueError, RecursionError) as e:
+    except RecursionError:
+        raise ModelFormatError(
+            "Keras config nests JSON objects and arrays too deeply: deepscope reads up to "
+            f"about {sys.getrecursionlimit():,} levels (Python's limit); real configs nest "
+            "a few dozen"
+        ) from None
+    except ValueError as e:
         raise ModelFormatError(f"Keras config is not valid JSON ({str(e)[:200]})") from None
 
 
@@ -105,8 +112,13 @@ def _load_keras(path: Path, fault: str | None) -> Model:
         notes.append("weights not read: pip install 'deepscope[keras]' (h5py)")
     else:
         try:
-            found = run_task("h5_weights", path, {"member": WEIGHTS_MEMBER}, fault=fault)
-            weights = _weights(found, graph.meta)
+            found = run_task(
+                "h5_weights",
+                path,
+                {"member": WEIGHTS_MEMBER, "stats_budget": _keras_h5.STATS_BUDGET},
+                fault=fault,
+            )
+            weights = _weights(found, graph.meta, notes)
             attach(graph, parser.storage, found["datasets"], legacy=False)
         except WorkerDiedError as e:
             notes.append(
@@ -123,20 +135,36 @@ def _load_h5(path: Path, fault: str | None) -> Model:
     from deepscope.errors import require
 
     require("h5py", "keras")
-    found = run_task("h5_legacy", path, {"config_cap": CONFIG_CAP}, fault=fault)
+    found = run_task(
+        "h5_legacy",
+        path,
+        {"config_cap": CONFIG_CAP, "stats_budget": _keras_h5.STATS_BUDGET},
+        fault=fault,
+    )
     if not found.get("config"):
         raise ModelFormatError(f"{path.name}: no model_config attribute (a weights-only .h5?)")
     parser = KerasConfigParser()
     graph = parser.parse(parse_config(found["config"]))
-    weights = _weights(found, graph.meta)
+    notes = list(parser.notes)
+    weights = _weights(found, graph.meta, notes)
     attach(graph, parser.storage, found["datasets"], legacy=True)
-    return Model(graph=graph, weights=weights, format="keras", notes=list(parser.notes))
+    return Model(graph=graph, weights=weights, format="keras", notes=notes)
 
 
-def _weights(found: dict[str, Any], meta: dict[str, Any]) -> dict[str, WeightInfo]:
+def _weights(
+    found: dict[str, Any], meta: dict[str, Any], notes: list[str]
+) -> dict[str, WeightInfo]:
     stats = {d["name"]: d["stats"] for d in found["datasets"] if d.get("stats")}
     if stats:
         meta["weightStats"] = stats
+    skipped = [str(d["name"]) for d in found["datasets"] if d.get("statsSkipped")]
+    if skipped:
+        meta["weightStatsSkipped"] = skipped
+        notes.append(
+            f"statistics skipped: budget ({len(skipped)} of {len(found['datasets'])} weight "
+            f"tensors, from {skipped[0]!r}; deepscope reads at most "
+            f"{_keras_h5.STATS_BUDGET // _limits.MB} MB of weights per file for statistics)"
+        )
     return {
         d["name"]: WeightInfo(d["name"], tuple(d["shape"]), d["dtype"]) for d in found["datasets"]
     }
