@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,9 @@ def _child_stats(path: str) -> None:
     t = time.perf_counter()
     deepscope.weights(path).stats()
     elapsed = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: ru_maxrss keeps the parent's peak across fork+exec
+    with open("/proc/self/status") as f:
+        rss = int(f.read().split("VmHWM:")[1].split()[0]) / 1024
     print(json.dumps({"stats_s": elapsed, "stats_peak_rss_mb": rss}))
 
 
