@@ -86,10 +86,13 @@ def model_options(command: F) -> F:
 def load_target(model: str, input_shapes: tuple[str, ...], dtype: str, trust_model: bool,
                 trust_alias: bool = False) -> Any:  # fmt: skip
     """The Graph of `model` through the one loader; typed errors become click errors."""
-    from deepscope.sources.factory import target_graph
+    from deepscope.sources.factory import is_factory_spec, target_graph
 
     if trust_alias:
         click.echo("deepscope: --trust is deprecated; use --trust-model", err=True)
+    if input_shapes and not is_factory_spec(model):
+        click.echo("deepscope: --input-shape is not used for a model file (shapes come from it)",
+                   err=True)  # fmt: skip
     try:
         return target_graph(model, list(input_shapes), dtype, trust_model or trust_alias)
     except DeepscopeError as exc:

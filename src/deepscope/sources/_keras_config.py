@@ -22,7 +22,7 @@ from typing import Any
 from deepscope.errors import ModelFormatError
 from deepscope.graph.ir import Edge, Graph, Node, ParamRef, Shape, TensorMeta
 from deepscope.sources._keras_layers import as_shape, infer
-from deepscope.sources._keras_macs import layer_macs
+from deepscope.sources._keras_macs import layer_macs, partial_note
 
 MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 MAX_DEPTH = 16
@@ -146,6 +146,8 @@ class KerasConfigParser:
         graph.meta["modelType"] = str(config["class_name"])[:100]
         if isinstance(name, str):
             graph.meta["modelName"] = name[:200]
+        if note := partial_note(self.nodes):
+            graph.meta["macsNote"] = note
         graph.inputs = [n.id for n in self.nodes if n.op == "input_layer" and "/" not in n.id]
         graph.outputs = [nid for nid, _ in outs]
         return graph

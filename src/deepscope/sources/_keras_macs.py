@@ -6,7 +6,8 @@ per output element; depthwise and separable convolutions count each part; norms 
 one MAC per output element (two with a learned scale or offset); pooling counts the window
 reads (global pooling: every input element); recurrent layers count every weight once per
 step and batch row; activations, merges, embeddings and shape ops count 0. A `None` batch
-dimension counts as 1 (one sample); any other unknown dimension makes the layer's MACs 0.
+dimension counts as 1 (one sample); any other unknown dimension makes the layer's MACs 0,
+and `partial_note` says how many layers that left out of the total.
 
 Example:
     >>> weights = [("kernel", (4, 3), True), ("bias", (3,), True)]
@@ -19,10 +20,48 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from deepscope.graph.ir import Shape
+from deepscope.graph.ir import Node, Shape
 from deepscope.sources._keras_layers import Weight
 
-__all__ = ["layer_macs"]
+__all__ = ["layer_macs", "partial_note"]
+
+_COUNTED = (
+    "Conv",
+    "DepthwiseConv",
+    "SeparableConv",
+    "Dense",
+    "EinsumDense",
+    "BatchNormalization",
+    "LayerNormalization",
+    "GroupNormalization",
+    "RMSNormalization",
+    "Global",
+    "MaxPooling",
+    "AveragePooling",
+    "SimpleRNN",
+    "GRU",
+    "LSTM",
+    "Bidirectional",
+    "MultiHeadAttention",
+)
+
+
+def partial_note(nodes: list[Node]) -> str | None:
+    """A note when layers that count MACs got 0 because a non-batch dim is unknown."""
+    unknown = 0
+    for n in nodes:
+        cls = str(n.attrs.get("class_name", ""))
+        if n.macs or not cls.startswith(_COUNTED):
+            continue
+        shapes = [m.shape for m in (*n.inputs, *n.outputs)]
+        if any(s is None or None in s[1:] for s in shapes) or not shapes:
+            unknown += 1
+    if not unknown:
+        return None
+    return (
+        f"partial: {unknown} layers with unknown (non-batch) shapes count no MACs; "
+        "a model saved with fixed input sizes counts them"
+    )
 
 
 def _numel(s: Shape | None) -> int:

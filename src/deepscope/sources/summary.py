@@ -99,8 +99,10 @@ def format_table(s: Summary) -> str:
         f"Trainable params: {s.trainable_params:,}",
         f"Non-trainable params: {s.non_trainable_params:,}",
         f"Total mult-adds (MACs): {s.total_macs:,} ({s.total_macs / 1e6:.2f} M)",
-        line,
     ]
+    if s.graph.meta.get("macsNote"):
+        lines.append(f"MACs note: {s.graph.meta['macsNote']}")
+    lines.append(line)
     return "\n".join(lines)
 
 
