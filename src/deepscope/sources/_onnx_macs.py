@@ -10,7 +10,10 @@ BatchNorm into the Conv before it, so such a file holds (and shows) fewer MACs t
 live model.
 
 A dimension that is symbolic (`batch`, `seq`) counts as 1; `MacCounter.assumed` records
-that it happened so the caller can say so.
+that it happened so the caller can say so. A MatMul's unknown inner dimension is taken
+from the other operand (a `[?, 32]` weight fixes K), and its output dims from the operands'
+broadcast. A node whose op counts MACs but whose input shapes are unknown counts 0 and
+adds one to `MacCounter.unknown`, so the caller can say the total is partial.
 
 Example:
     >>> counter = MacCounter()
@@ -49,6 +52,7 @@ class MacCounter:
 
     def __init__(self) -> None:
         self.assumed = False
+        self.unknown = 0  # MAC-counting nodes whose shapes were unknown (counted as 0)
 
     def _shape(self, t: TensorMeta | None) -> tuple[int, ...] | None:
         if t is None or t.shape is None:
@@ -76,6 +80,9 @@ class MacCounter:
             macs = self._count(op, attrs, ins, outs)
         except (TypeError, ValueError, IndexError, ZeroDivisionError):
             return 0  # attributes or shapes that make no sense: no MACs rather than a guess
+        if macs is None:
+            self.unknown += 1
+            return 0
         return macs if 0 <= macs < _LIMIT else 0
 
     def _count(  # noqa: PLR0911, PLR0912
@@ -84,7 +91,7 @@ class MacCounter:
         attrs: dict[str, Any],
         ins: list[TensorMeta | None],
         outs: list[TensorMeta | None],
-    ) -> int:
+    ) -> int | None:
         def inp(i: int) -> TensorMeta | None:
             return ins[i] if i < len(ins) else None
 
@@ -93,7 +100,7 @@ class MacCounter:
             w_at, b_at = (3, 8) if op == "QLinearConv" else (1, 2)
             w = self._shape(inp(w_at))
             if w is None or len(w) < 3:
-                return 0
+                return None
             per = w[1] * math.prod(w[2:])
             base = self._numel(inp(0)) if op == "ConvTranspose" else self._numel(out)
             bias = self._numel(out) if inp(b_at) is not None and op != "ConvInteger" else 0
@@ -101,34 +108,71 @@ class MacCounter:
         if op == "Gemm":
             a = self._shape(inp(0))
             if not a or len(a) != 2:
-                return 0
+                return None
             k = a[0] if attrs.get("transA") else a[1]
             n = self._numel(out)
             return n * k + (n if inp(2) is not None else 0)
         if op in ("MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul"):
-            lhs = self._shape(inp(0))
-            return self._numel(out) * (lhs[-1] if lhs else 0)
+            return self._matmul(inp(0), inp(3 if op == "QLinearMatMul" else 1), out)
         if op == "Einsum":
             shapes = [self._shape(t) for t in ins]
             if any(s is None for s in shapes):
-                return 0
+                return None
             return einsum_macs(str(attrs.get("equation", "")), [s for s in shapes if s is not None])
         if op in ("Attention", "MultiHeadAttention"):
             return self._attention(inp(0), inp(1), inp(2), attrs)
         if op in _RECURRENT:
             x = self._shape(inp(0))
             if not x or len(x) < 2:
-                return 0
+                return None
             steps = x[0] * x[1]
             return steps * sum(self._numel(inp(i)) for i in (1, 2, 3))
-        if op in _NORMS:
-            return 2 * self._numel(out)
-        if op in _POOLS:
+        if op in _NORMS or op in _POOLS:
+            if self._shape(out) is None:
+                return None
+            if op in _NORMS:
+                return 2 * self._numel(out)
             kernel = attrs.get("kernel_shape") or []
             return self._numel(out) * math.prod(int(k) for k in kernel)
         if op in _GLOBAL_POOLS:
-            return self._numel(inp(0))
+            return self._numel(inp(0)) if self._shape(inp(0)) is not None else None
         return 0
+
+    def _matmul(
+        self, a: TensorMeta | None, b: TensorMeta | None, out: TensorMeta | None
+    ) -> int | None:
+        """numel(out) * K, unknown dims filled from the other operand and the broadcast."""
+        sa = list(a.shape) if a is not None and a.shape is not None else None
+        sb = list(b.shape) if b is not None and b.shape is not None else None
+        so = list(out.shape) if out is not None and out.shape is not None else None
+        if not sa or not sb:  # an operand of unknown rank
+            if so is None or not (sa or sb):
+                return None
+            k = sa[-1] if sa else (sb[-2] if sb and len(sb) >= 2 else None)
+            return self._numel(out) * (1 if k is None else self._dim(k))
+        va, vb = len(sa) == 1, len(sb) == 1
+        if va:
+            sa = [1, *sa]
+        if vb:
+            sb = [*sb, 1]
+        k = sa[-1] if sa[-1] is not None else sb[-2]
+        batch: list[int | None] = []
+        ra, rb = sa[:-2], sb[:-2]
+        for i in range(max(len(ra), len(rb)), 0, -1):
+            da = ra[-i] if i <= len(ra) else 1
+            db = rb[-i] if i <= len(rb) else 1
+            known = [d for d in (da, db) if d is not None and d != 1]
+            batch.append(known[0] if known else (1 if da == 1 and db == 1 else None))
+        dims = [*batch, *([] if va else [sa[-2]]), *([] if vb else [sb[-1]])]
+        if so is not None and len(so) == len(dims):
+            dims = [o if o is not None else d for o, d in zip(so, dims, strict=True)]
+        return math.prod(self._dim(d) for d in dims) * self._dim(k)
+
+    def _dim(self, d: int | None) -> int:
+        if d is None:
+            self.assumed = True
+            return 1
+        return max(int(d), 0)
 
     def _attention(
         self,
@@ -136,10 +180,10 @@ class MacCounter:
         k: TensorMeta | None,
         v: TensorMeta | None,
         attrs: dict[str, Any],
-    ) -> int:
+    ) -> int | None:
         qs, ks, vs = self._shape(q), self._shape(k), self._shape(v)
         if not qs or not ks or not vs or len(qs) != len(ks) or len(qs) not in (3, 4):
-            return 0
+            return None
         if len(qs) == 4:  # (batch, heads, seq, head size)
             return math.prod(qs[:-1]) * ks[-2] * (qs[-1] + vs[-1])
         # (batch, seq, heads * head size): per head d and dv, summed over heads
