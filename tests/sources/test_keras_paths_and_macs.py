@@ -145,3 +145,39 @@ def test_macs_match_the_equivalent_torch_model(tmp_path: Path) -> None:
     # keras counts batch-norm moving statistics as (frozen) weights, torch as buffers
     assert torch_summary.total_params == keras_summary.trainable_params
     assert keras_summary.total_macs == pytest.approx(torch_summary.total_macs, rel=0.01)
+
+
+def _dynamic(tmp_path: Path) -> Path:
+    """The CNN above with an `(None, None, 3)` input, like MobileNetV3Small(weights=None)."""
+    dyn = json.loads(json.dumps(CNN))
+    dyn["config"]["layers"][0]["config"]["batch_shape"] = [None, None, None, 3]
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as h5:
+        _weights(h5, legacy=False)
+    path = tmp_path / "dyn.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(dyn))
+        z.writestr("model.weights.h5", buf.getvalue())
+    return path
+
+
+def test_unknown_spatial_dims_give_a_partial_macs_note(tmp_path: Path) -> None:
+    fixed = keras_file.load(_write_keras(tmp_path / "m.keras")).graph
+    assert "macsNote" not in fixed.meta
+    graph = keras_file.load(_dynamic(tmp_path)).graph
+    s = summary_from_graph(graph)
+    assert s.total_params == CNN_PARAMS  # params do not depend on the input size
+    # conv, bn, pool, depthwise, pointwise, global pool: their outputs are [None, ?, ?, C]
+    assert graph.meta["macsNote"].startswith("partial: 6 layers")
+    assert s.total_macs == 10 * (16 + 1)  # only the dense layer after global pooling counts
+    assert "MACs note: partial: 6 layers" in str(s)
+
+
+def test_cli_says_input_shape_is_not_used_for_a_file(tmp_path: Path) -> None:
+    path = _dynamic(tmp_path)
+    result = CliRunner().invoke(main, ["summary", str(path), "--input-shape", "1,32,32,3"])
+    assert result.exit_code == 0, result.output
+    assert "--input-shape is not used for a model file" in result.output
+    assert "MACs note: partial" in result.output
+    plain = CliRunner().invoke(main, ["summary", str(path)])
+    assert "--input-shape" not in plain.output

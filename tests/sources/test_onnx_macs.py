@@ -135,3 +135,69 @@ def test_shipped_onnx_models_have_known_macs(name: str, low: float, high: float)
         pytest.skip("onnx wheel without backend test data")
     total = deepscope.summary(load_model(path)).total_macs
     assert low <= total <= high
+
+
+def test_bert_export_macs_match_the_live_model(tmp_path: Path) -> None:
+    """Attention reshapes leave `?` dims (heads, hidden); MatMuls take them from the operands."""
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=3,
+        max_position_embeddings=32,
+        attn_implementation="eager",
+    )
+
+    class Bert(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = transformers.BertForSequenceClassification(config)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.m(x, return_dict=False)[0]  # type: ignore[no-any-return]
+
+    live, onnx_macs = _live_and_onnx(Bert, torch.randint(1, 100, (1, 8)), tmp_path)
+    assert live == 146_563
+    assert onnx_macs == live
+
+
+def _matmul_model(tmp_path: Path, with_unknown_rank: bool) -> Path:
+    from onnx import TensorProto as TP
+    from onnx import helper as h
+    from onnx import numpy_helper as nh
+
+    w = nh.from_array(torch.ones(32, 32).numpy(), "w")
+    shape = h.make_tensor_value_info("s", TP.INT64, [3])
+    nodes = [
+        h.make_node("Reshape", ["x", "s"], ["r"], name="reshape"),  # [1, 8, ?] for inference
+        h.make_node("MatMul", ["r", "w"], ["y"], name="dense"),
+    ]
+    outputs = [h.make_tensor_value_info("y", TP.FLOAT, None)]
+    inputs = [h.make_tensor_value_info("x", TP.FLOAT, [1, 8, 32]), shape]
+    if with_unknown_rank:
+        inputs.append(h.make_tensor_value_info("z", TP.FLOAT, None))
+        nodes.append(h.make_node("MatMul", ["z", "z"], ["zz"], name="blind"))
+        outputs.append(h.make_tensor_value_info("zz", TP.FLOAT, None))
+    graph = h.make_graph(nodes, "mm", inputs, outputs, [w])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.graph.value_info.append(h.make_tensor_value_info("r", TP.FLOAT, [1, 8, None]))
+    onnx.save(model, tmp_path / "mm.onnx")
+    return tmp_path / "mm.onnx"
+
+
+def test_matmul_takes_an_unknown_inner_dim_from_the_weight(tmp_path: Path) -> None:
+    loaded = load_model(_matmul_model(tmp_path, with_unknown_rank=False))
+    dense = next(n for n in loaded.graph.nodes if n.label == "dense")
+    assert dense.macs == 8 * 32 * 32  # K from the [32, 32] initializer, not 1
+    assert "partial" not in loaded.graph.meta.get("macsNote", "")
+
+
+def test_nodes_of_unknown_shape_make_the_total_partial(tmp_path: Path) -> None:
+    loaded = load_model(_matmul_model(tmp_path, with_unknown_rank=True))
+    assert loaded.graph.meta["macsNote"].startswith("partial: 1 nodes")
+    text = str(deepscope.summary(loaded))
+    assert "MACs note: partial: 1 nodes with unknown shapes" in text
+    assert "Total mult-adds (MACs): 8,192" in text
