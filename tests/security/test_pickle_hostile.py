@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import pickle
 import random
+import struct
+import subprocess
+import sys
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -158,3 +162,109 @@ def test_M12_cli_prints_the_reason_not_a_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "pickle bomb" in result.output and "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+def _memo_dag(depth: int, proto: int, mark_tuple: bool = False) -> bytes:
+    """t0 = (1,), t_i = (t_{i-1}, t_{i-1}) shared through the memo, as torch's unpickler reads.
+
+    Protocol 2 uses LONG_BINPUT/LONG_BINGET, 4 BINPUT/BINGET (torch has no MEMOIZE or POP).
+    Plain: TUPLE2 consumes t_{i-1}, so only t_depth is left. `mark_tuple`: MARK..TUPLE, which
+    leaves every level on the stack; they are wrapped in a list, and t_depth pushed after it.
+    """
+
+    def put(i: int) -> bytes:
+        return b"q" + bytes([i]) if proto >= 4 else b"r" + struct.pack("<I", i)
+
+    def get(i: int) -> bytes:
+        return b"h" + bytes([i]) if proto >= 4 else b"j" + struct.pack("<I", i)
+
+    if not mark_tuple:
+        return (
+            b"K\x01\x85"
+            + put(0)
+            + b"".join(get(i - 1) + b"\x86" + put(i) for i in range(1, depth + 1))
+        )
+    levels = b"".join(b"(" + get(i - 1) + get(i - 1) + b"t" + put(i) for i in range(1, depth + 1))
+    return b"](K\x01\x85" + put(0) + levels + b"e" + get(depth)
+
+
+def _legacy(tmp_path: Path, name: str, obj_pkl: bytes, keys_pkl: bytes) -> Path:
+    """A pre-zip torch.save file: magic, protocol, sys info, the object, storage keys."""
+    path = tmp_path / name
+    head = [0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}]
+    path.write_bytes(b"".join(pickle.dumps(x, 2) for x in head) + obj_pkl + keys_pkl)
+    return path
+
+
+_STORAGE = b"ctorch\nFloatStorage\n"
+# name -> (data.pkl / legacy object pickle, where it goes); every one holds t60, 2**60 nodes
+TUPLE_KEY_BOMBS: dict[str, tuple[bytes, str]] = {
+    # the tester's file: {t60: 1}, protocol 2, LONG_BINPUT/LONG_BINGET, TUPLE2, SETITEM
+    "zip-p2-setitem": (b"\x80\x02}" + _memo_dag(60, 2) + b"K\x01s.", "zip"),
+    "zip-p4-binput": (b"\x80\x04}" + _memo_dag(60, 4) + b"K\x01s.", "zip"),
+    # {[t0..t60]: (list), t60: 1} by SETITEMS, tuples by MARK..TUPLE: the key is not on top
+    "zip-p2-mark-tuple-setitems": (
+        b"\x80\x02}(X\x04\x00\x00\x00junk" + _memo_dag(60, 2, True) + b"K\x01u.",
+        "zip",
+    ),
+    # {"state_dict": OrderedDict({"w": 1, t60: 1})}: nested, SETITEMS on a REDUCE result
+    "zip-p4-nested-ordereddict": (
+        b"\x80\x04}X\n\x00\x00\x00state_dictccollections\nOrderedDict\n)R(X\x01\x00\x00\x00wK\x01"
+        + _memo_dag(60, 4)
+        + b"K\x01us.",
+        "zip",
+    ),
+    # the storage key of a persistent id is looked up in a dict by torch
+    "zip-p2-persistent-id-key": (
+        b"\x80\x02(X\x07\x00\x00\x00storage"
+        + _STORAGE
+        + _memo_dag(60, 2)
+        + b"X\x03\x00\x00\x00cpuK\x01tQ.",
+        "zip",
+    ),
+    "legacy-p2-object": (b"\x80\x02}" + _memo_dag(60, 2) + b"K\x01s.", "legacy"),
+    "legacy-p4-nested": (
+        b"\x80\x04}X\x01\x00\x00\x00a}" + _memo_dag(60, 4) + b"K\x01ss.",
+        "legacy",
+    ),
+    # the storage-keys list (fifth pickle) is iterated and each key looked up by torch
+    "legacy-p2-storage-keys": (b"\x80\x02]" + _memo_dag(60, 2) + b"a.", "legacy-keys"),
+}
+
+_LOAD_ALL = """
+import sys
+from deepscope.sources import state_dict as sd
+for p in sys.argv[1:]:
+    try:
+        sd.load(p)
+        print(p, "LOADED", flush=True)
+    except Exception as e:
+        print(p, type(e).__name__, flush=True)
+"""
+
+
+def test_M11_tuple_dag_as_dict_key_in_a_torch_save_file_is_refused(tmp_path: Path) -> None:
+    paths = {}
+    for name, (pkl, where) in TUPLE_KEY_BOMBS.items():
+        if where == "zip":
+            path = _with_data_pkl(tmp_path, pkl, f"{name}.pt")
+        elif where == "legacy":
+            path = _legacy(tmp_path, f"{name}.pt", pkl, b"\x80\x02].")
+        else:
+            path = _legacy(tmp_path, f"{name}.pt", b"\x80\x02}.", pkl)
+        assert path.stat().st_size < 4000
+        paths[str(path)] = name
+    # a subprocess with a timeout: a regression fails here instead of hanging the suite
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _LOAD_ALL, *paths],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else str(e.stdout or "")
+        pytest.fail(f"loading hung (a 2**60 hash ran); finished before it:\n{out}")
+    got = dict(line.rsplit(" ", 1) for line in done.stdout.splitlines())
+    results = {paths[p]: got.get(p) for p in paths}
+    assert results == dict.fromkeys(TUPLE_KEY_BOMBS, "PickleBombError"), done.stderr[-2000:]

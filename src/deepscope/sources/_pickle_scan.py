@@ -27,7 +27,10 @@ __all__ = ["HASH_BUDGET", "PickleBombError", "check_pickle"]
 
 #: Tuple elements the unpickler may hash in one file (beyond one per key), summed over keys.
 HASH_BUDGET = 1_000_000
-_CAP = HASH_BUDGET + 1
+#: Saturation value of every count. Far enough above the budget that a saturated tuple
+#: still exceeds it after the "one step per key" discount (cost - 1): with `HASH_BUDGET + 1`
+#: a single 2**60-node dict key was charged exactly `HASH_BUDGET` and let through.
+_CAP = 2 * HASH_BUDGET + 2
 #: Globals whose call hashes every element of its argument.
 _HASHING_GLOBALS = {
     "builtins set",
@@ -176,12 +179,24 @@ def _global(m: _Machine, name: str, arg: object) -> None:
 
 def _reduce(m: _Machine, name: str, arg: object) -> None:
     args, func = m.pop(), m.pop()
-    work = min(sum(_iter_cost(x) for x in args.items), _CAP)
+    work = min(sum(_iter_cost(x) for x in args.items) + _iter_cost(args), _CAP)
     if func.name in _HASHING_GLOBALS or func.name == "?":
         m.charge(work, f"a call of {func.name!r}")
     out = _Val("dict" if func.name in _DICT_GLOBALS else "atom")
     out.held = work if out.kind == "dict" else 0
     m.stack.append(out)
+
+
+def _persid(m: _Machine, name: str, arg: object) -> None:
+    # torch looks the storage key of a persistent id up in a dict (and formats it): hashed
+    m.charge(_iter_cost(m.pop()), "a persistent id (BINPERSID)")
+    m.stack.append(_ATOM)
+
+
+def _build(m: _Machine, name: str, arg: object) -> None:
+    # OrderedDict/objects: `__dict__.update(state)` or `setattr` per key hashes the keys
+    m.charge(_iter_cost(m.pop()), "an object state (BUILD)")
+    m.top()
 
 
 def _memoize(m: _Machine, name: str, arg: object) -> None:
@@ -227,6 +242,8 @@ _HANDLERS: dict[str, Callable[[_Machine, str, object], None]] = {
     "INST": _global,
     "STACK_GLOBAL": _global,
     "REDUCE": _reduce,
+    "BINPERSID": _persid,
+    "BUILD": _build,
     "MEMOIZE": _memoize,
     "GET": _get,
     "BINGET": _get,
@@ -264,8 +281,11 @@ _PUSH_ATOM = {
 _PUTS = {"PUT", "BINPUT", "LONG_BINPUT"}
 
 
-def check_pickle(stream: IO[bytes]) -> None:
+def check_pickle(stream: IO[bytes], *, items_hashed: bool = False) -> None:
     """Model one pickle (up to its STOP) from `stream`; raise `PickleBombError` on a bomb.
+
+    `items_hashed`: the caller looks up every item of the loaded object in a dict (torch
+    does so with the storage keys list, the last pickle of a legacy file), so charge that.
 
     Raises `ValueError` when the bytes are not a well-formed pickle.
     """
@@ -277,6 +297,9 @@ def check_pickle(stream: IO[bytes]) -> None:
             stack.append(_ATOM)
         elif name in _PUTS:
             memo[arg] = m.top()
+        elif name == "STOP":
+            if items_hashed:
+                m.charge(_iter_cost(m.top()), "the storage keys of a legacy checkpoint")
         else:
             handler = _HANDLERS.get(name)
             if handler is None:
