@@ -41,15 +41,11 @@ from deepscope.analysis.attribution.layer_search import (
     is_token_ids,
     token_positions,
 )
-from deepscope.analysis.attribution.outputs import OutputSelector
+from deepscope.analysis.attribution.outputs import AttributionWarning, OutputSelector
 from deepscope.analysis.attribution.result import AttributionResult
 from deepscope.capture.hooks import find_module, forward_from_layer
 
 Reshape = Union[None, tuple[int, int], Callable[[torch.Tensor], torch.Tensor]]  # noqa: UP007
-
-
-class AttributionWarning(UserWarning):
-    """An attribution ran but its answer is suspect (an all-zero map); the text says what to do."""
 
 
 def to_grid(
@@ -152,8 +148,21 @@ class CAMBase(Attribution):
                 f"{self.name} masks the input, and token ids cannot be masked; use grad_cam, "
                 "layer_cam or hires_cam (per-token maps), or occlusion for token ids"
             )
+        if not tokens and inputs.ndim == 2:
+            raise ValueError(
+                f"{self.name} maps a layer's grid onto an image (B, C, H, W) or token ids "
+                f"(B, T); a float {tuple(inputs.shape)} input (raw audio, a signal) has no such "
+                "grid. Use saliency, integrated_gradients, smoothgrad, gradient_x_input, or "
+                "occlusion with window=(k,)"
+            )
         layer, name = self.resolve_layer(inputs)
         raw, act = forward_from_layer(self.model, layer, inputs, track=self.uses_gradients)
+        if act.shape[0] != inputs.shape[0]:
+            raise ValueError(
+                f"layer {name!r} gives a {tuple(act.shape)} output whose first axis is not the "
+                f"batch of {inputs.shape[0]} (a weight, or a sequence-first layer); pass another "
+                "layer="
+            )
         output = self.scores(raw)
         target = resolve_target(output, target)
         grads = None

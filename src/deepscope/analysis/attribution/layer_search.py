@@ -3,7 +3,9 @@ CAM should hook, and whether a model lays images out channels-last (Keras).
 
 The CAM layer is the last module with a spatial output — (B, C, H, W), (B, H, W, C) for
 channels-last models, a (B, N, C) token grid for ViTs, (B, T, C) for token-id inputs — whose
-grid positions receive gradient from the prediction. A ViT's final norm fails that test
+grid positions receive gradient from the prediction. Only activations count: a layer whose
+output's first axis is not the batch, or a `torch.nn.utils.parametrize` module (its output is
+a weight), is skipped. A ViT's final norm fails that test
 (only the CLS token reaches the head); for token layouts the last normalisation layer that
 passes it is preferred (the last block's input norm, as pytorch-grad-cam advises). Found
 with one forward and backward of the first input; remembered per model and input shape.
@@ -100,6 +102,12 @@ def _is_norm(module: nn.Module) -> bool:
     return "Norm" in type(module).__name__
 
 
+def _is_parametrization(name: str) -> bool:
+    """A module of `torch.nn.utils.parametrize` (weight norm...): its output is a weight."""
+    parts = name.split(".")
+    return "parametrizations" in parts or "parametrizations" == parts[-1]
+
+
 def cam_layers(model: nn.Module, inputs: torch.Tensor, output: OutputSelector = None) -> list[str]:
     """Candidate CAM layers, best first (see the module docstring); empty if none qualifies."""
     tokens = inputs.shape[1] if is_token_ids(inputs) and inputs.ndim == 2 else None
@@ -108,6 +116,7 @@ def cam_layers(model: nn.Module, inputs: torch.Tensor, output: OutputSelector = 
     if cached is not None:
         return cached
     last = channels_last(model)
+    batch = 1  # the search runs the first input alone
     seen: dict[int, _Seen] = {}
     order: list[int] = []
 
@@ -122,6 +131,8 @@ def cam_layers(model: nn.Module, inputs: torch.Tensor, output: OutputSelector = 
             except TypeError:
                 return None
             shape = tuple(value.shape)
+            if not shape or shape[0] != batch:  # a weight (parametrization), not an activation
+                return None
             fits = (
                 token_positions(shape, tokens, last) is not None
                 if tokens is not None
@@ -138,7 +149,8 @@ def cam_layers(model: nn.Module, inputs: torch.Tensor, output: OutputSelector = 
 
     with HookSet() as hooks, torch.enable_grad():
         for name, module in named_layers(model):
-            hooks.forward(module, record(name))
+            if not _is_parametrization(name):
+                hooks.forward(module, record(name))
         scores = class_view(select_output(model(inputs[:1]), output))
     usable = [seen[i] for i in order if seen[i].calls == 1]
     if not usable or not scores.requires_grad:

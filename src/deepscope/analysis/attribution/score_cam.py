@@ -20,7 +20,9 @@ from torch import nn
 
 from deepscope.analysis.attribution.base import Target, target_scores
 from deepscope.analysis.attribution.cam_base import CAMBase, Reshape
+from deepscope.analysis.attribution.layer_search import is_token_ids
 from deepscope.analysis.attribution.outputs import OutputSelector
+from deepscope.analysis.attribution.result import AttributionResult
 
 
 class ScoreCAM(CAMBase):
@@ -42,6 +44,16 @@ class ScoreCAM(CAMBase):
     ) -> None:
         super().__init__(model, layer, reshape, output=output, channels_last=channels_last)
         self.batch_size = batch_size
+
+    def attribute(self, inputs: torch.Tensor, target: Target = None) -> AttributionResult:
+        if inputs.ndim != 4 and not is_token_ids(inputs):
+            raise ValueError(
+                f"score_cam masks an image input (B, C, H, W) with upsampled activation maps; "
+                f"this {tuple(inputs.shape)} input (audio, a sequence) cannot be masked that way. "
+                "Use saliency, integrated_gradients, smoothgrad, gradient_x_input or occlusion "
+                "(a window with one size per input dim)"
+            )
+        return super().attribute(inputs, target)
 
     def weights(
         self,
