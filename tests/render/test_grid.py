@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,16 @@ def test_feature_maps_of_a_layer_save_and_read_back(tmp_path: object) -> None:
     assert strip.kind == "strip" and strip.values.shape == (1, 5)
     with pytest.raises(IndexError):
         acts.feature_maps("0", index=2)
+
+
+def test_a_grid_saves_the_pixels_it_holds(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from deepscope.render.grid import Grid
+
+    pixels = np.zeros((3, 5, 3), dtype=np.uint8)
+    pixels[1, 2] = (200, 10, 30)
+    grid = Grid(pixels, [(0, 0, 5, 3)], [(0.0, 1.0)])
+    out = grid.save(tmp_path / "g.png")
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), pixels)
+    assert grid._repr_png_().startswith(b"\x89PNG")

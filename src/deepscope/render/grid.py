@@ -17,9 +17,11 @@ Example:
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,6 +45,21 @@ class Grid:
     pixels: NDArray[np.uint8]
     boxes: list[tuple[int, int, int, int]]
     ranges: list[tuple[float, float]]
+
+    def image(self) -> NDArray[np.uint8]:
+        """The picture as an (H, W, 3) uint8 array."""
+        return self.pixels
+
+    def save(self, path: str | Path) -> Path:
+        """Write the picture as PNG; returns the path."""
+        out = Path(path)
+        Image.fromarray(self.pixels).save(out, format="PNG")
+        return out
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(self.pixels).save(buf, format="PNG")
+        return buf.getvalue()
 
 
 def upscale(rgb: NDArray[np.uint8], factor_y: int, factor_x: int) -> NDArray[np.uint8]:
