@@ -152,6 +152,7 @@ class RunListing:
         self.read_info = read_info
         self.ttl = ttl
         self._lock = threading.Lock()
+        self._scan_lock = threading.Lock()  # one folder scan at a time
         self._names: list[str] = []
         self._pending: list[str] = []  # run-named folders without a run.db yet
         self._root_mtime = -1
@@ -163,7 +164,14 @@ class RunListing:
     # -- names ---------------------------------------------------------------------------
 
     def names(self) -> list[str]:
-        """Sorted run names (folders with a run.db), rescanned only when the folder changes."""
+        """Sorted run names (folders with a run.db), rescanned only when the folder changes.
+
+        Single-flight: concurrent first requests wait for one scan instead of each scanning.
+        """
+        with self._scan_lock:
+            return self._names_locked()
+
+    def _names_locked(self) -> list[str]:
         try:
             mtime = os.stat(self.root).st_mtime_ns
         except OSError as exc:
