@@ -130,6 +130,9 @@ def test_click_opens_the_channel_full_size_with_values_on_hover(
     page.mouse.move(
         box["x"] + (c + 0.5) * box["width"] / 8, box["y"] + (r + 0.5) * box["height"] / 8
     )
+    page.wait_for_function(  # the hover label updates on the next render
+        "() => document.querySelector('[data-testid=act-value]').textContent.includes(' = ')"
+    )
     text = page.locator('[data-testid="act-value"]').inner_text()
     assert text.startswith(f"({r}, {c}) = "), text
     assert float(text.split("= ")[1]) == pytest.approx(float(want[r, c]), rel=5e-3, abs=1e-3)
@@ -204,6 +207,9 @@ def test_float16_maps_decode_to_the_same_colours(
     page.locator('[data-testid="act-tile"]').nth(1).click()
     box = page.locator('[data-testid="act-detail-canvas"][data-painted]').bounding_box()
     page.mouse.move(box["x"] + 0.5 * box["width"] / 8, box["y"] + 0.5 * box["height"] / 8)
+    page.wait_for_function(  # the hover label updates on the next render
+        "() => document.querySelector('[data-testid=act-value]').textContent.includes(' = ')"
+    )
     text = page.locator('[data-testid="act-value"]').inner_text()
     assert float(text.split("= ")[1]) == pytest.approx(float(want[1, 0, 0]), rel=2e-3, abs=1e-3)
     assert page_log.errors == []
