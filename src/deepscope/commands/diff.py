@@ -1,4 +1,9 @@
-"""`deepscope diff A B`: which tensors differ between two model files, and by how much."""
+"""`deepscope diff A B`: which tensors differ between two model files, and by how much.
+
+The table is printed (and written as CSV with ``-o``); ``--serve`` then opens the diff view
+in a local dashboard (the Weights tab: changed tensors, Δ heatmaps; the graph of B coloured
+by relative Δ), on 127.0.0.1 unless ``--host`` says otherwise (then with a token).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from deepscope.commands.serve import VIEW_PORT, _host, _open, _token, run_server
 from deepscope.errors import DeepscopeError
 
 
@@ -25,7 +31,14 @@ from deepscope.errors import DeepscopeError
     default=None,
     help="Also write the full table as CSV to this file.",
 )
-def diff(a: Path, b: Path, output: Path | None) -> None:
+@click.option("--serve", "serve", is_flag=True,
+              help="Then open the diff view in a local dashboard (Ctrl+C to stop).")  # fmt: skip
+@click.option("--port", default=VIEW_PORT, show_default=True, type=click.IntRange(0, 65535))
+@_host
+@_token
+@_open
+def diff(a: Path, b: Path, output: Path | None, serve: bool, port: int, host: str,
+         token: str | None, open_browser: bool) -> None:  # fmt: skip
     from deepscope.analysis.weights import diff as diff_weights
 
     try:
@@ -54,3 +67,18 @@ def diff(a: Path, b: Path, output: Path | None) -> None:
         f"{len(result.changed)} of {len(set(result.a.tensors) | set(result.b.tensors))} "
         "tensors differ"
     )
+    if serve:
+        _serve(result, a, b, port=port, host=host, token=token, open_browser=open_browser)
+
+
+def _serve(result: object, a: Path, b: Path, *, port: int, host: str, token: str | None,
+           open_browser: bool) -> None:  # fmt: skip
+    """The dashboard over the diff: B's graph, the `DiffWeightsSource` of `result`."""
+    from deepscope.commands.model_options import load_target
+    from deepscope.views.kinds.weights_diff import DiffWeightsSource
+
+    graph = load_target(str(b), (), "float32", False)
+    source = DiffWeightsSource(result, labels=(a.name, b.name))
+    run_server(host=host, port=port, token=token, allowed_hosts=(), open_browser=open_browser,
+               what=f"diff {a.name} -> {b.name}", model_graph=graph,
+               model_weights=source)  # fmt: skip

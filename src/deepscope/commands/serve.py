@@ -147,4 +147,23 @@ def view(
     graph = load_target(model, input_shapes, dtype, trust_model, trust_alias)
     run_server(host=host, port=port, token=token, allowed_hosts=allowed_hosts,
                open_browser=open_browser, what=f"showing {model}",
-               model_graph=graph)  # fmt: skip
+               model_graph=graph, model_weights=weights_source(model))  # fmt: skip
+
+
+def weights_source(model: str) -> Any:
+    """The tensor values of model file `model` for the graph inspector and the Weights tab
+    (`ModelWeightsSource`: read lazily through `deepscope.weights`, the safe loaders), or
+    None (with a note) for a factory or a file whose values cannot be read safely."""
+    from deepscope.sources.factory import is_factory_spec
+
+    if is_factory_spec(model):
+        click.echo("deepscope: weights are shown for model files only (not factories)", err=True)
+        return None
+    from deepscope.analysis.weights import weights
+    from deepscope.views.kinds.weights import ModelWeightsSource
+
+    try:
+        return ModelWeightsSource(weights(model), label=Path(model).name)
+    except DeepscopeError as exc:
+        click.echo(f"deepscope: no weight values for {model}: {exc}", err=True)
+        return None

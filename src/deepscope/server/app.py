@@ -33,6 +33,7 @@ from deepscope.server.routes import (
     health,
     histograms,
     images,
+    model_weights,
     runs,
     scalars,
     static,
@@ -48,7 +49,7 @@ __all__ = ["Settings", "create_app"]
 
 # static last: its catch-all route must not shadow the API
 PANELS = (health, runs, scalars, histograms, images, text, graph, events, attribution, views,
-          stream, static)  # fmt: skip
+          model_weights, stream, static)  # fmt: skip
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from deepscope.graph.ir import Graph
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 STATIC_DIR = Path(__file__).resolve().parent / "static" / "app"
+
+
+class WeightsSource(Protocol):
+    """The tensor values behind ``deepscope view MODEL`` / ``deepscope diff A B --serve``
+    (`deepscope.views.kinds.weights.ModelWeightsSource`, `...weights_diff.DiffWeightsSource`):
+    made by the command, read by ``/api/model/weights`` (numpy arrays, never torch)."""
+
+    mode: Any
+    labels: list[str]
+
+    def tensors(self, names: list[str]) -> tuple[list[dict[str, Any]], list[str]]: ...
+
+    def table(self) -> dict[str, Any]: ...
+
+    def array(self, name: str, part: str) -> Any: ...
 
 
 @dataclass
@@ -22,6 +38,8 @@ class Settings:
             names and `bound_host`.
         bound_host: the address the server listens on (added to the allowed hosts).
         model_graph: the model shown by ``deepscope view`` (``model=1`` in graph routes).
+        model_weights: the tensor values of that model (or of a diff), for
+            ``/api/model/weights``; None when the view has none.
         static_dir: the built frontend (``index.html`` and assets).
         max_body: the largest request body accepted, in bytes (413 above).
         max_query: the longest query string accepted, in bytes (414 above).
@@ -46,6 +64,7 @@ class Settings:
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     bound_host: str = "127.0.0.1"
     model_graph: Graph | None = None
+    model_weights: WeightsSource | None = None
     static_dir: Path = STATIC_DIR
     max_body: int = 1024 * 1024
     max_query: int = 8 * 1024

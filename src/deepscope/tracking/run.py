@@ -348,6 +348,16 @@ class Run:
         self._guard()
         log_unit_stats(self, tag, stats, step, layers=layers)
 
+    def log_weights(self, tag: str, result: Any, step: int | None = None, **options: Any) -> Any:
+        """Log a `Weights` result (`deepscope.weights`) as the ``weights`` view kind: per
+        tensor its statistics, max-|w| pooled heatmap, filters and spectrum (the Weights
+        tab); `options` as for `deepscope.tracking._log_weights.log_weights` (``names``,
+        ``max_tensors``, ``max_side``, ``spectra``, ``dtype``). Returns what was logged."""
+        from deepscope.tracking._log_weights import log_weights
+
+        self._guard()
+        return log_weights(self, tag, result, step, **options)
+
     # ---- watch ----------------------------------------------------------------------------
     def watch(
         self,

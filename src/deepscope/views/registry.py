@@ -120,7 +120,7 @@ def register(kind: ViewKind) -> ViewKind:
 
 
 def _load_builtin() -> None:
-    from deepscope.views.kinds import activations, attribution, unit_stats  # noqa: F401
+    from deepscope.views.kinds import activations, attribution, unit_stats, weights  # noqa: F401
 
 
 def get(name: str) -> ViewKind:
