@@ -145,16 +145,42 @@ def _external_int(entries: dict[str, str], key: str, tensor: str) -> int:
     return int(raw)
 
 
-def _read_external(ref: ExternalRef, nbytes: int) -> bytes:
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(ref.path, flags)
+def open_external(ref: ExternalRef) -> int:
+    """Open the file of a record `check_external` validated: a read-only descriptor, never
+    through a symbolic link (O_NOFOLLOW), never blocking on a FIFO; re-checked on the open
+    descriptor to be a regular file with one hard link. The caller closes it."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        if os.fstat(fd).st_nlink > 1:
-            raise ExternalDataError(f"{ref.path.name} gained a hard link while being read")
-        os.lseek(fd, ref.offset, os.SEEK_SET)
-        data = os.read(fd, nbytes)
+        fd = os.open(ref.path, flags)
+    except OSError as e:
+        raise ExternalDataError(
+            f"external data {ref.path.name} cannot be opened safely ({e.strerror})"
+        ) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        raise ExternalDataError(
+            f"{ref.path.name} changed while being opened (not a regular file with one link)"
+        )
+    return fd
+
+
+def read_external(ref: ExternalRef, nbytes: int) -> bytes:
+    """`nbytes` of a validated external-data record, read from `ref.offset` (see
+    `open_external`); a file shorter than that is a `ModelFormatError`."""
+    fd = open_external(ref)
+    parts: list[bytes] = []
+    got = 0
+    try:
+        while got < nbytes:  # one pread returns at most ~2 GB
+            part = os.pread(fd, min(nbytes - got, 1 << 30), ref.offset + got)
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
     finally:
         os.close(fd)
+    data = b"".join(parts)
     if len(data) != nbytes:
         raise ModelFormatError(f"{ref.path.name}: external data shorter than the tensor needs")
     return data
@@ -228,7 +254,7 @@ def _weights(
                         f"from offset {ref.offset}; the file is shorter"
                     )
                 if spec.numel <= _limits.SMALL_TENSOR_NUMEL:
-                    values = to_array(t, _read_external(ref, spec.nbytes))
+                    values = to_array(t, read_external(ref, spec.nbytes))
         elif spec.numel <= _limits.SMALL_TENSOR_NUMEL:
             values = to_array(t)
         out[t.name] = WeightInfo(t.name, spec.shape, dtype, values)
@@ -237,4 +263,13 @@ def _weights(
     return out
 
 
-__all__ = ["load", "match", "check_external", "namespace_from_name", "normalise_op"]
+__all__ = [
+    "ExternalRef",
+    "check_external",
+    "load",
+    "match",
+    "namespace_from_name",
+    "normalise_op",
+    "open_external",
+    "read_external",
+]

@@ -19,7 +19,7 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -255,20 +255,27 @@ def read_header(path: Path, **kwargs: int) -> Header:
     """Read and validate the header of `path` without reading the data section."""
     size = os.stat(path).st_size
     with open(path, "rb") as f:
-        prefix = f.read(8)
-        if len(prefix) < 8:
-            raise HeaderSizeError(f"{Path(path).name}: {size} bytes is too short for safetensors")
-        (n,) = struct.unpack("<Q", prefix)
-        if n > _limits.SAFETENSORS_HEADER_CAP:
-            raise HeaderSizeError(
-                f"{Path(path).name}: header size {n} is over the 100 MB limit of the format"
-            )
-        if n > size - 8:
-            raise HeaderSizeError(
-                f"{Path(path).name}: header size {n} is larger than the file ({size} bytes); "
-                "truncated or not a safetensors file"
-            )
-        raw = f.read(n)
+        return read_header_from(f, size, Path(path).name, **kwargs)
+
+
+def read_header_from(f: BinaryIO, size: int, name: str, **kwargs: int) -> Header:
+    """Validate the header of the open file `f` of `size` bytes (`name` for messages),
+    reading its first 8 + N bytes only (the lazy store reads through its own descriptor)."""
+    f.seek(0)
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        raise HeaderSizeError(f"{name}: {size} bytes is too short for safetensors")
+    (n,) = struct.unpack("<Q", prefix)
+    if n > _limits.SAFETENSORS_HEADER_CAP:
+        raise HeaderSizeError(f"{name}: header size {n} is over the 100 MB limit of the format")
+    if n > size - 8:
+        raise HeaderSizeError(
+            f"{name}: header size {n} is larger than the file ({size} bytes); "
+            "truncated or not a safetensors file"
+        )
+    raw = f.read(n)
+    if len(raw) != n:
+        raise HeaderSizeError(f"{name}: the file ended inside its {n}-byte header")
     return parse_header(raw, size, **kwargs)
 
 
@@ -381,4 +388,14 @@ def load(
     return Model(graph=graph, weights=weights, format="safetensors", notes=notes)
 
 
-__all__ = ["load", "match", "read_header", "parse_header", "SafetensorsFile", "tensor_stats"]
+__all__ = [
+    "load",
+    "match",
+    "read_header",
+    "read_header_from",
+    "parse_header",
+    "to_numeric",
+    "DTYPES",
+    "SafetensorsFile",
+    "tensor_stats",
+]

@@ -27,6 +27,16 @@ from deepscope.sources._archive import is_zip, open_zip
 from deepscope.sources._weights import StatsAccumulator, graph_from_tensors
 from deepscope.sources.base import Model, WeightInfo
 
+__all__ = [
+    "check_pickles",
+    "iter_tensors",
+    "load",
+    "match",
+    "safe_torch_load",
+    "select_weights",
+    "tensor_summary",
+]
+
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "net", "weights", "params")
 _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
@@ -41,7 +51,11 @@ def match(target: object) -> bool:
     return not is_code_archive(Path(str(target)))
 
 
-def _safe_torch_load(path: Path) -> Any:
+def safe_torch_load(path: Path) -> Any:
+    """`torch.load(weights_only=True)` after the torch version check (M1, M2): a zip
+    checkpoint is memory-mapped (storages are read when a tensor is used), a checkpoint that
+    needs any other global is an `UnsafeModelError` naming it, bad bytes a
+    `ModelFormatError`. Call `check_pickles` first (names and pickle-bomb scan)."""
     import torch
 
     _limits.check_torch_version()
@@ -66,8 +80,9 @@ def _safe_torch_load(path: Path) -> Any:
         ) from None
 
 
-def _check_pickles(path: Path) -> None:
-    """Member-name checks (M6) and the pickle-bomb scan (M11) before torch reads the file."""
+def check_pickles(path: Path) -> None:
+    """Member-name checks (M6) and the pickle-bomb scan (M11), to run before torch reads
+    the file; a pre-2018 tar checkpoint is a `ModelFormatError`."""
     from deepscope.sources._pickle_scan import PickleBombError, check_pickle
 
     try:
@@ -157,8 +172,9 @@ def _children(value: Any) -> Iterator[tuple[Any, Any]] | None:
     return None
 
 
-def _select(obj: Any) -> tuple[Any, list[str]]:
-    """Pick the model weights out of a training checkpoint; notes name what was skipped."""
+def select_weights(obj: Any) -> tuple[Any, list[str]]:
+    """Pick the model weights out of a training checkpoint (the first of `WRAPPER_KEYS`
+    holding tensors, else `obj` itself); notes name what was skipped."""
     if isinstance(obj, dict):
         for key in WRAPPER_KEYS:
             inner = obj.get(key)
@@ -205,14 +221,14 @@ def load(
             f"{path.name} is a TorchScript/.pt2 archive, which holds code; open it with the "
             "torchscript source (structure only) or pass trust=True"
         )
-    _check_pickles(path)
+    check_pickles(path)
     try:
-        obj = _safe_torch_load(path)
+        obj = safe_torch_load(path)
     except UnsafeModelError:
         if not trust:
             raise
         return _trusted_model(path)
-    selected, notes = _select(obj)
+    selected, notes = select_weights(obj)
     tensors = list(iter_tensors(selected))
     total = sum(t.numel() * t.element_size() for _, t in tensors)
     do_stats = total <= 256 * _limits.MB if stats is None else stats
@@ -248,7 +264,7 @@ def worker_trusted_tensors(path: str, options: dict[str, Any]) -> dict[str, Any]
     from deepscope.sources._trusted import trusted_load
 
     obj = trusted_load(Path(path), "pickle", trust=True)
-    selected, _ = _select(obj)
+    selected, _ = select_weights(obj)
     return {
         "tensors": [
             {"name": n, "shape": list(t.shape), "dtype": _dtype_name(t), "stats": tensor_summary(t)}

@@ -1,11 +1,12 @@
 """Named weight tensors of a live model, a mapping, or a model file, read without running code.
 
-Files go through `deepscope.load_model` first (the safe loaders: a pickle with a global or
-any code raises `UnsafeModelError` there); values are then read lazily, one tensor at a
-time, by the same format code: safetensors memory-mapped, `.pt` state dicts with the
-weights-only unpickler, ONNX initializers from the protobuf (external data checked).
-Keras files hand back shapes, dtypes and the worker's statistics only (values stay in the
-sandbox worker). Values come back as numpy arrays numpy can compute with: bf16 widened to
+Safetensors, ONNX and `.pt`/`.pth`/`.bin`/`.ckpt` state dicts are opened with the lazy
+store (`deepscope.analysis.weights.lazy.open_tensors`), which runs every check of the safe
+loaders (M1, M2, M6, M7, M9, M11) and reads the structure only; a tensor's values are read
+when used (statistics in chunks through `TensorStore.fetch`, pictures from the memory
+map). Other files go through `deepscope.load_model` (the safe loaders: a pickle with a
+global or any code raises `UnsafeModelError` there). Keras files hand back shapes, dtypes
+and the worker's statistics only (values stay in the sandbox worker). Values come back as numpy arrays numpy can compute with: bf16 widened to
 float32, int8-quantized torch tensors dequantized.
 """
 
@@ -22,9 +23,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from deepscope.analysis.weights.lazy import TensorStore, open_tensors
 from deepscope.errors import DeepscopeError, ModelFormatError
 
-__all__ = ["TensorRef", "collect", "to_numpy"]
+__all__ = ["TensorRef", "collect", "from_store", "to_numpy"]
 
 
 @dataclass
@@ -37,6 +39,7 @@ class TensorRef:
     getter: Callable[[], NDArray[Any]] | None = None
     file_stats: dict[str, Any] | None = None
     layout: str = "torch"  # "keras": kernels are (kh, kw, in, out) / (in, out)
+    store: TensorStore | None = None  # the lazy store holding it (chunked statistics)
 
     def values(self) -> NDArray[Any]:
         """The tensor as a numpy array (read now)."""
@@ -109,29 +112,23 @@ def collect(target: Any) -> tuple[list[TensorRef], str, list[str]]:
     )
 
 
+_LAZY_SUFFIXES = (".safetensors", ".onnx", ".pt", ".pth", ".bin", ".ckpt")
+
+
 def _from_file(path: Path) -> tuple[list[TensorRef], str, list[str]]:
+    if path.name.lower().endswith(_LAZY_SUFFIXES):
+        from deepscope.sources.torchscript_file import is_code_archive
+
+        if not path.exists() or not is_code_archive(path):
+            return from_store(open_tensors(path))
     from deepscope.sources import load_model
 
     model = load_model(path, stats=False)  # every safety check happens here
     notes = list(model.notes)
-    readers: dict[str, Callable[[str], NDArray[Any]]] = {}
-    if model.format == "safetensors":
-        from deepscope.sources.safetensors_file import SafetensorsFile
-
-        f = SafetensorsFile(path)
-        readers = {n: f.array for n in model.weights}
-    elif model.format == "state_dict":
-        readers = _state_dict_readers(path, model)
-    elif model.format == "onnx":
-        readers = _onnx_readers(path, model)
     file_stats: dict[str, Any] = model.graph.meta.get("weightStats", {}) or {}
     refs = []
     for name, w in model.weights.items():
-        getter: Callable[[], NDArray[Any]] | None = None
-        if name in readers:
-            getter = partial(_read_named, readers[name], name)
-        elif w.values is not None:
-            getter = partial(to_numpy, w.values)
+        getter = partial(to_numpy, w.values) if w.values is not None else None
         refs.append(
             TensorRef(
                 name,
@@ -147,46 +144,10 @@ def _from_file(path: Path) -> tuple[list[TensorRef], str, list[str]]:
     return refs, model.format, notes
 
 
-def _read_named(reader: Callable[[str], NDArray[Any]], name: str) -> NDArray[Any]:
-    return np.asarray(reader(name))
-
-
-def _state_dict_readers(path: Path, model: Any) -> dict[str, Callable[[str], NDArray[Any]]]:
-    if all(w.values is not None for w in model.weights.values()):
-        return {}
-    from deepscope.sources import state_dict as sd
-
-    cache: dict[str, Any] = {}
-
-    def read(name: str) -> NDArray[Any]:
-        if not cache:
-            selected, _ = sd._select(sd._safe_torch_load(path))  # weights-only unpickler
-            cache.update(dict(sd.iter_tensors(selected)))
-        return to_numpy(cache[name])
-
-    return {n: read for n, w in model.weights.items() if w.values is None}
-
-
-def _onnx_readers(path: Path, model: Any) -> dict[str, Callable[[str], NDArray[Any]]]:
-    missing = {n for n, w in model.weights.items() if w.values is None}
-    if not missing:
-        return {}
-    import onnx
-    from onnx import TensorProto
-
-    from deepscope.sources._onnx_checks import check_initializer, to_array
-    from deepscope.sources.onnx_file import _read_external, check_external
-
-    proto = onnx.load(str(path), load_external_data=False)
-    inits = {t.name: t for t in proto.graph.initializer if t.name in missing}
-
-    def read(name: str) -> NDArray[Any]:
-        t = inits[name]
-        spec = check_initializer(t)
-        if t.data_location == TensorProto.EXTERNAL:
-            entries = {e.key: e.value for e in t.external_data}
-            ref = check_external(path.parent, entries, name)
-            return np.asarray(to_array(t, _read_external(ref, spec.nbytes)))
-        return np.asarray(to_array(t))
-
-    return {n: read for n in inits}
+def from_store(store: TensorStore) -> tuple[list[TensorRef], str, list[str]]:
+    """The tensors of a lazy store as refs (values read from the store when used)."""
+    refs = []
+    for name in store.names():
+        info = store.info(name)
+        refs.append(TensorRef(name, info.shape, info.dtype, partial(store.read, name), store=store))
+    return refs, store.format, list(store.notes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,18 @@ class Weights:
     def _accumulator(self, name: str) -> StatsAccumulator | None:
         if name not in self._acc:
             ref = self.tensors[name]
-            if ref.getter is None:
+            if ref.store is not None:  # chunks read from the file: bounded memory
+                store = ref.store
+                self._acc[name] = accumulate(
+                    None,
+                    fetch=partial(store.fetch, name),
+                    size=math.prod(ref.shape),
+                    decode=store.decoder(name),
+                )
+            elif ref.getter is None:
                 return None
-            self._acc[name] = accumulate(ref.values())
+            else:
+                self._acc[name] = accumulate(ref.values())
         return self._acc[name]
 
     def _row(self, ref: TensorRef) -> dict[str, Any]:

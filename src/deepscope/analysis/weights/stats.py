@@ -16,12 +16,15 @@ Example:
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["STAT_FIELDS", "StatsAccumulator", "tensor_stats"]
+__all__ = ["CHUNK", "STAT_FIELDS", "StatsAccumulator", "accumulate", "chunk_stats", "tensor_stats"]
 
 STAT_FIELDS = (
     "count",
@@ -54,26 +57,7 @@ class StatsAccumulator:
 
     def add(self, values: NDArray[Any]) -> None:
         """Add one chunk of values."""
-        a = np.asarray(values)
-        if a.dtype.kind == "c":
-            a = np.abs(a)
-        a = a.astype(np.float64, copy=False).reshape(-1)
-        part = StatsAccumulator()
-        part.count = int(a.size)
-        if a.size:
-            finite_mask = np.isfinite(a)
-            nan = int(np.isnan(a).sum())
-            part.n_nan = nan
-            part.n_inf = int(a.size - int(finite_mask.sum())) - nan
-            part.n_zero = int((a == 0).sum())
-            f = a[finite_mask]
-            if f.size:
-                part.finite = int(f.size)
-                part.min, part.max = float(f.min()), float(f.max())
-                part.mean = float(f.mean())
-                part.m2 = float(((f - part.mean) ** 2).sum())
-                part.sumsq = float(np.dot(f, f))
-        self.merge(part)
+        self.merge(chunk_stats(values))
 
     def merge(self, other: StatsAccumulator) -> None:
         """Fold another accumulator's values into this one."""
@@ -110,17 +94,97 @@ class StatsAccumulator:
         }
 
 
-def accumulate(values: NDArray[Any], chunk: int = 1 << 22) -> StatsAccumulator:
-    """An accumulator over `values` (memory-mapped is fine: `chunk` elements at a time)."""
+def chunk_stats(values: NDArray[Any]) -> StatsAccumulator:
+    """An accumulator over one chunk of numbers, computed in float64.
+
+    Fast path: one float64 copy, then sum / min / max / count_nonzero / Σ(x-mean)² on
+    it (a chunk of `CHUNK` elements stays in the CPU cache); boolean masks only when the
+    sum shows a NaN or ±Inf (or an overflow).
+    """
+    a = np.asarray(values)
+    if a.dtype.kind == "c":
+        a = np.abs(a)
+    part = StatsAccumulator()
+    n = int(a.size)
+    part.count = n
+    if n == 0:
+        return part
+    buf = np.array(a.reshape(-1), dtype=np.float64)  # a private copy: scratch space below
+    total = float(buf.sum())
+    part.n_zero = n - int(np.count_nonzero(buf))  # NaN counts as non-zero
+    finite = buf
+    if not math.isfinite(total):
+        mask = np.isfinite(buf)
+        nan = int(np.count_nonzero(np.isnan(buf)))
+        part.n_nan = nan
+        part.n_inf = n - int(np.count_nonzero(mask)) - nan
+        finite = buf[mask]
+        total = float(finite.sum())
+    if finite.size:
+        k = int(finite.size)
+        part.finite = k
+        part.min, part.max = float(finite.min()), float(finite.max())
+        part.mean = total / k
+        np.subtract(finite, part.mean, out=finite)
+        np.square(finite, out=finite)
+        part.m2 = float(finite.sum())
+        part.sumsq = part.m2 + k * part.mean * part.mean
+    return part
+
+
+#: Elements per chunk: 512 KB of float64, so the passes over a chunk run in the CPU cache.
+CHUNK = 1 << 16
+
+
+def accumulate(
+    values: NDArray[Any] | None,
+    chunk: int = CHUNK,
+    *,
+    fetch: Callable[[int, int], NDArray[Any]] | None = None,
+    size: int | None = None,
+    decode: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+    workers: int | None = None,
+) -> StatsAccumulator:
+    """An accumulator over `values`, `chunk` elements at a time (bounded memory).
+
+    `values` may be memory-mapped. Or pass `fetch(start, stop)`, returning elements
+    [start, stop) of the flattened tensor (e.g. read from the file into a small buffer),
+    and its element count `size` instead. `decode` turns stored bits into numbers per
+    chunk (bf16 / float8 → float32). A large tensor is split into `workers` contiguous
+    slabs (default: the CPU count, up to 8) computed on threads (numpy releases the GIL)
+    and merged in order.
+    """
+    flat = np.asarray(values).reshape(-1) if fetch is None else None
+    if flat is not None:
+        size = int(flat.size)
+    elif size is None:
+        raise ValueError("accumulate(fetch=...) needs size=")
     acc = StatsAccumulator()
-    flat = np.asarray(values).reshape(-1)
-    if flat.size == 0:
+    if size == 0:
         return acc
-    for start in range(0, flat.size, chunk):
-        acc.add(flat[start : start + chunk])
+
+    def get(start: int, stop: int) -> NDArray[Any]:
+        raw = fetch(start, stop) if fetch is not None else flat[start:stop]  # type: ignore[index]
+        return decode(raw) if decode is not None else raw
+
+    def slab(lo: int, hi: int) -> StatsAccumulator:
+        part = StatsAccumulator()
+        for start in range(lo, hi, chunk):
+            part.merge(chunk_stats(get(start, min(hi, start + chunk))))
+        return part
+
+    n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    n_slabs = max(1, min(n_workers, size // (4 * chunk)))
+    if n_slabs == 1:
+        return slab(0, size)
+    bounds = [size * i // n_slabs for i in range(n_slabs + 1)]
+    with ThreadPoolExecutor(n_slabs) as pool:
+        parts = list(pool.map(slab, bounds[:-1], bounds[1:]))
+    for part in parts:
+        acc.merge(part)
     return acc
 
 
-def tensor_stats(values: NDArray[Any], chunk: int = 1 << 22) -> dict[str, Any]:
+def tensor_stats(values: NDArray[Any], chunk: int = CHUNK) -> dict[str, Any]:
     """Statistics of one array (see the module docstring for each field)."""
     return accumulate(values, chunk).result()
