@@ -21,6 +21,7 @@ const TAB_LABELS: Record<Tab, string> = {
   events: 'Events',
   attribution: VIEW_PANELS.attribution.title,
   activations: VIEW_PANELS.activations.title,
+  attention: VIEW_PANELS.attention.title,
 };
 
 const RUNS_REFRESH_MS = 5000;
@@ -158,7 +159,8 @@ function renderPanel(tab: Tab, selected: string[], health: Health | null) {
     case 'events':
       return <EventsPanel />;
     case 'attribution':
-    case 'activations': {
+    case 'activations':
+    case 'attention': {
       // view kinds (deepscope.views) draw through the one panel registry, keyed by kind
       const View = VIEW_PANELS[tab].component;
       return <View />;

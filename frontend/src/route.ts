@@ -10,6 +10,7 @@ export const TABS = [
   'events',
   'attribution',
   'activations',
+  'attention',
 ] as const;
 export type Tab = (typeof TABS)[number];
 

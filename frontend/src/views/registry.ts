@@ -5,6 +5,7 @@
 import type { ComponentType } from 'preact';
 import { ApiError, apiUrl, getJson } from '../api';
 import { ActivationsPanel } from '../panels/activations/ActivationsPanel';
+import { AttentionPanel } from '../panels/attention/AttentionPanel';
 import { AttributionPanel } from '../panels/attribution/AttributionPanel';
 import { ARRAY_CONTENT_TYPE, decodeArray, type WireArray } from '../wire/envelope';
 import type { ViewKindName, ViewResponses } from '../wire/types';
@@ -18,6 +19,7 @@ export interface ViewPanel {
 
 export const VIEW_PANELS: Record<ViewKindName, ViewPanel> = {
   activations: { title: 'Activations', component: ActivationsPanel },
+  attention: { title: 'Attention', component: AttentionPanel },
   attribution: { title: 'Attribution', component: AttributionPanel },
   // drawn inside the Activations panel (the table of the layer shown)
   unit_stats: { title: 'Activations', component: ActivationsPanel },

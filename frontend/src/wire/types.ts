@@ -324,6 +324,56 @@ export interface ActivationsView {
   skipped: number;
 }
 
+/** What is logged with each attention layer of one input. */
+export interface AttentionMeta {
+  layer: string;
+  view: 'layer' | 'rollout' | 'flow';
+  index: number;
+  heads: number[];
+  nHeads: number;
+  shape: number[];
+  queryStart: number;
+  tokens: number;
+  patchGrid: number[] | null;
+  pooled: boolean;
+  block: number;
+  topK: number;
+  path: string;
+  format: 'json';
+  promptLength?: number;
+  generation?: boolean;
+}
+
+/** The arrays of one attention item (null when not logged). */
+export interface AttentionParts {
+  weights: PartRef | null;
+  pooled_max: PartRef | null;
+  pooled_mean: PartRef | null;
+  top_values: PartRef | null;
+  top_keys: PartRef | null;
+  image: PartRef | null;
+}
+
+/** One attention layer (or the rollout) of one input. */
+export interface AttentionItem {
+  id: number;
+  tag: string;
+  step: number;
+  wallTime: number;
+  format: 'json';
+  url: string;
+  meta: AttentionMeta;
+  parts: AttentionParts;
+}
+
+/** `/api/views/attention`: every logged attention item of a run (oldest first). */
+export interface AttentionView {
+  kind: 'attention';
+  run: string;
+  items: AttentionItem[];
+  skipped: number;
+}
+
 /** What is logged with each attribution map (plus any keys of the result's own meta). */
 export interface AttributionMeta {
   method: string;
@@ -410,11 +460,12 @@ export interface UnitStatsView {
   skipped: number;
 }
 
-export type ViewKindName = 'activations' | 'attribution' | 'unit_stats';
+export type ViewKindName = 'activations' | 'attention' | 'attribution' | 'unit_stats';
 
 /** The answer of `/api/views/<kind>` for each kind. */
 export interface ViewResponses {
   activations: ActivationsView;
+  attention: AttentionView;
   attribution: AttributionView;
   unit_stats: UnitStatsView;
 }

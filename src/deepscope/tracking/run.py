@@ -358,6 +358,14 @@ class Run:
         self._guard()
         return log_weights(self, tag, result, step, **options)
 
+    def log_attention(self, tag: str, result: Any, step: int | None = None, **options: Any) -> None:
+        """Log an `Attention` result as the ``attention`` view kind (per layer, plus rollout);
+        options as `deepscope.analysis.attention.show.write_attention`."""
+        from deepscope.tracking._log_attention import log_attention
+
+        self._guard()
+        log_attention(self, tag, result, step, **options)
+
     # ---- watch ----------------------------------------------------------------------------
     def watch(
         self,

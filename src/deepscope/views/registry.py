@@ -120,7 +120,13 @@ def register(kind: ViewKind) -> ViewKind:
 
 
 def _load_builtin() -> None:
-    from deepscope.views.kinds import activations, attribution, unit_stats, weights  # noqa: F401
+    from deepscope.views.kinds import (  # noqa: F401
+        activations,
+        attention,
+        attribution,
+        unit_stats,
+        weights,
+    )
 
 
 def get(name: str) -> ViewKind:

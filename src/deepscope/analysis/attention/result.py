@@ -148,9 +148,20 @@ class Attention:
         return self.picture(layer, head).image()
 
     def save(self, path: str | Path, layer: str | int = 0, head: int | None = None) -> Path:
-        """Write `picture(layer, head)` as PNG; returns the path."""
-        return self.picture(layer, head).save(path)
+        """``x.html``: the interactive Attention panel in one file; else `picture(layer, head)`
+        as PNG (`deepscope.analysis.attention.show.save`). Returns the path."""
+        from deepscope.analysis.attention.show import save
+
+        return save(self, path, layer, head)
 
     def show(self, layer: str | int = 0, head: int | None = None) -> None:
-        """Display `picture(layer, head)` in a notebook, else the system image viewer."""
-        self.picture(layer, head).show()
+        """In a notebook the interactive Attention panel, else `picture(layer, head)` in the
+        system image viewer."""
+        from deepscope.analysis.attention.show import show
+
+        show(self, layer, head)
+
+    def _repr_html_(self) -> str:
+        from deepscope.analysis.attention.show import repr_html
+
+        return repr_html(self)

@@ -2,8 +2,9 @@
 
 ``/api/views`` lists the kinds; ``/api/views/<kind>?run=&tag=&step=`` answers the kind's
 items (its wire schema, `ViewKind.response`); ``/api/views/<kind>/array?run=&id=&maxSize=``
-answers one array part as a binary envelope (`deepscope.views.envelope`), downsampled by
-the kind's hook when ``maxSize`` is smaller than the array.
+answers one array part as a binary envelope (`deepscope.views.envelope`), a window of it
+with ``index=``/``rows=``/``cols=``, downsampled by the kind's hook when ``maxSize`` is
+smaller than the array.
 """
 
 from __future__ import annotations
@@ -70,8 +71,39 @@ def items(request: Request) -> Response:
     return StrictJSONResponse(body)
 
 
+def _span(request: Request, name: str, n: int) -> slice | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    start, _, stop = raw.partition(":")
+    try:
+        a, b = int(start or 0), int(stop) if stop else n
+    except ValueError:
+        raise params.BadRequestError(f"query parameter {name!r} is 'start:stop'") from None
+    if not 0 <= a < b <= n:
+        raise params.BadRequestError(f"{name}={raw[:32]!r} is outside 0:{n}")
+    return slice(a, b)
+
+
+def _region(request: Request, shape: tuple[int, ...]) -> tuple[Any, ...] | None:
+    """``index=`` (the first axis), ``rows=a:b`` and ``cols=a:b`` (the last two axes)."""
+    if len(shape) < 2:
+        return None
+    index = params.optional_integer(request, "index")
+    if index is not None and not (len(shape) >= 3 and 0 <= index < shape[0]):
+        raise params.BadRequestError(f"index={index} is outside the first axis of {list(shape)}")
+    rows, cols = _span(request, "rows", shape[-2]), _span(request, "cols", shape[-1])
+    if index is None and rows is None and cols is None:
+        return None
+    lead: tuple[Any, ...] = (index,) if index is not None else ()
+    middle = (slice(None),) * (len(shape) - 2 - len(lead))
+    return (*lead, *middle, rows or slice(None), cols or slice(None))
+
+
 def array(request: Request) -> Response:
-    """One array part of a view item as a ``application/x-deepscope-array`` envelope."""
+    """One array part of a view item as a ``application/x-deepscope-array`` envelope;
+    ``index=i`` answers ``array[i]`` and ``rows=a:b`` / ``cols=a:b`` a window of the last
+    two axes (a zoomed block at full resolution), before any ``maxSize`` downsampling."""
     kind = registry.get(request.path_params["kind"])
     run = params.text(request, "run")
     blob_id = params.integer(request, "id", default=-1, minimum=0, maximum=2**62)
@@ -89,6 +121,11 @@ def array(request: Request) -> Response:
     with path.open("rb") as f:
         data = f.read(envelope.MAX_ARRAY_BYTES + 1024)
     header = envelope.read_header(data)  # a stored file that is not a whole envelope is a 422
+    region = _region(request, header.shape)
+    if region is not None:  # a sub-array: one leading index and/or a window of the last two
+        arr = envelope.decode(data)[region]
+        data = envelope.encode(arr, arr.dtype.name)
+        header = envelope.read_header(data)
     if header.shape and max(header.shape[-2:]) > max_size:  # only downsampling needs numpy
         arr = envelope.decode(data)
         small = kind.downsample(arr, max_size)
