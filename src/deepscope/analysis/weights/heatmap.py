@@ -63,14 +63,69 @@ def _pick(a: NDArray[Any], f: int, axis: int) -> NDArray[Any]:
     return best
 
 
+# float itemsize -> (unsigned bits, |bits| of +Inf)
+_KEYS: dict[int, tuple[type[np.unsignedinteger[Any]], int]] = {
+    2: (np.uint16, 0x7C00),
+    4: (np.uint32, 0x7F800000),
+    8: (np.uint64, 0x7FF0000000000000),
+}
+
+
+def _block_max(x: NDArray[Any], fy: int, fx: int, rows_out: int) -> NDArray[Any]:
+    """Max over blocks of `fy` rows × `fx` columns (the last ones may be partial) of an
+    unsigned-integer band holding `rows_out` × fy rows or fewer."""
+    n, c = x.shape
+    if n != rows_out * fy:  # the last band: pad with 0 (+0.0, which never wins)
+        padded = np.zeros((rows_out * fy, c), dtype=x.dtype)
+        padded[:n] = x
+        x = padded
+    by_rows = x.reshape(rows_out, fy, c).max(axis=1)
+    full = (c // fx) * fx
+    parts = []
+    if full:
+        parts.append(by_rows[:, :full].reshape(rows_out, -1, fx).max(axis=2))
+    if full != c:
+        parts.append(by_rows[:, full:].max(axis=1, keepdims=True))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
+def _fast_pool(m: NDArray[Any], fy: int, fx: int) -> NDArray[np.float64] | None:
+    """Max-|w| pooling of an IEEE float matrix on its bit patterns (integer maxima, no
+    float copy): per block the largest |bits| (magnitude) and the largest raw bits (the
+    largest-magnitude negative when there is one) give the extreme with its sign. None
+    when a band holds a NaN (the caller then takes the exact slow path)."""
+    utype, inf_mag = _KEYS[m.dtype.itemsize]
+    sign = utype(1 << (8 * m.dtype.itemsize - 1))
+    r, c = m.shape
+    ro, co = math.ceil(r / fy), math.ceil(c / fx)
+    out = np.empty((ro, co), dtype=utype)
+    band = max(1, (1 << 22) // max(fy * c, 1))  # output rows per band (~4M inputs)
+    for o0 in range(0, ro, band):
+        o1 = min(ro, o0 + band)
+        bits = np.ascontiguousarray(m[o0 * fy : o1 * fy]).view(utype)
+        mag_max = _block_max(np.bitwise_and(bits, utype(~sign)), fy, fx, o1 - o0)
+        if mag_max.max() > inf_mag:
+            return None
+        raw_max = _block_max(bits, fy, fx, o1 - o0)
+        negative = (raw_max >= sign) & ((raw_max & utype(~sign)) == mag_max)
+        out[o0:o1] = np.where(negative, raw_max, mag_max)
+    return np.asarray(out.view(m.dtype), dtype=np.float64)
+
+
 def maxabs_pool(matrix: NDArray[Any], fy: int, fx: int) -> NDArray[np.float64]:
     """Blocks of `fy` × `fx` reduced to their largest-|w| element (sign kept; NaN ignored
-    unless a block is all NaN; ±Inf wins). Rows are reduced first, then columns (the
-    same pick, as max-|w| composes), in bands of rows so memory stays small."""
+    unless a block is all NaN; ±Inf wins; of +w and -w the negative). Float matrices
+    without NaN are pooled on their bit patterns (an integer max over bands of rows, read
+    once: a memory-mapped tensor is read only here); others are reduced rows first, then
+    columns, in bands of rows so memory stays small."""
     m = np.asarray(matrix)
     r, c = m.shape
     if fy <= 1 and fx <= 1:
         return np.asarray(m, dtype=np.float64)
+    if m.dtype.kind == "f" and m.dtype.itemsize in _KEYS and m.dtype.isnative:
+        fast = _fast_pool(m, fy, fx)
+        if fast is not None:
+            return fast
     work = np.float32 if m.dtype.itemsize <= 4 and m.dtype.kind in "fiu" else np.float64
     ro, co = math.ceil(r / fy), math.ceil(c / fx)
     out = np.empty((ro, co), dtype=np.float64)
