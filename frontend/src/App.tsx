@@ -8,6 +8,7 @@ import { EventsPanel } from './panels/events/EventsPanel';
 import { GraphPanel } from './panels/graph/GraphPanel';
 import { HistogramsPanel } from './panels/histograms/HistogramsPanel';
 import { ImagesPanel } from './panels/images/ImagesPanel';
+import { ProjectorPanel } from './panels/projector/ProjectorPanel';
 import { RunsPanel } from './panels/runlist/RunsPanel';
 import { ScalarsPanel } from './panels/scalars/ScalarsPanel';
 import { VIEW_PANELS } from './views/registry';
@@ -21,7 +22,9 @@ const TAB_LABELS: Record<Tab, string> = {
   events: 'Events',
   attribution: VIEW_PANELS.attribution.title,
   activations: VIEW_PANELS.activations.title,
+  weights: VIEW_PANELS.weights.title,
   attention: VIEW_PANELS.attention.title,
+  projector: 'Projector',
 };
 
 const RUNS_REFRESH_MS = 5000;
@@ -158,8 +161,11 @@ function renderPanel(tab: Tab, selected: string[], health: Health | null) {
       return <ImagesPanel />;
     case 'events':
       return <EventsPanel />;
+    case 'projector':
+      return <ProjectorPanel />;
     case 'attribution':
     case 'activations':
+    case 'weights':
     case 'attention': {
       // view kinds (deepscope.views) draw through the one panel registry, keyed by kind
       const View = VIEW_PANELS[tab].component;

@@ -10,7 +10,9 @@ export const TABS = [
   'events',
   'attribution',
   'activations',
+  'weights',
   'attention',
+  'projector',
 ] as const;
 export type Tab = (typeof TABS)[number];
 

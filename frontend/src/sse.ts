@@ -26,3 +26,22 @@ export function subscribe(runs: string[], onUpdate: (u: RunUpdate) => void): () 
     source.close();
   };
 }
+
+/** Listen to one named event (e.g. "projection") on the stream of `run`; each frame's JSON
+ * data goes to `onData`. Returns an unsubscribe function. */
+export function subscribeEvent(run: string, name: string, onData: (data: unknown) => void): () => void {
+  if (typeof EventSource === 'undefined') return () => {};
+  const source = new EventSource(apiUrl('stream', { run: [run] }), { withCredentials: true });
+  const listener = (ev: MessageEvent<string>) => {
+    try {
+      onData(JSON.parse(ev.data));
+    } catch {
+      // a malformed frame is ignored
+    }
+  };
+  source.addEventListener(name, listener as EventListener);
+  return () => {
+    source.removeEventListener(name, listener as EventListener);
+    source.close();
+  };
+}

@@ -1,0 +1,45 @@
+// A small automation hook for the browser tests and benchmarks/projector_browser_bench.py:
+//   window.__deepscopeProjector.plot(id) -> { count(), draws(), firstFrameAt(), screenPos(i) }
+// count: points on the canvas; draws: draw calls done; firstFrameAt: performance.now() of
+// the first frame with points; screenPos(i): client (CSS px) position of data point i, or
+// null when it is not drawn. `timings` holds performance.now() marks of the panel (the
+// projection request, the coordinates' arrival). It reads nothing the page cannot read.
+
+export interface PlotProbe {
+  count: () => number;
+  draws: () => number;
+  firstFrameAt: () => number;
+  screenPos: (index: number) => [number, number] | null;
+}
+
+const plots = new Map<string, PlotProbe>();
+const timings: Record<string, number> = {};
+
+declare global {
+  interface Window {
+    __deepscopeProjector?: {
+      plot: (id: string) => PlotProbe | null;
+      timings: Record<string, number>;
+    };
+  }
+}
+
+export function registerPlot(id: string, probe: PlotProbe): () => void {
+  plots.set(id, probe);
+  install();
+  return () => {
+    if (plots.get(id) === probe) plots.delete(id);
+  };
+}
+
+/** Record a timing mark (`performance.now()`) under `name`. */
+export function mark(name: string): void {
+  timings[name] = performance.now();
+  install();
+}
+
+function install(): void {
+  if (window.__deepscopeProjector === undefined) {
+    window.__deepscopeProjector = { plot: (id) => plots.get(id) ?? null, timings };
+  }
+}
