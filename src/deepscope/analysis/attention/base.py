@@ -78,6 +78,7 @@ class Collected:
     n_queries: int = 0  # query length of the first kept layer, before `queries=`
 
     pooled: dict[str, Pooled] = field(default_factory=dict)
+    output: Any = None  # what the model returned (generation reads its logits and cache)
 
     def _key(self, name: str) -> str:
         key, k = name, 1

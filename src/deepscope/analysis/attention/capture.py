@@ -90,6 +90,7 @@ def attention(
     source: str = "auto",
     block: int | None = None,
     top_k: int = 8,
+    generate: int | None = None,
 ) -> Attention:
     """Attention weights of `model` on `inputs` (a tensor, a tuple of arguments, or a
     mapping such as a tokenizer's output), for batch item `item`.
@@ -104,6 +105,9 @@ def attention(
     `block`: for long sequences, keep per layer only the max and mean of each block × block
     tile and the `top_k` largest keys per query (`result.pooled[layer]`); on the SDPA path
     the weights are then computed a chunk of query rows at a time, never whole.
+    `generate`: for a decoder language model, greedily generate that many tokens after
+    the prompt (`inputs`: its ids) and keep each generated token's attention row over the
+    prompt and earlier tokens (see `attention_generate`).
 
     Example:
         >>> import torch, deepscope
@@ -123,6 +127,18 @@ def attention(
             f"attention needs a torch nn.Module, got {type(model).__name__}; load the model "
             "in PyTorch first"
         )
+    if generate is not None:
+        from deepscope.analysis.attention.generate import attention_generate
+
+        if source == "mha" or block is not None or queries is not None or item:
+            raise DeepscopeError(
+                "generate= follows one prompt and keeps each new token's row: it takes no "
+                "block=, queries=, item= or source='mha'"
+            )
+        return attention_generate(
+            model, inputs, generate, layers, heads, tokens=tokens, tokenizer=tokenizer,
+            source=source,
+        )  # fmt: skip
     sel = Selection(layers=layers, heads=heads, item=item, queries=_queries(queries))
     if block is not None and (block < 1 or sel.queries.step not in (None, 1)):
         raise DeepscopeError("block= needs a positive block size and contiguous queries=")

@@ -50,7 +50,7 @@ def patch_grid(model: nn.Module) -> tuple[int, int] | None:
 def collect_huggingface(model: nn.Module, inputs: Any, sel: Selection) -> Collected:
     """Run `model` with ``output_attentions=True`` and keep the selected weights."""
     out = Collected(meta={"path": "huggingface", "attn_implementation": "eager"})
-    result = call_model(model, inputs, output_attentions=True)
+    result = out.output = call_model(model, inputs, output_attentions=True)
     attentions = getattr(result, "attentions", None)
     if attentions is None and isinstance(result, dict):
         attentions = result.get("attentions")

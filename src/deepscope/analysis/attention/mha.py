@@ -92,7 +92,7 @@ def collect_mha(model: nn.Module, inputs: Any, sel: Selection) -> Collected:
             rec = _Recorder(name or "model", sel, out)
             hooks.add(module.register_forward_pre_hook(rec.pre, with_kwargs=True))
             hooks.add(module.register_forward_hook(rec.post, with_kwargs=True))
-        call_model(model, inputs)
+        out.output = call_model(model, inputs)
     out.meta["note"] = (
         "nn.MultiheadAttention computes every head; the heads not requested were dropped "
         "right after the call"

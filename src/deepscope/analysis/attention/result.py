@@ -6,6 +6,10 @@ Example:
     >>> a = Attention({"l0": w}, {"l0": [0, 1]}, tokens=["a", "b", "c"], queries=range(3))
     >>> a.head_names("l0"), a.rollout().shape
     (['l0/head0', 'l0/head1'], torch.Size([3, 3]))
+
+Derived views: `rollout()`, `flow()` (attention flow), `head_stats()` (entropy, distance,
+mass on the first token), `sinks()`, `cluster_heads()`, and for ViT-style models
+`patch_map()` / `patch_overlay()` ([CLS] → patches over the input image).
 """
 
 from __future__ import annotations
@@ -19,8 +23,17 @@ import numpy as np
 import torch
 
 from deepscope.analysis.activations.feature_maps import Picture
+from deepscope.analysis.attention import heads as head_fns
+from deepscope.analysis.attention.flow import MAX_WORK, attention_flow
+from deepscope.analysis.attention.heads import HeadClusters, HeadStat, Sink
 from deepscope.analysis.attention.pooling import Pooled
 from deepscope.analysis.attention.rollout import fuse_heads, rollout
+from deepscope.analysis.attention.vision import (
+    image_size_of,
+    overlay_map,
+    patch_grid_map,
+    upsample,
+)
 from deepscope.errors import DeepscopeError
 from deepscope.render.grid import render_heatmap
 
@@ -101,6 +114,92 @@ class Attention:
         layers multiplied through. Returns (tokens, tokens) float64."""
         names = [self._full(n) for n in (layers or self.layers)]
         return rollout([self.weights[n] for n in names], head_fusion)
+
+    def flow(
+        self,
+        head_fusion: str = "mean",
+        layers: list[str] | None = None,
+        *,
+        max_work: int = MAX_WORK,
+    ) -> torch.Tensor:
+        """Attention flow (Abnar & Zuidema 2020) over `layers` (default: every kept layer):
+        (tokens, tokens) float64, row i the max-flow from output token i to each input token
+        through ``0.5·A + 0.5·I`` per layer, rows normalised to 1. Exact, so bounded by
+        `max_work` (tokens⁴ · layers; see `deepscope.analysis.attention.flow`)."""
+        names = [self._full(n) for n in (layers or self.layers)]
+        return attention_flow([self.weights[n] for n in names], head_fusion, max_work=max_work)
+
+    def _full_weights(self) -> dict[str, torch.Tensor]:
+        return {n: self.weights[self._full(n)] for n in self.layers}
+
+    def head_stats(self) -> list[HeadStat]:
+        """Per kept head: entropy (nats and normalised), mean attention distance (token
+        positions; patch units when `patch_grid` is known) and mean mass on the first token;
+        layer then head order."""
+        return head_fns.head_stats(self._full_weights(), self.heads, self.queries, self.patch_grid)
+
+    def sinks(self, threshold: float = 0.5, token: int = 0) -> list[Sink]:
+        """Heads putting more than `threshold` of their mass on key `token` (mean over the
+        other queries), strongest first, each with that fraction."""
+        return head_fns.sinks(self._full_weights(), self.heads, self.queries, threshold, token)
+
+    def cluster_heads(self, n_clusters: int = 1) -> HeadClusters:
+        """Heads ordered by the cosine similarity of their maps (average linkage), with the
+        similarity matrix and `n_clusters` cluster labels."""
+        return head_fns.cluster_heads(self._full_weights(), self.heads, n_clusters)
+
+    def _grid(self, grid: tuple[int, int] | None) -> tuple[int, int]:
+        grid = grid or self.patch_grid
+        if grid is None:
+            raise DeepscopeError(
+                "no patch grid is known for this model: pass patch_grid=(rows, cols), or "
+                "capture with patch_grid_size="
+            )
+        return grid
+
+    def patch_map(
+        self,
+        image_size: tuple[int, int] | None = None,
+        *,
+        layer: str | int = -1,
+        head: int | None = None,
+        method: str = "cls",
+        patch_grid: tuple[int, int] | None = None,
+        cls_index: int = 0,
+    ) -> torch.Tensor:
+        """For a ViT-style model: how much the [CLS] token (position `cls_index`) draws on
+        each patch, on the (rows, cols) patch grid, upsampled bilinearly to `image_size`
+        (height, width) when given. `method` "cls" reads `layer` (head `head`, or the heads'
+        mean); "rollout" reads the rollout over every kept layer. float64."""
+        grid = self._grid(patch_grid)
+        if method == "rollout":
+            row = self.rollout()[cls_index]
+        elif method == "cls":
+            if cls_index not in self.queries:
+                raise DeepscopeError(f"query {cls_index} was not kept; capture without queries=")
+            row = self.matrix(layer, head)[self.queries.index(cls_index)].to(torch.float64)
+        else:
+            raise DeepscopeError(f"method must be 'cls' or 'rollout', not {method!r}")
+        values = patch_grid_map(row, grid)
+        return upsample(values, image_size) if image_size is not None else values
+
+    def patch_overlay(
+        self,
+        image: Any,
+        *,
+        layer: str | int = -1,
+        head: int | None = None,
+        method: str = "cls",
+        patch_grid: tuple[int, int] | None = None,
+        alpha: float = 0.5,
+        cmap: str = "jet",
+    ) -> Any:
+        """`patch_map` at the size of `image` (PIL, HWC/CHW array or tensor), scaled to
+        [0, 1], colormapped and blended over it: a PIL RGB image."""
+        values = self.patch_map(
+            image_size_of(image), layer=layer, head=head, method=method, patch_grid=patch_grid
+        )
+        return overlay_map(values, image, cmap=cmap, alpha=alpha)
 
     def matrix(
         self, layer: str | int = 0, head: int | None = None, head_fusion: str = "mean"

@@ -175,5 +175,5 @@ def collect_sdpa(model: nn.Module, inputs: Any, sel: Selection, **extra: Any) ->
             hooks.forward_pre(module, push(name or "model"))
             hooks.forward(module, pop)
         with _SDPAMode(sel, out, stack):
-            call_model(model, inputs, **extra)
+            out.output = call_model(model, inputs, **extra)
     return out
