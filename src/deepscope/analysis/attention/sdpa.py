@@ -8,7 +8,9 @@ is heads × rows × keys (float32), the same again as scratch while computing; w
 ``attn_mask`` (bool: True takes part; float: added), ``is_causal`` (top-left aligned, as
 torch), ``scale=``, and grouped/multi-query keys (``enable_gqa`` or fewer key heads: query
 head h reads key head h // (Hq / Hk)). Dropout is not applied (the weights are those of an
-eval pass). The layer is named after the innermost module running at the time of the call.
+eval pass). A query row that no key may attend to (a left-padded decoder's padding) gets
+all zeros, as the kernel's output for it is 0 (eager Hugging Face code spreads it evenly).
+The layer is named after the innermost module running at the time of the call.
 """
 
 from __future__ import annotations
