@@ -1,18 +1,15 @@
-// One WebGL scatterplot (regl-scatterplot) of a projection: every finite point is drawn; pan
-// and zoom with the mouse (wheel, drag), lasso with the lasso mode (or shift-drag), click a
-// point, hover a point. 3-D layouts are rotated on the CPU and fed to the 2-D plot each frame
-// (drag in "rotate" mode; the wheel zooms there). Rows of NaN coordinates (points the server
-// dropped) are left out; `order` maps a drawn point back to its data index.
+// One WebGL scatterplot of a projection (`PointsRenderer`): every finite point is drawn.
+// Pan by drag and zoom by wheel; lasso in lasso mode (or shift-drag); click a point; hover
+// a point. 3-D layouts rotate by drag in rotate mode. Rows of NaN coordinates (points the
+// server dropped) are left out; `order` maps a drawn point back to its data index.
 
-import createScatterplot from 'regl-scatterplot';
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { Coords } from './api';
 import type { ColorEncoding } from './encoding';
 import { registerPlot } from './hook';
+import { HOME, inPolygon, PointsRenderer } from './points';
 
 export type MouseMode = 'pan' | 'lasso' | 'rotate';
-
-type Plot = ReturnType<typeof createScatterplot>;
 
 export interface ScatterProps {
   /** Names the plot for the automation hook and the DOM (`data-plot`). */
@@ -36,7 +33,7 @@ interface Layout {
   order: Int32Array;
   /** drawn point of each data index (-1: dropped) */
   inv: Int32Array;
-  /** normalised coordinates of the drawn points, centred, largest extent 1.8 */
+  /** normalised coordinates of the drawn points: centred, largest extent 1.8 */
   xyz: [Float32Array, Float32Array, Float32Array | null];
 }
 
@@ -44,245 +41,246 @@ interface Layout {
 function layout(coords: Coords): Layout {
   const { data, n, dims } = coords;
   const inv = new Int32Array(n).fill(-1);
-  const keep: number[] = [];
+  const keep = new Int32Array(n);
+  let m = 0;
   const lo = [Infinity, Infinity, Infinity];
   const hi = [-Infinity, -Infinity, -Infinity];
   for (let i = 0; i < n; i++) {
     let ok = true;
     for (let d = 0; d < dims; d++) if (!Number.isFinite(data[i * dims + d])) ok = false;
     if (!ok) continue;
-    inv[i] = keep.length;
-    keep.push(i);
+    inv[i] = m;
+    keep[m++] = i;
     for (let d = 0; d < dims; d++) {
       const v = data[i * dims + d];
       if (v < lo[d]) lo[d] = v;
       if (v > hi[d]) hi[d] = v;
     }
   }
-  const m = keep.length;
   let extent = 0;
   for (let d = 0; d < dims; d++) extent = Math.max(extent, hi[d] - lo[d]);
   const scale = extent > 0 ? 1.8 / extent : 1;
-  const axes = [0, 1, 2].slice(0, dims).map((d) => {
+  const axes = [0, 1, 2].slice(0, Math.min(dims, 3)).map((d) => {
     const out = new Float32Array(m);
     const mid = (lo[d] + hi[d]) / 2;
     for (let j = 0; j < m; j++) out[j] = (data[keep[j] * dims + d] - mid) * scale;
     return out;
   });
-  return { order: Int32Array.from(keep), inv, xyz: [axes[0], axes[1], dims === 3 ? axes[2] : null] };
+  return { order: keep.slice(0, m), inv, xyz: [axes[0], axes[1] ?? new Float32Array(m), dims >= 3 ? axes[2] : null] };
 }
 
-/** Orthographic view of rotated 3-D points (yaw about y, then pitch about x), scaled by zoom. */
-function rotate(xyz: Layout['xyz'], yaw: number, pitch: number, zoom: number): [Float32Array, Float32Array] {
-  const [x, y, z] = xyz;
-  if (z === null) return [x, y];
-  const m = x.length;
-  const ox = new Float32Array(m);
-  const oy = new Float32Array(m);
-  const [cy, sy, cp, sp] = [Math.cos(yaw), Math.sin(yaw), Math.cos(pitch), Math.sin(pitch)];
-  const k = zoom / Math.sqrt(3);
-  for (let j = 0; j < m; j++) {
-    const x1 = cy * x[j] + sy * z[j];
-    const z1 = -sy * x[j] + cy * z[j];
-    ox[j] = x1 * k;
-    oy[j] = (cp * y[j] - sp * z1) * k;
-  }
-  return [ox, oy];
+function hexRgb(hex: string): [number, number, number] {
+  const v = parseInt(hex.slice(1), 16);
+  return [(v >> 16) & 255, (v >> 8) & 255, v & 255];
 }
+
+const PICK_PX = 8;
 
 export function Scatter(props: ScatterProps) {
   const { id, coords, color, size, baseSize, highlight, mode } = props;
-  const hostRef = useRef<HTMLDivElement>(null);
   const canvasRef = useRef<HTMLCanvasElement>(null);
-  const plotRef = useRef<Plot | null>(null);
+  const glRef = useRef<PointsRenderer | null>(null);
   const cb = useRef(props);
   cb.current = props;
   const [error, setError] = useState<string | null>(null);
-  const [view, setView] = useState({ yaw: 0.6, pitch: 0.35, zoom: 1.6 });
+  const [lasso, setLasso] = useState<number[] | null>(null);
   const lay = useMemo(() => (coords ? layout(coords) : null), [coords]);
   const layRef = useRef(lay);
   layRef.current = lay;
-  const mouse = useRef({ x: 0, y: 0 });
-  const drawing = useRef<{ busy: boolean; next: (() => Promise<void>) | null }>({ busy: false, next: null });
-  const stats = useRef({ draws: 0, firstFrameAt: -1, drawn: 0 });
+  const stats = useRef({ draws: 0, firstFrameAt: -1 });
+  const is3d = lay !== null && lay.xyz[2] !== null;
 
-  // create / destroy the plot
   useEffect(() => {
     const canvas = canvasRef.current;
     if (canvas === null) return;
-    let plot: Plot;
+    let gl: PointsRenderer;
     try {
-      plot = createScatterplot({
-        canvas,
-        syncEvents: true,
-        pointSize: baseSize,
-        pointSizeSelected: 1,
-        pointOutlineWidth: 1.5,
-        lassoInitiator: false,
-        lassoMinDelay: 5,
-        lassoMinDist: 2,
-        opacityInactiveMax: 0.3,
-        deselectOnDblClick: true,
-        deselectOnEscape: true,
-        backgroundColor: [0, 0, 0, 0],
-        pointColorActive: '#111827',
-        pointColorHover: '#111827',
-      });
+      gl = new PointsRenderer(canvas);
     } catch (e) {
-      setError(`WebGL is not available in this browser: ${String(e)}`);
+      setError(e instanceof Error ? e.message : String(e));
       return;
     }
-    if (!plot.isSupported) setError('this browser lacks the WebGL features the projector needs');
-    plotRef.current = plot;
-    let lassoing = false;
-    const toData = (j: number) => layRef.current?.order[j] ?? j;
-    plot.subscribe('pointOver', (j) => cb.current.onHover(toData(j), mouse.current.x, mouse.current.y));
-    plot.subscribe('pointOut', () => cb.current.onHover(null, 0, 0));
-    plot.subscribe('lassoStart', () => {
-      lassoing = true;
-    });
-    plot.subscribe('lassoEnd', () => {
-      lassoing = false;
-    });
-    plot.subscribe('select', ({ points }) => {
-      const indices = points.map(toData);
-      if (lassoing) cb.current.onLasso(indices);
-      else if (indices.length === 1) cb.current.onClick(indices[0]);
-    });
-    plot.subscribe('deselect', () => cb.current.onDeselect());
+    glRef.current = gl;
+    const ro = new ResizeObserver(() => gl.requestRender());
+    ro.observe(canvas);
     const unregister = registerPlot(id, {
-      count: () => stats.current.drawn,
+      count: () => gl.n,
       draws: () => stats.current.draws,
       firstFrameAt: () => stats.current.firstFrameAt,
       screenPos: (index: number) => {
         const j = layRef.current?.inv[index] ?? -1;
-        if (j < 0 || stats.current.drawn === 0) return null;
-        const pos = plot.getScreenPosition(j);
-        if (!pos) return null;
+        if (j < 0 || j >= gl.n) return null;
+        const [x, y] = gl.project(j);
         const r = canvas.getBoundingClientRect();
-        return [r.left + pos[0], r.top + pos[1]];
+        return [r.left + x, r.top + y];
+      },
+      frameMs: () => [...gl.frameMs],
+      panBy: (dx: number, dy: number) => {
+        gl.panBy(dx, dy);
+        gl.render();
       },
     });
     return () => {
       unregister();
-      plotRef.current = null;
-      plot.destroy();
+      ro.disconnect();
+      glRef.current = null;
+      gl.destroy();
     };
   }, []);
 
-  /** Run draws one at a time (regl-scatterplot refuses a draw while one is running); only
-   * the newest waiting draw runs. */
-  const schedule = (fn: () => Promise<void>) => {
-    const q = drawing.current;
-    if (q.busy) {
-      q.next = fn;
-      return;
-    }
-    q.busy = true;
-    const run = (f: () => Promise<void>) => {
-      f()
-        .catch((e: unknown) => setError(String(e)))
-        .finally(() => {
-          const next = q.next;
-          q.next = null;
-          if (next) run(next);
-          else q.busy = false;
-        });
-    };
-    run(fn);
-  };
-
-  // data, colour and size -> draw
+  // positions (a new layout keeps the camera unless the dimensionality changed)
   useEffect(() => {
-    const plot = plotRef.current;
-    if (plot === null || lay === null) return;
-    const [x, y] = rotate(lay.xyz, view.yaw, view.pitch, view.zoom);
+    const gl = glRef.current;
+    if (gl === null || lay === null) return;
+    const was3d = gl.is3d;
+    gl.setPoints(...lay.xyz);
+    if (gl.n > 0 && was3d !== gl.is3d) gl.camera = gl.is3d ? { ...HOME, zoom: 0.62, yaw: 0.6, pitch: 0.35 } : { ...HOME };
+  }, [lay]);
+
+  // colours, sizes, highlight -> buffers, then one frame
+  useEffect(() => {
+    const gl = glRef.current;
+    if (gl === null || lay === null) return;
     const m = lay.order.length;
-    const valueA = new Float32Array(m);
-    const valueB = size ? new Float32Array(m) : null;
+    const rgb = color.colors.map(hexRgb);
+    const rgba = new Uint8Array(m * 4);
+    const sizes = new Float32Array(m);
     for (let j = 0; j < m; j++) {
       const i = lay.order[j];
-      valueA[j] = color.codes[i] ?? 0;
-      if (valueB && size) valueB[j] = size[i] ?? 0;
+      const c = rgb[color.codes[i]] ?? rgb[0];
+      rgba[4 * j] = c[0];
+      rgba[4 * j + 1] = c[1];
+      rgba[4 * j + 2] = c[2];
+      rgba[4 * j + 3] = 255;
+      sizes[j] = size ? baseSize * (0.5 + 3 * (size[i] ?? 0)) : baseSize;
     }
-    const selected = highlight.map((i) => lay.inv[i]).filter((j) => j >= 0);
-    schedule(async () => {
-      await plot.set({
-        colorBy: 'valueA',
-        pointColor: color.colors.length > 1 ? color.colors : [color.colors[0], color.colors[0]],
-        sizeBy: valueB ? 'valueB' : null,
-        pointSize: valueB ? [0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4].map((f) => f * baseSize) : baseSize,
-      });
-      const points = valueB ? { x, y, valueA, valueB } : { x, y, valueA };
-      await plot.draw(points, {
-        zDataType: 'categorical',
-        wDataType: 'continuous',
-        preventFilterReset: true,
-        select: selected.length > 0 ? selected : undefined,
-      });
-      if (selected.length === 0) plot.deselect({ preventEvent: true });
-      stats.current.draws++;
-      stats.current.drawn = m;
-      if (stats.current.firstFrameAt < 0) {
-        requestAnimationFrame(() => {
-          stats.current.firstFrameAt = performance.now();
-        });
+    gl.setColors(rgba);
+    gl.setSizes(sizes);
+    gl.setSelected(highlight.map((i) => lay.inv[i]).filter((j) => j >= 0));
+    gl.render();
+    stats.current.draws++;
+    if (stats.current.firstFrameAt < 0 && m > 0) stats.current.firstFrameAt = performance.now();
+  }, [lay, color, size, baseSize, highlight]);
+
+  // --- mouse: pan / rotate / lasso / hover / click
+  const drag = useRef<{ x: number; y: number; x0: number; y0: number; kind: 'pan' | 'rotate' | 'lasso'; poly: number[] } | null>(null);
+  const hoverFrame = useRef(0);
+  const local = (e: MouseEvent): [number, number] => {
+    const r = canvasRef.current?.getBoundingClientRect();
+    return r ? [e.clientX - r.left, e.clientY - r.top] : [0, 0];
+  };
+  const pick = (px: number, py: number): number => {
+    const gl = glRef.current;
+    const l = layRef.current;
+    if (gl === null || l === null || gl.n === 0) return -1;
+    const [sx, sy] = gl.projectAll();
+    let best = -1;
+    let bestD = Math.max(PICK_PX, baseSize) ** 2;
+    for (let j = 0; j < sx.length; j++) {
+      const dx = sx[j] - px;
+      const dy = sy[j] - py;
+      const d = dx * dx + dy * dy;
+      if (d <= bestD) {
+        bestD = d;
+        best = j;
       }
-    });
-  }, [lay, color, size, baseSize, view]);
-
-  // highlight without redrawing the points
-  useEffect(() => {
-    const plot = plotRef.current;
-    if (plot === null || lay === null) return;
-    const selected = highlight.map((i) => lay.inv[i]).filter((j) => j >= 0);
-    schedule(async () => {
-      if (stats.current.drawn === 0) return;
-      if (selected.length > 0) plot.select(selected, { preventEvent: true });
-      else plot.deselect({ preventEvent: true });
-    });
-  }, [highlight]);
-
-  useEffect(() => {
-    const plot = plotRef.current;
-    if (plot === null) return;
-    void plot.set({ mouseMode: mode === 'lasso' ? 'lasso' : 'panZoom', cameraIsFixed: mode === 'rotate' });
-  }, [mode]);
-
-  // 3-D rotation by drag, zoom by wheel (rotate mode only)
-  const drag = useRef<{ x: number; y: number } | null>(null);
+    }
+    return best < 0 ? -1 : l.order[best];
+  };
   const onPointerDown = (e: PointerEvent) => {
-    if (mode !== 'rotate' || e.shiftKey || e.button !== 0) return;
-    drag.current = { x: e.clientX, y: e.clientY };
+    if (e.button !== 0) return;
+    const [x, y] = local(e);
+    const kind = mode === 'lasso' || e.shiftKey ? 'lasso' : mode === 'rotate' && is3d ? 'rotate' : 'pan';
+    drag.current = { x, y, x0: x, y0: y, kind, poly: [x, y] };
+    (e.currentTarget as HTMLElement).setPointerCapture?.(e.pointerId);
   };
   const onPointerMove = (e: PointerEvent) => {
-    const r = hostRef.current?.getBoundingClientRect();
-    if (r) mouse.current = { x: e.clientX - r.left, y: e.clientY - r.top };
+    const [x, y] = local(e);
     const d = drag.current;
+    const gl = glRef.current;
+    if (d === null || gl === null) {
+      if (hoverFrame.current === 0) {
+        hoverFrame.current = requestAnimationFrame(() => {
+          hoverFrame.current = 0;
+          const i = pick(x, y);
+          cb.current.onHover(i < 0 ? null : i, x, y);
+        });
+      }
+      return;
+    }
+    if (d.kind === 'lasso') {
+      d.poly.push(x, y);
+      setLasso([...d.poly]);
+    } else if (d.kind === 'rotate') {
+      gl.camera.yaw += (x - d.x) * 0.01;
+      gl.camera.pitch = Math.max(-1.55, Math.min(1.55, gl.camera.pitch + (y - d.y) * 0.01));
+      gl.requestRender();
+    } else {
+      gl.panBy(x - d.x, y - d.y);
+      gl.requestRender();
+    }
+    d.x = x;
+    d.y = y;
+  };
+  const onPointerUp = (e: PointerEvent) => {
+    const d = drag.current;
+    drag.current = null;
     if (d === null) return;
-    const [dx, dy] = [e.clientX - d.x, e.clientY - d.y];
-    drag.current = { x: e.clientX, y: e.clientY };
-    setView((v) => ({ ...v, yaw: v.yaw + dx * 0.01, pitch: Math.max(-1.55, Math.min(1.55, v.pitch + dy * 0.01)) }));
+    const [x, y] = local(e);
+    const moved = Math.hypot(x - d.x0, y - d.y0);
+    if (d.kind === 'lasso' && d.poly.length >= 6 && moved > 0) {
+      setLasso(null);
+      const gl = glRef.current;
+      const l = layRef.current;
+      if (gl === null || l === null) return;
+      const poly = d.poly;
+      let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+      for (let k = 0; k < poly.length; k += 2) {
+        [x0, x1] = [Math.min(x0, poly[k]), Math.max(x1, poly[k])];
+        [y0, y1] = [Math.min(y0, poly[k + 1]), Math.max(y1, poly[k + 1])];
+      }
+      const [sx, sy] = gl.projectAll();
+      const inside: number[] = [];
+      for (let j = 0; j < sx.length; j++) {
+        if (sx[j] < x0 || sx[j] > x1 || sy[j] < y0 || sy[j] > y1) continue;
+        if (inPolygon(poly, sx[j], sy[j])) inside.push(l.order[j]);
+      }
+      cb.current.onLasso(inside);
+      return;
+    }
+    setLasso(null);
+    if (moved < 4) {
+      const i = pick(x, y);
+      if (i >= 0) cb.current.onClick(i);
+    }
   };
   const onWheel = (e: WheelEvent) => {
-    if (mode !== 'rotate') return;
+    const gl = glRef.current;
+    if (gl === null) return;
     e.preventDefault();
-    setView((v) => ({ ...v, zoom: Math.max(0.2, Math.min(50, v.zoom * Math.exp(-e.deltaY * 0.001))) }));
+    const [x, y] = local(e);
+    gl.zoomAt(Math.exp(-e.deltaY * 0.0015), x, y);
+    gl.requestRender();
   };
 
   return (
-    <div
-      class="proj-plot"
-      ref={hostRef}
-      data-plot={id}
-      data-testid={`proj-plot-${id}`}
-      onPointerDown={onPointerDown}
-      onPointerMove={onPointerMove}
-      onPointerUp={() => (drag.current = null)}
-      onPointerLeave={() => (drag.current = null)}
-      onWheel={onWheel}
-    >
-      <canvas ref={canvasRef} class="proj-canvas" />
+    <div class="proj-plot" data-plot={id} data-testid={`proj-plot-${id}`} data-mode={mode}>
+      <canvas
+        ref={canvasRef}
+        class="proj-canvas"
+        data-testid={`proj-canvas-${id}`}
+        onPointerDown={onPointerDown}
+        onPointerMove={onPointerMove}
+        onPointerUp={onPointerUp}
+        onPointerLeave={() => cb.current.onHover(null, 0, 0)}
+        onDblClick={() => cb.current.onDeselect()}
+        onWheel={onWheel}
+      />
+      {lasso !== null && (
+        <svg class="proj-lasso" aria-hidden="true">
+          <polygon points={lasso.join(',')} />
+        </svg>
+      )}
       {error !== null && <div class="error proj-plot-error">{error}</div>}
     </div>
   );

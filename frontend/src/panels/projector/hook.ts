@@ -1,5 +1,6 @@
 // A small automation hook for the browser tests and benchmarks/projector_browser_bench.py:
-//   window.__deepscopeProjector.plot(id) -> { count(), draws(), firstFrameAt(), screenPos(i) }
+//   window.__deepscopeProjector.plot(id) -> { count(), draws(), firstFrameAt(), screenPos(i),
+//   frameMs(), panBy(dx, dy) }
 // count: points on the canvas; draws: draw calls done; firstFrameAt: performance.now() of
 // the first frame with points; screenPos(i): client (CSS px) position of data point i, or
 // null when it is not drawn. `timings` holds performance.now() marks of the panel (the
@@ -10,6 +11,10 @@ export interface PlotProbe {
   draws: () => number;
   firstFrameAt: () => number;
   screenPos: (index: number) => [number, number] | null;
+  /** CPU time of the last frames' draw calls, ms */
+  frameMs: () => number[];
+  /** pan by (dx, dy) CSS px and draw one frame at once */
+  panBy: (dx: number, dy: number) => void;
 }
 
 const plots = new Map<string, PlotProbe>();
