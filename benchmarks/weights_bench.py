@@ -1,105 +1,249 @@
 """Weights analysis speed and memory (issue 15), one run, one JSON line printed last.
 
-Figures:
-- ``stats_s`` / ``stats_peak_rss_mb``: `deepscope.weights(file).stats()` over every tensor
-  of a synthetic fp16 safetensors model of ``--params`` parameters (default 1e9, ~2 GB on
-  disk), measured in a child process (its own peak RSS); ``read_s``: one sequential read
-  of the same file in 64 MB blocks (the goal: stats_s ≤ read_s, RSS ≤ 300 MB).
+Figures (each timed figure is the median of ``--reps`` runs, interleaved with its peer):
+- ``stats_*``: `deepscope.weights(file).stats()` over every tensor of a synthetic fp16
+  safetensors model of ``--params`` parameters (default 1e9, ~2 GB on disk), each run in a
+  fresh child process (peak RSS from its VmHWM). Peer: ``read_*``, one sequential read of
+  the same file in 64 MB blocks. ``*_cold``: the file's pages dropped from the page cache
+  first (posix_fadvise DONTNEED after an fsync; the disk then serves it), ``*_warm``: the
+  file in the page cache. Goal: stats ≤ read (like with like: cold vs cold, warm vs warm),
+  RSS ≤ 300 MB.
 - ``heatmap_s``: the heatmap of a 50,000 × 4,096 fp16 matrix (goal ≤ 1 s).
+- ``open10g_*``: the structure of a 10 GB safetensors model and of a 10 GB ONNX model with
+  external data (sparse files: the data regions are holes, no disk space used), opened by
+  `deepscope.load_model` and by `open_tensors` in a fresh child: seconds and VmHWM
+  (goal ≤ 3 s, ≤ 300 MB).
 - ``esd_s``: spectra (singular values + alpha) of every 2-D-or-conv weight of a
-  ResNet-18-shaped set of random weights; ``weightwatcher_s`` where that package runs.
+  ResNet-18-shaped set of random weights. weightwatcher is not installed here (and is not
+  installed by this benchmark), so ``weightwatcher_s`` says so.
 
-Run: ``python benchmarks/weights_bench.py [--params 1e9] [--dir /tmp/x]``.
+Run: ``python benchmarks/weights_bench.py [--params 1e9] [--reps 3] [--dir /tmp/x]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
+import os
+import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 RESNET18 = [(64, 3, 7, 7)] + [(64, 64, 3, 3)] * 4 + [(128, 64, 3, 3), (128, 128, 3, 3)] * 2
 RESNET18 += [(256, 128, 3, 3), (256, 256, 3, 3)] * 2 + [(512, 256, 3, 3), (512, 512, 3, 3)] * 2
 RESNET18 += [(128, 64, 1, 1), (256, 128, 1, 1), (512, 256, 1, 1), (1000, 512)]
+MB = 1 << 20
+GOALS = {"stats_vs_read": 1.0, "rss_mb": 300, "heatmap_s": 1.0, "open10g_s": 3.0}
 
 
-def _make_file(path: Path, params: float) -> None:
-    from safetensors.numpy import save_file
+def _write_safetensors(path: Path, tensors: list[tuple[str, tuple[int, ...], bytes | int]]) -> None:
+    """fp16 tensors: bytes written, or an int byte count left as a hole (sparse)."""
+    header, pos = {}, 0
+    for name, shape, data in tensors:
+        n = data if isinstance(data, int) else len(data)
+        header[name] = {"dtype": "F16", "shape": list(shape), "data_offsets": [pos, pos + n]}
+        pos += n
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        start = f.tell()
+        for name, _, data in tensors:
+            if isinstance(data, bytes):
+                f.seek(start + header[name]["data_offsets"][0])
+                f.write(data)
+        f.truncate(start + pos)
+        f.flush()
+        os.fsync(f.fileno())
 
+
+def _make_model(path: Path, params: float) -> None:
     rng = np.random.default_rng(0)
     block = rng.standard_normal((4096, 4096), dtype=np.float32).astype(np.float16)
+    block[0, :4] = [np.nan, np.inf, 0, -np.inf]  # the slow path runs on every tensor
     n = max(1, round(params / block.size))
-    tensors = {f"layers.{i}.weight": block for i in range(n)}
-    save_file(tensors, str(path))
+    data = block.tobytes()
+    _write_safetensors(path, [(f"layers.{i}.weight", block.shape, data) for i in range(n)])
 
 
-def _child_stats(path: str) -> None:
+def _make_sparse_10g(d: Path) -> tuple[Path, Path]:
+    layers: list[tuple[str, tuple[int, ...], bytes | int]] = []
+    for i in range(40):  # 40 layers x (256 MB + a norm) of fp16: 10.7 GB
+        layers.append((f"layers.{i}.mlp.weight", (16384, 8192), 256 * MB))
+        layers.append((f"layers.{i}.norm.weight", (8192,), 16384))
+    st = d / "big.safetensors"
+    _write_safetensors(st, layers)
+    from onnx import TensorProto, helper
+
+    inits, nodes, prev = [], [], "x"
+    for i in range(20):  # 20 x 512 MB of external fp16 data
+        t = TensorProto(name=f"w{i}", data_type=TensorProto.FLOAT16, dims=[16384, 16384])
+        t.data_location = TensorProto.EXTERNAL
+        for k, v in (("location", "w.bin"), ("offset", i * 512 * MB), ("length", 512 * MB)):
+            t.external_data.add(key=k, value=str(v))
+        inits.append(t)
+        nodes.append(helper.make_node("MatMul", [prev, t.name], [f"h{i}"], name=f"mm{i}"))
+        prev = f"h{i}"
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT16, [1, 16384])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT16, [1, 16384])],
+        inits,
+    )
+    on = d / "onnx" / "big.onnx"
+    on.parent.mkdir()
+    on.write_bytes(helper.make_model(graph).SerializeToString())
+    with open(on.parent / "w.bin", "wb") as f:
+        f.truncate(20 * 512 * MB)
+    return st, on
+
+
+def _hwm_mb() -> float:
+    # VmHWM, not ru_maxrss: ru_maxrss keeps the parent's peak across fork+exec
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
+
+
+def _child(kind: str, path: str) -> None:
     import deepscope
 
     t = time.perf_counter()
-    deepscope.weights(path).stats()
-    elapsed = time.perf_counter() - t
-    # VmHWM, not ru_maxrss: ru_maxrss keeps the parent's peak across fork+exec
-    with open("/proc/self/status") as f:
-        rss = int(f.read().split("VmHWM:")[1].split()[0]) / 1024
-    print(json.dumps({"stats_s": elapsed, "stats_peak_rss_mb": rss}))
+    if kind == "stats":
+        deepscope.weights(path).stats()
+    elif kind == "load_model":
+        deepscope.load_model(path)
+    else:
+        from deepscope.analysis.weights.lazy import open_tensors
+
+        store = open_tensors(path)
+        store.info(store.names()[-1])
+    print(json.dumps({"s": time.perf_counter() - t, "rss_mb": _hwm_mb()}))
+
+
+def _run_child(kind: str, path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _drop_cache(path: Path) -> bool:
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return True
 
 
 def _read(path: Path) -> float:
     t = time.perf_counter()
-    with open(path, "rb") as f:
-        while f.read(64 << 20):
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(64 * MB)
+        while f.readinto(buf):
             pass
     return time.perf_counter() - t
+
+
+def _stats_figures(path: Path, reps: int) -> dict[str, object]:
+    out: dict[str, object] = {}
+    peak: list[float] = []
+    for mode in ("cold", "warm"):
+        reads, stats = [], []
+        for _ in range(reps):  # interleaved: read, stats, read, stats, ...
+            if mode == "cold":
+                out["cold_supported"] = _drop_cache(path)
+            else:
+                _read(path)
+            reads.append(_read(path))
+            if mode == "cold":
+                _drop_cache(path)
+            child = _run_child("stats", path)
+            stats.append(child["s"])
+            peak.append(child["rss_mb"])
+        out[f"read_{mode}_s"] = statistics.median(reads)
+        out[f"stats_{mode}_s"] = statistics.median(stats)
+        out[f"stats_{mode}_vs_read"] = statistics.median(stats) / statistics.median(reads)
+        out[f"stats_{mode}_runs_s"] = [round(x, 3) for x in stats]
+    out["stats_peak_rss_mb"] = max(peak)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--params", type=float, default=1e9)
+    ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None)
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        _child_stats(args.child)
+        _child(*args.child)
         return
     import deepscope
     from deepscope.analysis.weights import spectrum
 
-    out: dict[str, object] = {"params": args.params}
+    out: dict[str, object] = {"params": args.params, "cpus": os.cpu_count()}
+    out["load_avg_start"] = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         path = Path(d) / "model.safetensors"
-        _make_file(path, args.params)
-        out["file_mb"] = path.stat().st_size / 2**20
-        out["read_s"] = _read(path)
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", str(path)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        out.update(json.loads(child.stdout.strip().splitlines()[-1]))
+        _make_model(path, args.params)
+        out["file_mb"] = round(path.stat().st_size / MB, 1)
+        out.update(_stats_figures(path, args.reps))
+        path.unlink()
+        st, on = _make_sparse_10g(Path(d))
+        out["open10g_file_gb"] = round(st.stat().st_size / 1e9, 2)
+        for label, p in (("safetensors", st), ("onnx", on)):
+            for kind in ("load_model", "open_tensors"):
+                runs = [_run_child(kind, p) for _ in range(args.reps)]
+                out[f"open10g_{label}_{kind}_s"] = statistics.median(r["s"] for r in runs)
+                out[f"open10g_{label}_{kind}_rss_mb"] = max(r["rss_mb"] for r in runs)
     rng = np.random.default_rng(1)
     emb = rng.standard_normal((50_000, 4096), dtype=np.float32).astype(np.float16)
     w = deepscope.weights({"emb.weight": emb})
-    t = time.perf_counter()
-    w.heatmap("emb.weight")
-    out["heatmap_s"] = time.perf_counter() - t
+    times = []
+    for _ in range(args.reps):
+        t = time.perf_counter()
+        w.heatmap("emb.weight")
+        times.append(time.perf_counter() - t)
+    out["heatmap_s"] = statistics.median(times)
     del emb, w
     weights = [rng.standard_normal(s).astype(np.float32) * 0.05 for s in RESNET18]
-    t = time.perf_counter()
-    alphas = [spectrum(x).alpha for x in weights]
-    out["esd_s"] = time.perf_counter() - t
+    try:  # BLAS threads fight the other processes of a loaded machine: one thread
+        from threadpoolctl import threadpool_limits
+
+        limit: Any = threadpool_limits(1)
+        out["esd_blas_threads"] = 1
+    except ImportError:
+        limit = contextlib.nullcontext()
+        out["esd_blas_threads"] = "default"
+    with limit:
+        t = time.perf_counter()
+        alphas = [spectrum(x).alpha for x in weights]
+        out["esd_s"] = time.perf_counter() - t
     out["esd_layers"] = len(alphas)
     out["weightwatcher_s"] = (
-        "not installed" if importlib.util.find_spec("weightwatcher") is None else "not run"
+        "not installed (not installed by this benchmark)"
+        if importlib.util.find_spec("weightwatcher") is None
+        else "installed but not run"
     )
+    out["load_avg_end"] = os.getloadavg()[0]
+    out["goals"] = GOALS
     print(json.dumps(out))
 
 

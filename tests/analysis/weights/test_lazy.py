@@ -307,3 +307,56 @@ def test_state_dict_store_through_the_safe_path(tmp_path: Path) -> None:
     stats = deepscope.weights(tmp_path / "ckpt.pt").stats()
     for name, t in tensors.items():
         _check(stats[name], _numpy_stats(t.double().numpy()), name)
+
+
+# --- pooling on bit patterns and cancellation-safe statistics -----------------------
+
+
+def _reference_pool(m: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    r, c = m.shape
+    out = np.empty((-(-r // fy), -(-c // fx)))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            block = m[i * fy : (i + 1) * fy, j * fx : (j + 1) * fx].astype(np.float64).ravel()
+            block = block[~np.isnan(block)]
+            if block.size == 0:
+                out[i, j] = np.nan
+            else:  # the largest |w|, the negative one of a +/- pair
+                out[i, j] = block[np.abs(block) == np.abs(block).max()].min()
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_bit_pattern_pooling_equals_a_brute_force_reference(dtype: Any) -> None:
+    from deepscope.analysis.weights.heatmap import maxabs_pool
+
+    rng = np.random.default_rng(4)
+    for r, c, fy, fx in [(37, 23, 4, 3), (40, 40, 5, 4), (7, 100, 2, 7), (1, 50, 1, 7)]:
+        m = (rng.standard_normal((r, c)) * 3).astype(dtype)
+        m[0, 0], m[0, 1] = 2.5, -2.5  # a tie of magnitudes: the negative one is kept
+        m[min(2, r - 1), 3], m[-1, -1] = np.inf, -np.inf
+        m[0, 5:8] = -0.0
+        np.testing.assert_array_equal(maxabs_pool(m, fy, fx), _reference_pool(m, fy, fx))
+        m[0, 9] = np.nan  # a NaN band: the float path, same answer
+        np.testing.assert_array_equal(maxabs_pool(m, fy, fx), _reference_pool(m, fy, fx))
+
+
+def test_bf16_heatmap_pools_the_stored_bits_like_the_float_path(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3000, 70)).astype(np.float32)
+    x[1234, 7] = -40.0
+    bits = _bf16_bits(x)
+    exact = (bits.astype(np.uint32) << 16).view(np.float32)
+    path = write_safetensors(tmp_path / "m.safetensors", {"w": ("BF16", x.shape, bits.tobytes())})
+    g_file = deepscope.weights(path).heatmap("w", max_size=300)
+    g_mem = deepscope.weights({"w": exact}).heatmap("w", max_size=300)
+    assert g_file.ranges == g_mem.ranges == [(-40.0, 40.0)]
+    np.testing.assert_array_equal(g_file.pixels, g_mem.pixels)
+
+
+def test_stats_keep_precision_when_the_mean_dwarfs_the_spread() -> None:
+    from deepscope.analysis.weights.stats import tensor_stats
+
+    rng = np.random.default_rng(6)
+    x = 1000.0 + rng.standard_normal(200_000) * 1e-4  # a LayerNorm-like weight near 1000
+    _check(tensor_stats(x), _numpy_stats(x), "near-constant")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["as_matrix", "canonical", "maxabs_pool", "pooled"]
+__all__ = ["BF16_INF", "as_matrix", "canonical", "maxabs_pool", "pool_bits", "pooled"]
 
 
 def canonical(values: NDArray[Any], layout: str) -> NDArray[Any]:
@@ -63,6 +63,8 @@ def _pick(a: NDArray[Any], f: int, axis: int) -> NDArray[Any]:
     return best
 
 
+#: The bits of +Inf in bfloat16 (for `pool_bits` on stored bf16 tensors).
+BF16_INF = 0x7F80
 # float itemsize -> (unsigned bits, |bits| of +Inf)
 _KEYS: dict[int, tuple[type[np.unsignedinteger[Any]], int]] = {
     2: (np.uint16, 0x7C00),
@@ -89,27 +91,34 @@ def _block_max(x: NDArray[Any], fy: int, fx: int, rows_out: int) -> NDArray[Any]
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
-def _fast_pool(m: NDArray[Any], fy: int, fx: int) -> NDArray[np.float64] | None:
-    """Max-|w| pooling of an IEEE float matrix on its bit patterns (integer maxima, no
-    float copy): per block the largest |bits| (magnitude) and the largest raw bits (the
-    largest-magnitude negative when there is one) give the extreme with its sign. None
-    when a band holds a NaN (the caller then takes the exact slow path)."""
-    utype, inf_mag = _KEYS[m.dtype.itemsize]
-    sign = utype(1 << (8 * m.dtype.itemsize - 1))
-    r, c = m.shape
+def pool_bits(bits: NDArray[Any], fy: int, fx: int, inf_mag: int) -> NDArray[Any] | None:
+    """Max-|w| pooling of a matrix of IEEE float bit patterns (unsigned integers; `inf_mag`
+    the bits of +Inf), with integer maxima and no float copy: per block the largest |bits|
+    (magnitude) and the largest raw bits (the largest-magnitude negative when there is
+    one) give the extreme with its sign. Returns the pooled bit patterns, or None when a
+    band holds a NaN (the caller then takes the exact float path)."""
+    utype = bits.dtype.type
+    sign = utype(1 << (8 * bits.dtype.itemsize - 1))
+    r, c = bits.shape
     ro, co = math.ceil(r / fy), math.ceil(c / fx)
     out = np.empty((ro, co), dtype=utype)
     band = max(1, (1 << 22) // max(fy * c, 1))  # output rows per band (~4M inputs)
     for o0 in range(0, ro, band):
         o1 = min(ro, o0 + band)
-        bits = np.ascontiguousarray(m[o0 * fy : o1 * fy]).view(utype)
-        mag_max = _block_max(np.bitwise_and(bits, utype(~sign)), fy, fx, o1 - o0)
+        rows = np.ascontiguousarray(bits[o0 * fy : o1 * fy])
+        mag_max = _block_max(np.bitwise_and(rows, utype(~sign)), fy, fx, o1 - o0)
         if mag_max.max() > inf_mag:
             return None
-        raw_max = _block_max(bits, fy, fx, o1 - o0)
+        raw_max = _block_max(rows, fy, fx, o1 - o0)
         negative = (raw_max >= sign) & ((raw_max & utype(~sign)) == mag_max)
         out[o0:o1] = np.where(negative, raw_max, mag_max)
-    return np.asarray(out.view(m.dtype), dtype=np.float64)
+    return out
+
+
+def _fast_pool(m: NDArray[Any], fy: int, fx: int) -> NDArray[np.float64] | None:
+    utype, inf_mag = _KEYS[m.dtype.itemsize]
+    out = pool_bits(np.asarray(m).view(utype), fy, fx, inf_mag)
+    return None if out is None else np.asarray(out.view(m.dtype), dtype=np.float64)
 
 
 def maxabs_pool(matrix: NDArray[Any], fy: int, fx: int) -> NDArray[np.float64]:

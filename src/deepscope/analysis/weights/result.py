@@ -21,7 +21,7 @@ from PIL import Image
 
 from deepscope.analysis.weights.collect import TensorRef, collect
 from deepscope.analysis.weights.filters import filter_grid
-from deepscope.analysis.weights.heatmap import as_matrix, canonical, pooled
+from deepscope.analysis.weights.heatmap import BF16_INF, as_matrix, canonical, pool_bits, pooled
 from deepscope.analysis.weights.spectra import Spectrum, spectrum
 from deepscope.analysis.weights.stats import STAT_FIELDS, StatsAccumulator, accumulate
 from deepscope.errors import NotFoundError
@@ -136,11 +136,18 @@ class Weights:
     def heatmap(self, name: str, *, max_size: int = 1024) -> Grid:
         """One tensor as a diverging heatmap centred at 0 with a colorbar; larger than
         `max_size` on a side → max-|w| pooled (the picture says so)."""
-        matrix = as_matrix(self.values(name))
-        if matrix.size == 0:
-            raise ValueError(f"{name!r} is empty {matrix.shape}: nothing to draw")
-        small, fy, fx = pooled(matrix, max_size, max_size)
-        r, c = matrix.shape
+        ref = self._ref(name)
+        small = None
+        if ref.store is not None and ref.dtype == "bfloat16" and ref.layout == "torch":
+            bits = as_matrix(ref.store.raw(name))
+            r, c = bits.shape
+            small, fy, fx = _pooled_bf16(bits, max_size)
+        if small is None:
+            matrix = as_matrix(self.values(name))
+            if matrix.size == 0:
+                raise ValueError(f"{name!r} is empty {matrix.shape}: nothing to draw")
+            r, c = matrix.shape
+            small, fy, fx = pooled(matrix, max_size, max_size)
         note = f"{r}x{c}" + (f", max-|w| pooled {fy}x{fx}" if fy > 1 or fx > 1 else "")
         return render_diverging(small, title=name, note=note)
 
@@ -224,6 +231,19 @@ class Weights:
             Image.fromarray(self.filters(kernel).pixels).save(d / "filters.png")
             written.append(d / "filters.png")
         return written
+
+
+def _pooled_bf16(bits: np.ndarray, max_size: int) -> tuple[np.ndarray | None, int, int]:
+    """A stored bf16 matrix pooled on its bits (no float32 copy of the whole tensor);
+    None when it is small, empty or holds a NaN (then the float path draws it)."""
+    r, c = bits.shape
+    fy, fx = max(1, math.ceil(r / max_size)), max(1, math.ceil(c / max_size))
+    if bits.size == 0 or (fy == 1 and fx == 1):
+        return None, fy, fx
+    out = pool_bits(bits, fy, fx, BF16_INF)
+    if out is None:
+        return None, fy, fx
+    return (out.astype(np.uint32) << 16).view(np.float32).astype(np.float64), fy, fx
 
 
 def _from_file_stats(ref: TensorRef) -> dict[str, Any]:
