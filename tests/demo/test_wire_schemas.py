@@ -82,7 +82,13 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         legacy = f.json("/api/attributions", {"run": run})["items"]
         assert legacy
         kinds = [k["kind"] for k in f.json("/api/views")["kinds"]]
-        assert kinds == ["activations", "attribution", "unit_stats"]
+        assert {"activations", "attribution", "unit_stats", "weights"} <= set(kinds)
+        weights = f.json("/api/views/weights", {"run": run})["items"]
+        assert weights and weights[0]["parts"]["heatmap"] is not None
+        heat = envelope.decode(
+            f.binary(weights[0]["parts"]["heatmap"]["url"], "/api/views/{kind}/array")
+        )
+        assert list(heat.shape) == weights[0]["meta"]["heatShape"]
         acts = f.json("/api/views/activations", {"run": run})
         assert acts["skipped"] == 0 and len(acts["items"]) == 3 * 4  # 3 conv layers, 4 digits
         for item in acts["items"][::4]:
@@ -106,10 +112,35 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         missing = client.get("/api/scalars?run=nope&tag=x")
         assert missing.status_code == 404 and not errors(missing.json(), wire.ErrorBody)
 
+    _model_weights_routes(f, demo_logdir)
     api = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
-    hit = {
-        re.sub(r"^/api/views/(attribution|activations|unit_stats)$", "/api/views/{kind}", p)
-        for p in f.hit
-    }
+    hit = {re.sub(r"^/api/views/(\w+)$", "/api/views/{kind}", p) for p in f.hit}
     assert api - set(wire.STREAM_ROUTES) == hit, "a route was not fetched and checked"
     assert f.checked > 30
+
+
+def _model_weights_routes(f: Fetcher, logdir: Path) -> None:
+    """``/api/model/weights*`` under ``deepscope view``: the demo CNN's graph and weights."""
+    from safetensors.numpy import save_file
+
+    import deepscope
+    from deepscope.sources.factory import target_graph
+    from deepscope.views.kinds.weights import ModelWeightsSource
+
+    path = logdir.parent / "cnn.safetensors"
+    tensors = {"features.0.weight": np.ones((4, 1, 3, 3), np.float32), "fc.weight": np.eye(3)}
+    save_file({k: np.asarray(v, np.float32) for k, v in tensors.items()}, str(path))
+    source = ModelWeightsSource(deepscope.weights(path))
+    app = create_app(Settings(model_graph=target_graph(str(path), []), model_weights=source))
+    with TestClient(app, base_url="http://127.0.0.1:6101") as client:
+        model = Fetcher(client)
+        node = model.json("/api/model/weights", {"node": "features.0.weight"})
+        assert node["tensors"][0]["parts"] == ["heatmap", "filters"]
+        table = model.json("/api/model/weights/table")
+        assert [m["entry"] for m in table["tensors"]] == ["fc.weight", "features.0.weight"]
+        arr = envelope.decode(
+            model.binary("/api/model/weights/array?name=fc.weight", "/api/model/weights/array")
+        )
+        assert arr.shape == (3, 3)
+    f.hit |= model.hit
+    f.checked += model.checked

@@ -7,6 +7,7 @@ import { ApiError, apiUrl, getJson } from '../api';
 import { ActivationsPanel } from '../panels/activations/ActivationsPanel';
 import { AttentionPanel } from '../panels/attention/AttentionPanel';
 import { AttributionPanel } from '../panels/attribution/AttributionPanel';
+import { WeightsPanel } from '../panels/weights/WeightsPanel';
 import { ARRAY_CONTENT_TYPE, decodeArray, type WireArray } from '../wire/envelope';
 import type { ViewKindName, ViewResponses } from '../wire/types';
 
@@ -23,6 +24,7 @@ export const VIEW_PANELS: Record<ViewKindName, ViewPanel> = {
   attribution: { title: 'Attribution', component: AttributionPanel },
   // drawn inside the Activations panel (the table of the layer shown)
   unit_stats: { title: 'Activations', component: ActivationsPanel },
+  weights: { title: 'Weights', component: WeightsPanel },
 };
 
 /** The panel of a kind, or undefined for a kind this build does not know. */

@@ -284,6 +284,86 @@ export interface ViewKinds {
   kinds: ViewKindRow[];
 }
 
+/** What is logged with each tensor: its statistics (over finite values; null when it */
+export interface WeightsMeta {
+  entry: string;
+  layer: string;
+  shape: number[];
+  dtype: string;
+  count: number;
+  mean: number | null;
+  std: number | null;
+  min: number | null;
+  max: number | null;
+  absmax: number | null;
+  zeros: number | null;
+  l2: number | null;
+  nan: number;
+  inf: number;
+  matrixShape: number[];
+  heatShape: number[];
+  poolFactor: number[];
+  pooled: boolean;
+  heatLimit: number;
+  filters: number;
+  spectralNorm: number | null;
+  stableRank: number | null;
+  alpha: number | null;
+  format: 'json';
+  [key: string]: unknown;
+}
+
+/** The eigenvalues of WᵀW as a histogram over log10 bins, and the power-law tail fit. */
+export interface EsdSummary {
+  log10Edges: number[];
+  counts: number[];
+  n: number;
+  nonPositive: number;
+  alpha: number | null;
+  xmin: number | null;
+  D: number | null;
+  nTail: number;
+  spectralNorm: number;
+  stableRank: number | null;
+}
+
+/** One tensor of a diff (b − a): its status and, for matching shapes, the figures. */
+export interface WeightsDiffRow {
+  name: string;
+  status: 'same' | 'changed' | 'added' | 'removed' | 'reshaped';
+  normDelta: number | null;
+  relDelta: number | null;
+  cosine: number | null;
+  maxAbs: number | null;
+  shapeA: number[] | null;
+  shapeB: number[] | null;
+}
+
+/** One tensor of the served model: its meta (as logged) and ESD; arrays by name. */
+export interface ModelWeightsTensor {
+  name: string;
+  meta: WeightsMeta;
+  esd: EsdSummary | null;
+  diff: WeightsDiffRow | null;
+  parts: ('heatmap' | 'filters' | 'delta')[];
+}
+
+/** `/api/model/weights?node=`: the parameters of one graph node. */
+export interface ModelWeightsNode {
+  node: string;
+  tensors: ModelWeightsTensor[];
+  missing: string[];
+}
+
+/** `/api/model/weights/table`: every tensor of the served model (a diff: of b, with */
+export interface ModelWeightsTable {
+  mode: 'model' | 'diff';
+  labels: string[];
+  tensors: WeightsMeta[];
+  diff: WeightsDiffRow[] | null;
+  skipped: number;
+}
+
 /** What is logged with each layer output of one input item. */
 export interface ActivationsMeta {
   entry: string;
@@ -460,7 +540,33 @@ export interface UnitStatsView {
   skipped: number;
 }
 
-export type ViewKindName = 'activations' | 'attention' | 'attribution' | 'unit_stats';
+/** The arrays of one tensor (null when not logged). */
+export interface WeightsParts {
+  heatmap: PartRef | null;
+  filters: PartRef | null;
+}
+
+/** One logged tensor. */
+export interface WeightsItem {
+  id: number;
+  tag: string;
+  step: number;
+  wallTime: number;
+  format: 'json';
+  url: string;
+  meta: WeightsMeta;
+  parts: WeightsParts;
+}
+
+/** `/api/views/weights`: the logged tensors of a run (oldest first). */
+export interface WeightsView {
+  kind: 'weights';
+  run: string;
+  items: WeightsItem[];
+  skipped: number;
+}
+
+export type ViewKindName = 'activations' | 'attention' | 'attribution' | 'unit_stats' | 'weights';
 
 /** The answer of `/api/views/<kind>` for each kind. */
 export interface ViewResponses {
@@ -468,4 +574,5 @@ export interface ViewResponses {
   attention: AttentionView;
   attribution: AttributionView;
   unit_stats: UnitStatsView;
+  weights: WeightsView;
 }

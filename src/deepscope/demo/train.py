@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from deepscope.analysis.weights import weights
 from deepscope.demo.data import Digits
 from deepscope.tracking.run import Run, init
 
@@ -111,6 +112,7 @@ def train_healthy(
     config = {"model": "DigitsCNN", "optimizer": "Adam", "lr": 2e-3, "epochs": epochs, "batch": 64}
     with init(logdir=logdir, name="digits-cnn", config=config) as run:
         run.log_graph(model, torch.zeros(1, 1, 8, 8))
+        run.log_weights("weights", weights(model), step=0)  # filters, heatmaps, spectra
         run.watch(model, every=10)
         step = 0
         n = len(data.y_train)
@@ -140,6 +142,7 @@ def train_healthy(
         run.log_histogram("test/logits", model(data.x_test).detach(), step=step)
         _log_attributions(run, model, data.x_test[:8], data.y_test[:8], step)
         _log_activations(run, model, data.x_test[:4], data.x_test, step)
+        run.log_weights("weights", weights(model), step=step)  # the trained weights
         run.log_text(
             "demo/about",
             "A CNN trained on scikit-learn's 8x8 digits by `deepscope demo`.",

@@ -13,6 +13,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 from deepscope.views import registry
 from deepscope.views.registry import PartRef
+from deepscope.views.kinds.weights import ModelWeightsNode, ModelWeightsTable
 from deepscope.views.schema import NonFinite
 
 __all__ = ["BINARY_ROUTES", "JSON_ROUTES", "STREAM_ROUTES", "json_routes", "schemas"]
@@ -322,8 +323,14 @@ JSON_ROUTES: dict[str, Any] = {
     "/api/events": Events,
     "/api/attributions": Attributions,
     "/api/views": ViewKinds,
+    "/api/model/weights": ModelWeightsNode,
+    "/api/model/weights/table": ModelWeightsTable,
 }
-BINARY_ROUTES = {"/api/blob": "allow-listed file types", "/api/views/{kind}/array": "envelope"}
+BINARY_ROUTES = {
+    "/api/blob": "allow-listed file types",
+    "/api/views/{kind}/array": "envelope",
+    "/api/model/weights/array": "envelope",
+}
 STREAM_ROUTES = {"/api/stream": "text/event-stream"}
 
 

@@ -3,6 +3,8 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { getJson } from '../../api';
 import { makeColorer, type ColorMode } from './colorScale';
+import { NODE_STATS, nodeTensors, nodeValue, type NodeStat } from '../weights/data';
+import { useGraphWeights, type GraphWeights } from '../weights/graphWeights';
 import { Explorer } from './explorer';
 import { GraphView, type ViewCommand } from './GraphView';
 import { Inspector } from './Inspector';
@@ -17,8 +19,18 @@ export interface GraphPanelProps {
   modelMode: boolean;
 }
 
-function parseMode(v: string): ColorMode {
+function parseMode(v: string, weights: GraphWeights): ColorMode {
   if (v === 'none') return { kind: 'none' };
+  if (v.startsWith('wt:')) {
+    const stat = v.slice(3) as NodeStat;
+    const label = NODE_STATS.find(([s]) => s === stat)?.[1] ?? stat;
+    const names = stat === 'reldelta' ? weights.diff : weights.metas;
+    return {
+      kind: 'value',
+      name: label,
+      value: (n) => nodeValue(stat, nodeTensors(n, names.keys()), weights.metas, weights.diff),
+    };
+  }
   if (v.startsWith('ov:')) return { kind: 'overlay', name: v.slice(3) };
   return { kind: 'op' };
 }
@@ -65,6 +77,7 @@ export function GraphPanel(props: GraphPanelProps) {
   const [anchorId, setAnchorId] = useState<string | null>(null);
   const [command, setCommand] = useState<ViewCommand | null>(null);
   const [colorValue, setColorValue] = useState('op');
+  const weights = useGraphWeights(source, colorValue.startsWith('wt:') && colorValue !== 'wt:reldelta');
 
   useEffect(() => {
     setSelectedId(null);
@@ -79,8 +92,8 @@ export function GraphPanel(props: GraphPanelProps) {
   }, [explorer]);
 
   const scene = useMemo(() => buildScene(explorer), [explorer, version]);
-  const mode = parseMode(colorValue);
-  const colorer = useMemo(() => makeColorer(mode, scene.nodes.map((s) => s.node)), [colorValue, scene]);
+  const mode = parseMode(colorValue, weights);
+  const colorer = useMemo(() => makeColorer(mode, scene.nodes.map((s) => s.node)), [colorValue, scene, weights]);
 
   const toggle = (id: string) => {
     const ns = groupNamespace(id);
@@ -158,6 +171,12 @@ export function GraphPanel(props: GraphPanelProps) {
                 {n}
               </option>
             ))}
+            {weights.mode !== 'none' &&
+              NODE_STATS.filter(([s]) => s !== 'reldelta' || weights.mode === 'diff').map(([s, label]) => (
+                <option key={s} value={`wt:${s}`}>
+                  {label}
+                </option>
+              ))}
           </select>
         </label>
         <button type="button" data-testid="graph-fit" onClick={() => setCommand((c) => ({ kind: 'fit', seq: (c?.seq ?? 0) + 1 }))}>
@@ -199,6 +218,7 @@ export function GraphPanel(props: GraphPanelProps) {
           expanded={selectedNs !== null && (explorer?.isExpanded(selectedNs) ?? false)}
           busy={busy}
           onToggle={toggle}
+          weights={weights}
         />
       </div>
     </div>

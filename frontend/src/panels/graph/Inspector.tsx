@@ -1,6 +1,8 @@
 // Side pane: everything known about the selected node, as plain text.
 import type { ComponentChildren } from 'preact';
 import { formatValue } from '../../format';
+import type { GraphWeights } from '../weights/graphWeights';
+import { InspectorWeights } from '../weights/InspectorWeights';
 import { displayLabel, formatCount, formatShape, formatTensor } from './text';
 import type { LevelNode, TensorMeta } from './types';
 
@@ -9,6 +11,8 @@ export interface InspectorProps {
   expanded: boolean;
   busy: boolean;
   onToggle: (id: string) => void;
+  /** The weights behind the graph (a run's logged ones, or the served model's). */
+  weights?: GraphWeights;
 }
 
 function Row(props: { name: string; children: ComponentChildren }) {
@@ -92,6 +96,7 @@ export function Inspector(p: InspectorProps) {
           </table>
         </>
       )}
+      {p.weights !== undefined && <InspectorWeights node={n} weights={p.weights} />}
       {attrs.length > 0 && (
         <>
           <h4>Attributes</h4>

@@ -50,7 +50,13 @@ export function textOn(fill: string): string {
   return lum < 120 ? '#ffffff' : '#1d2330';
 }
 
-export type ColorMode = { kind: 'none' } | { kind: 'op' } | { kind: 'overlay'; name: string };
+/** `value`: a per-node number computed in the browser (e.g. a weight statistic of the node's
+ * parameters), drawn on the same sequential scale as an overlay. */
+export type ColorMode =
+  | { kind: 'none' }
+  | { kind: 'op' }
+  | { kind: 'overlay'; name: string }
+  | { kind: 'value'; name: string; value: (n: LevelNode) => number | null };
 
 export interface Colorer {
   fill(n: LevelNode): string;
@@ -70,6 +76,7 @@ export function makeColorer(mode: ColorMode, nodes: Iterable<LevelNode>): Colore
   if (mode.kind === 'op') {
     return { fill: (n) => opColor(n.kind === 'group' ? n.moduleType || 'group' : n.op, n.kind === 'group'), range: null };
   }
+  if (mode.kind === 'value') return valueColorer(mode.value, nodes);
   let lo = Infinity;
   let hi = -Infinity;
   for (const n of nodes) {
@@ -86,6 +93,30 @@ export function makeColorer(mode: ColorMode, nodes: Iterable<LevelNode>): Colore
       if (typeof raw === 'number' && !Number.isFinite(raw)) return NONFINITE_COLOR;
       const v = overlayValue(n, mode.name);
       if (v === null || range === null) return NO_VALUE;
+      return sequential(range[1] === range[0] ? 1 : (v - range[0]) / (range[1] - range[0]));
+    },
+  };
+}
+
+function valueColorer(value: (n: LevelNode) => number | null, nodes: Iterable<LevelNode>): Colorer {
+  const values = new Map<string, number | null>();
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const n of nodes) {
+    const v = value(n);
+    values.set(n.id, v);
+    if (v === null || !Number.isFinite(v)) continue;
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  const range: [number, number] | null = lo <= hi ? [lo, hi] : null;
+  return {
+    range,
+    fill: (n) => {
+      const v = values.has(n.id) ? values.get(n.id)! : value(n);
+      if (v === null || v === undefined) return NO_VALUE;
+      if (!Number.isFinite(v)) return NONFINITE_COLOR;
+      if (range === null) return NO_VALUE;
       return sequential(range[1] === range[0] ? 1 : (v - range[0]) / (range[1] - range[0]));
     },
   };

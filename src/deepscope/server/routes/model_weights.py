@@ -86,8 +86,10 @@ def node_weights(request: Request) -> Response:
 
 
 def table(request: Request) -> Response:
-    """`ModelWeightsTable`: every tensor's statistics (read once, then cached)."""
-    return StrictJSONResponse(_source(request).table())
+    """`ModelWeightsTable`: every tensor's statistics (read once, then cached);
+    ``compute=0``: only those already read, and the diff rows (reads nothing)."""
+    compute = params.flag(request, "compute") if "compute" in request.query_params else True
+    return StrictJSONResponse(_source(request).table(compute))
 
 
 def array(request: Request) -> Response:

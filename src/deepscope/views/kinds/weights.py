@@ -421,9 +421,10 @@ class ModelWeightsSource:
                          "parts": parts})  # fmt: skip
         return rows, missing
 
-    def table(self) -> dict[str, Any]:
-        """`ModelWeightsTable` of every readable tensor (each read once, then cached)."""
-        names = [n for n in self.names() if self.readable(n)]
+    def table(self, compute: bool = True) -> dict[str, Any]:
+        """`ModelWeightsTable` of every readable tensor (each read once, then cached); with
+        `compute` False only of those already read (cheap: reads nothing)."""
+        names = [n for n in self.names() if self.readable(n) and (compute or n in self._meta)]
         metas = [self.meta(n)[0] for n in names]
         return {"mode": "model", "labels": self.labels, "tensors": metas, "diff": None,
                 "skipped": len(self.result.tensors) - len(names)}  # fmt: skip

@@ -92,9 +92,12 @@ class DiffWeightsSource:
             rows.append(row)
         return rows, missing
 
-    def table(self) -> dict[str, Any]:
-        """Every readable tensor's meta (B's, A's for removed ones) and every diff row."""
+    def table(self, compute: bool = True) -> dict[str, Any]:
+        """Every readable tensor's meta (B's, A's for removed ones; with `compute` False only
+        those already read) and every diff row."""
         names = [n for n in self.rows if self.b.readable(n) or self.a.readable(n)]
+        if not compute:
+            names = [n for n in names if n in self._side(n)._meta]
         metas = [self._side(n).meta(n)[0] for n in names]
         return {"mode": "diff", "labels": self.labels, "tensors": metas,
                 "diff": list(self.rows.values()), "skipped": len(self.rows) - len(names)}  # fmt: skip
