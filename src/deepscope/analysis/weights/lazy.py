@@ -46,6 +46,7 @@ import math
 import mmap
 import os
 import stat
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,11 @@ def _st_decoder(code: str) -> Decoder | None:
     return None
 
 
+def _close_fds(fds: list[int]) -> None:
+    while fds:
+        os.close(fds.pop())
+
+
 class TensorStore:
     """The tensors of one model file, read on demand (see the module docstring)."""
 
@@ -109,6 +115,7 @@ class TensorStore:
         self._fds: list[int] = []
         self._maps: list[mmap.mmap] = []
         self._keep: list[Any] = []  # objects whose memory the views use (torch storages)
+        weakref.finalize(self, _close_fds, self._fds)  # a store never closed leaks no fd
 
     # metadata ---------------------------------------------------------------------------
 
@@ -219,9 +226,8 @@ class TensorStore:
                 m.close()
             except BufferError:  # a view is still alive: the map goes when it does
                 pass
-        for fd in self._fds:
-            os.close(fd)
-        self._maps, self._fds, self._keep = [], [], []
+        _close_fds(self._fds)
+        self._maps, self._keep = [], []
         for e in self._entries.values():
             e.fd, e.buffer = -1, None
 

@@ -43,6 +43,8 @@ class Weights:
 
     def __init__(self, tensors: list[TensorRef], source: str = "", notes: list[str] | None = None):
         self.tensors: dict[str, TensorRef] = {t.name: t for t in tensors}
+        #: The lazy store the tensors are read from (model files), else None.
+        self.store = next((t.store for t in tensors if t.store is not None), None)
         self.source = source
         self.notes = list(notes or [])
         self._acc: dict[str, StatsAccumulator] = {}
