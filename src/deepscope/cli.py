@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "deepscope.commands.diff:diff",
         "Compare the weights of two model files.",
     ),
+    "report": ("deepscope.commands.report:report", "Write one self-contained offline HTML report."),
     "import-tb": (
         "deepscope.commands.import_tb:import_tb",
         "Import TensorBoard event files into a logdir.",

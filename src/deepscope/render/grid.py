@@ -50,11 +50,12 @@ class Grid:
         """The picture as an (H, W, 3) uint8 array."""
         return self.pixels
 
-    def save(self, path: str | Path) -> Path:
-        """Write the picture as PNG; returns the path."""
-        out = Path(path)
-        Image.fromarray(self.pixels).save(out, format="PNG")
-        return out
+    def save(self, path: str | Path, *, dpi: float = 150) -> Path:
+        """Write the picture as PNG, SVG or PDF by the suffix (`render.figure`); returns the
+        path."""
+        from deepscope.render.figure import save_figure
+
+        return save_figure(self.pixels, path, dpi=dpi)
 
     def _repr_png_(self) -> bytes:
         buf = io.BytesIO()

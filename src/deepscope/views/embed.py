@@ -2,24 +2,29 @@
 
 The dashboard, the notebook widget and the static report are one frontend build with three
 entry points (``frontend/src/entries/``) that draw the same panel components. The widget
-and the report read one *embed payload* instead of the HTTP API: the kind's
-``/api/views/<kind>`` answer (built by the same `registry.build_items` the server uses)
-with the PNG/JSON blobs it names inlined as ``data:`` URLs. `ViewBuffer` collects what an
-analysis result logs (it is a `registry.BlobWriter`, like a run) and makes that payload;
-`report_html` writes it and the report bundle into one HTML file that needs no network;
-`widget_esm` is the anywidget module that draws it from a model's ``payload`` trait.
+and the report read a *snapshot* instead of the HTTP API: the server's answers keyed by
+`request_key` (the base requests: one run, one tag, no paging; the page answers zoomed or
+filtered requests from them, ``frontend/src/entries/offline.ts``) and every blob they name
+inlined as a ``data:`` URL. `ViewBuffer` collects what analysis results log (it is a
+`registry.BlobWriter`, like a run) and makes a snapshot of one run (`ViewBuffer.snapshot`,
+answers built by the same `registry.build_items` the server uses);
+`deepscope.notebook.snapshot` records one from a log directory through the server itself.
+`report_html` writes a snapshot and the report bundle into one HTML file that needs no
+network; `widget_esm` is the anywidget module that draws one from a model's ``payload``
+trait. `EmbedPayload` (one kind's answer, version 1) is still read.
 
 Stdlib only, like the rest of ``views/``: a report can be written where torch is absent.
 
 Example:
     >>> buffer = ViewBuffer("mnist")
     >>> result.log(buffer, "grad_cam", step=0)  # doctest: +SKIP
-    >>> Path("report.html").write_text(report_html(buffer.payload("attribution")))  # doctest: +SKIP
+    >>> Path("report.html").write_text(report_html(buffer.snapshot()))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,9 +39,12 @@ from deepscope.views.schema import validate
 __all__ = [
     "APP_DIR",
     "EmbedPayload",
+    "Snapshot",
     "ViewBuffer",
+    "blob_key",
     "report_html",
     "report_script",
+    "request_key",
     "widget_esm",
     "widget_esm_path",
 ]
@@ -44,7 +52,40 @@ __all__ = [
 APP_DIR = Path(__file__).resolve().parents[1] / "server" / "static" / "app"
 """The built frontend (``npm run build`` in ``frontend/``); the embeds are in ``embed/``."""
 
-_DATA_PREFIX = {"png": "data:image/png;base64,", "json": "data:application/json;base64,"}
+_DATA_PREFIX = {
+    "png": "data:image/png;base64,",
+    "json": "data:application/json;base64,",
+    registry.ARRAY_EXT: "data:application/x-deepscope-array;base64,",
+}
+ARRAY_MAX_SIZE = 256
+"""Arrays inlined by `ViewBuffer.snapshot` are downsampled by their kind's hook to this many
+cells per side (the server's ``maxSize``): a notebook output stays small."""
+
+
+def request_key(path: str, params: list[tuple[str, str]] | tuple[tuple[str, str], ...] = ()) -> str:
+    """The canonical key of a request in a snapshot: ``[path, sorted [name, value] pairs]``
+    as compact JSON (``requestKey`` in ``frontend/src/entries/offline.ts``)."""
+    pairs = sorted([str(k), str(v)] for k, v in params)
+    return json.dumps([path, pairs], separators=(",", ":"), ensure_ascii=False)
+
+
+def blob_key(run: str, blob_id: int | str) -> str:
+    """The key of a blob in a snapshot: run and id (``blobKey`` in ``offline.ts``)."""
+    return f"{run}\u0000{blob_id}"
+
+
+class Snapshot(TypedDict):
+    """What the report and the widget draw (``frontend/src/entries/offline.ts``): server
+    answers by `request_key`, blobs as ``data:`` URLs by `blob_key`; `panel` is the panel
+    drawn alone (a view kind or a tab name such as "graph"), None for the whole dashboard;
+    `runs` the runs it draws."""
+
+    format: Literal["deepscope-snapshot"]
+    version: Literal[1]
+    panel: str | None
+    runs: list[str]
+    answers: dict[str, Any]
+    blobs: dict[str, str]
 
 
 class EmbedPayload(TypedDict):
@@ -120,11 +161,65 @@ class ViewBuffer:
         return {"format": "deepscope-embed", "version": 1, "kind": k.name, "view": view,
                 "blobs": inlined}  # fmt: skip
 
+    def kinds(self) -> list[str]:
+        """The registered view kinds that something was logged as, in logging order."""
+        known = {k.name for k in registry.kinds()}
+        return list(dict.fromkeys(b.kind for b in self.blobs if b.kind in known))
+
+    def snapshot(self, panel: str | None = None) -> Snapshot:
+        """A snapshot of this buffer as one run: every logged view kind's
+        ``/api/views/<kind>`` answer (checked against its response schema), its tags and
+        every blob inlined (arrays downsampled to `ARRAY_MAX_SIZE` per side). `panel` is the
+        panel drawn: by default the first kind logged."""
+        kinds = self.kinds()
+        if not kinds:
+            raise DeepscopeError("nothing was logged into this ViewBuffer: log a result first")
+        answers: dict[str, Any] = {}
+        tags: dict[tuple[str, str], list[int]] = {}
+        for name in kinds:
+            k = registry.get(name)
+            main = [b for b in self.blobs if b.kind == k.name]
+            parts = {p.blob_kind: [b for b in self.blobs if b.kind == p.blob_kind]
+                     for p in k.parts.values()}  # fmt: skip
+            items, skipped = registry.build_items(
+                k, main, parts, url=lambda _: "", array_url=lambda _: ""
+            )
+            view = {"kind": k.name, "run": self.name, "items": items, "skipped": skipped}
+            validate(view, k.response)
+            answers[request_key(f"views/{k.name}", [("run", self.name)])] = view
+            for b in main:
+                tags.setdefault((k.name, b.tag), []).append(b.step)
+        answers[request_key("tags", [("run", self.name)])] = {"tags": [
+            {"run": self.name, "tag": tag, "kind": kind, "count": len(steps),
+             "firstStep": min(steps), "lastStep": max(steps)}
+            for (kind, tag), steps in tags.items()
+        ]}  # fmt: skip
+        blobs = {blob_key(self.name, b.id): _data_url(_small(b)) for b in self.blobs}
+        return {"format": "deepscope-snapshot", "version": 1, "panel": panel or kinds[0],
+                "runs": [self.name], "answers": answers, "blobs": blobs}  # fmt: skip
+
+
+def _small(blob: _Blob) -> _Blob:
+    """`blob`, an array downsampled by its kind's hook when over `ARRAY_MAX_SIZE`."""
+    if blob.ext != registry.ARRAY_EXT:
+        return blob
+    from deepscope.views import envelope
+
+    owner = next((k for k in registry.kinds() if blob.kind in k.part_kinds()), None)
+    header = envelope.read_header(blob.data)
+    if owner is None or len(header.shape) < 2 or max(header.shape[-2:]) <= ARRAY_MAX_SIZE:
+        return blob
+    small = owner.downsample(envelope.decode(blob.data), ARRAY_MAX_SIZE)
+    data = envelope.encode(small, header.dtype)
+    return _Blob(blob.id, blob.kind, blob.tag, blob.step, blob.wall_time, blob.meta, blob.ext, data)
+
 
 def _data_url(blob: _Blob) -> str:
     prefix = _DATA_PREFIX.get(blob.ext)
     if prefix is None:
-        raise DeepscopeError(f"blob {blob.id} ({blob.ext}) cannot be inlined; only png and json")
+        raise DeepscopeError(
+            f"blob {blob.id} ({blob.ext}) cannot be inlined; only png, json and arrays"
+        )
     return prefix + base64.b64encode(blob.data).decode("ascii")
 
 
@@ -167,12 +262,14 @@ def _script_for_html(js: str) -> str:
     return js.replace("</script", "<\\/script").replace("<!--", "\\x3c!--")
 
 
-def report_html(payload: EmbedPayload, title: str = "deepscope report") -> str:
-    """One self-contained HTML file that draws `payload` (from `ViewBuffer.payload`) with
-    the report entry: the bundle and the payload are inlined, so it opens from ``file://``
-    and makes no request."""
-    if payload.get("format") != "deepscope-embed":
-        raise DeepscopeError("report_html takes an embed payload (ViewBuffer.payload(kind))")
+def report_html(
+    payload: Snapshot | EmbedPayload, title: str = "deepscope report", *, script: str | None = None
+) -> str:
+    """One self-contained HTML file that draws `payload` (a `Snapshot`, or an `EmbedPayload`)
+    with the report entry: the bundle (`script`, default `report_script()`) and the payload
+    are inlined, so it opens from ``file://`` and makes no request."""
+    if payload.get("format") not in ("deepscope-snapshot", "deepscope-embed"):
+        raise DeepscopeError("report_html takes a snapshot (ViewBuffer.snapshot())")
     escaped_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -181,6 +278,6 @@ def report_html(payload: EmbedPayload, title: str = "deepscope report") -> str:
         f"<title>{escaped_title}</title>\n"
         '<link rel="icon" href="data:,">\n</head>\n<body>\n<main id="app"></main>\n'
         f'<script type="application/json" id="deepscope-data">{_json_for_html(payload)}</script>\n'
-        f'<script type="module">{_script_for_html(report_script())}</script>\n'
+        f'<script type="module">{_script_for_html(script or report_script())}</script>\n'
         "</body>\n</html>\n"
     )

@@ -54,11 +54,12 @@ class Picture:
         """The picture as an (H, W, 3) uint8 array."""
         return self.grid.pixels
 
-    def save(self, path: str | Path) -> Path:
-        """Write the picture as PNG; returns the path."""
-        out = Path(path)
-        Image.fromarray(self.grid.pixels).save(out, format="PNG")
-        return out
+    def save(self, path: str | Path, *, dpi: float = 150) -> Path:
+        """Write the picture as PNG, SVG or PDF by the suffix (`render.figure`); returns the
+        path."""
+        from deepscope.render.figure import save_figure
+
+        return save_figure(self.grid.pixels, path, dpi=dpi)
 
     def _repr_png_(self) -> bytes:
         buf = io.BytesIO()
@@ -73,7 +74,7 @@ class Picture:
         except ImportError:
             Image.fromarray(self.grid.pixels).show()
             return
-        display(IPyImage(data=self._repr_png_()))
+        display(IPyImage(data=self._repr_png_()))  # type: ignore[no-untyped-call]
 
 
 def _tokens(tokens: Sequence[str] | None, n: int) -> list[str]:

@@ -125,9 +125,24 @@ class AttributionResult:
         self.overlay(index=index, **overlay_options).save(buffer, format="PNG")
         return buffer.getvalue()
 
-    def save(self, path: str | Path, index: int = 0, **overlay_options: Any) -> Path:
-        """Write the overlay as PNG (images) or the scores as JSON (tokens); returns the path."""
+    def save(
+        self, path: str | Path, index: int = 0, *, dpi: float = 150, **overlay_options: Any
+    ) -> Path:
+        """Write input `index`'s overlay as PNG, SVG or PDF at `dpi` (`render.figure`), the
+        whole result as a self-contained HTML page (``.html``: the attribution panel,
+        offline), or the scores as JSON (tokens); returns the path."""
         path = Path(path)
+        suffix = path.suffix.lower()
+        if suffix in (".html", ".htm"):
+            from deepscope.notebook.show import save_html
+
+            return save_html(self, path)
+        if suffix in (".svg", ".pdf", ".png") and not self.is_tokens:
+            from deepscope.render.figure import save_figure
+
+            title = f"{self.method} · target {self.metadata(index)['target']}"
+            image = self.overlay(index=index, **overlay_options)
+            return save_figure(image, path, dpi=dpi, title=title)
         if self.is_tokens:
             path.write_text(self.to_json(index), encoding="utf-8")
         else:
@@ -135,20 +150,22 @@ class AttributionResult:
         return path
 
     def show(self, index: int = 0, **overlay_options: Any) -> Image.Image | None:
-        """Display in a notebook when IPython is available; otherwise return the PIL image."""
+        """In IPython: the attribution panel as a notebook widget (`deepscope.show`; a PNG
+        fallback for nbconvert). Elsewhere: the PIL image of input `index`'s overlay
+        (token scores are printed)."""
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            get_ipython = None
+        if get_ipython is not None and get_ipython() is not None:
+            from deepscope.notebook.show import show
+
+            show(self)
+            return None
         if self.is_tokens:
             print(" ".join(f"{t}({s:+.3f})" for t, s in self.token_scores(index)))
             return None
-        image = self.overlay(index=index, **overlay_options)
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:
-            return image
-        if get_ipython() is None:
-            return image
-        display(image)
-        return None
+        return self.overlay(index=index, **overlay_options)
 
     def log(
         self,
