@@ -42,6 +42,7 @@ _LAZY = {
     "attention": "deepscope.analysis.attention:attention",
     "weights": "deepscope.analysis.weights:weights",
     "diff": "deepscope.analysis.weights:diff",
+    "show": "deepscope.notebook.show:show",
     "DeepscopeError": "deepscope.errors:DeepscopeError",
     "ModelFormatError": "deepscope.errors:ModelFormatError",
     "UnsafeModelError": "deepscope.errors:UnsafeModelError",

@@ -291,6 +291,12 @@ class Run:
         text = escape_text(str(message))  # free text: a lone surrogate is kept as \udcxx
         self._writer.put(("e", step_, time.time(), severity, kind, layer, text))
 
+    def show(self, **options: Any) -> Any:
+        """This run's dashboard inline in a notebook (a snapshot; `deepscope.notebook.show`)."""
+        from deepscope.notebook.show import show_run
+
+        return show_run(self, **options)
+
     def log_graph(self, model_or_graph: Any, example_inputs: Any = None, tag: str = "model") -> str:
         """Store a model's graph (a `Graph`, a `Model`, or anything `deepscope.graph` takes)."""
         from deepscope.graph.ir import Graph
