@@ -43,6 +43,7 @@ _LAZY = {
     "weights": "deepscope.analysis.weights:weights",
     "diff": "deepscope.analysis.weights:diff",
     "show": "deepscope.notebook.show:show",
+    "project": "deepscope.analysis.projection:project",
     "DeepscopeError": "deepscope.errors:DeepscopeError",
     "ModelFormatError": "deepscope.errors:ModelFormatError",
     "UnsafeModelError": "deepscope.errors:UnsafeModelError",

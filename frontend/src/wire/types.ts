@@ -364,6 +364,88 @@ export interface ModelWeightsTable {
   skipped: number;
 }
 
+/** A column of an embedding: its name and type. */
+export interface ProjectorColumnInfo {
+  name: string;
+  type: 'category' | 'number' | 'text';
+}
+
+/** The thumbnail atlas: `tile` is [width, height]; tile i at row i // cols, col i % cols; */
+export interface ProjectorSprite {
+  tile: [number, number];
+  cols: number;
+  count: number;
+}
+
+/** One logged embedding (a tag at a step). `nonfinite`: rows with NaN/Inf (dropped */
+export interface ProjectorEmbedding {
+  tag: string;
+  step: number;
+  n: number;
+  dim: number;
+  columns: ProjectorColumnInfo[];
+  sprite: ProjectorSprite | null;
+  nonfinite: number;
+}
+
+/** `/api/projector/embeddings`: the embeddings of a run, by tag then step. */
+export interface ProjectorEmbeddings {
+  embeddings: ProjectorEmbedding[];
+}
+
+/** A category column: point i has category `categories[codes[i]]`. */
+export interface ProjectorCategoryColumn {
+  name: string;
+  type: 'category';
+  categories: string[];
+  codes: number[];
+}
+
+/** A number column (null: NaN or infinite). */
+export interface ProjectorNumberColumn {
+  name: string;
+  type: 'number';
+  values: (number | null)[];
+}
+
+/** A text column (each value at most 500 characters). */
+export interface ProjectorTextColumn {
+  name: string;
+  type: 'text';
+  values: string[];
+}
+
+/** `/api/projector/columns`: every column of an embedding, values for every point. */
+export interface ProjectorColumns {
+  columns: (ProjectorCategoryColumn | ProjectorNumberColumn | ProjectorTextColumn)[];
+}
+
+/** `POST /api/projector/project`: the projection's key and how far it is. `message` */
+export interface ProjectorJob {
+  key: string;
+  state: 'queued' | 'running' | 'done' | 'error' | 'cancelled';
+  progress: number;
+  message?: string;
+  dropped?: number;
+}
+
+/** `POST /api/projector/cancel`. */
+export interface ProjectorCancel {
+  cancelled: boolean;
+}
+
+/** A neighbour of a point in the original space. */
+export interface ProjectorNeighbor {
+  index: number;
+  distance: number;
+}
+
+/** `/api/projector/neighbors`: the k nearest points to `index`, nearest first. */
+export interface ProjectorNeighbors {
+  index: number;
+  neighbors: ProjectorNeighbor[];
+}
+
 /** What is logged with each layer output of one input item. */
 export interface ActivationsMeta {
   entry: string;
@@ -564,6 +646,15 @@ export interface WeightsView {
   run: string;
   items: WeightsItem[];
   skipped: number;
+}
+
+/** The data of an SSE `event: projection` on `/api/stream`. */
+export interface ProjectionEvent {
+  run: string;
+  key: string;
+  state: 'queued' | 'running' | 'done' | 'error' | 'cancelled';
+  progress: number;
+  partial: boolean;
 }
 
 export type ViewKindName = 'activations' | 'attention' | 'attribution' | 'unit_stats' | 'weights';

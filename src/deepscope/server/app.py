@@ -34,6 +34,7 @@ from deepscope.server.routes import (
     histograms,
     images,
     model_weights,
+    projector,
     runs,
     scalars,
     static,
@@ -49,7 +50,7 @@ __all__ = ["Settings", "create_app"]
 
 # static last: its catch-all route must not shadow the API
 PANELS = (health, runs, scalars, histograms, images, text, graph, events, attribution, views,
-          model_weights, stream, static)  # fmt: skip
+          model_weights, projector, stream, static)  # fmt: skip
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

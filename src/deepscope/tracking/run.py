@@ -372,6 +372,23 @@ class Run:
         self._guard()
         log_attention(self, tag, result, step, **options)
 
+    def log_embedding(
+        self,
+        tag: str,
+        x: Any,
+        labels: Sequence[Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        images: Any = None,
+        step: int | None = None,
+    ) -> None:
+        """Log N points in D dimensions (`x`: N x D, torch or numpy) for the Projector:
+        `labels` and `metadata` (name -> N values) are columns, `images` (N x C x H x W)
+        thumbnails; see `deepscope.tracking._log_embedding`. Wrong lengths raise here."""
+        from deepscope.tracking._log_embedding import log_embedding
+
+        self._guard()
+        log_embedding(self, tag, x, labels, metadata, images, step)
+
     # ---- watch ----------------------------------------------------------------------------
     def watch(
         self,

@@ -12,8 +12,16 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypedDict
 
 from deepscope.views import registry
-from deepscope.views.registry import PartRef
+from deepscope.views.kinds.embedding import (
+    ProjectionEvent,
+    ProjectorCancel,
+    ProjectorColumns,
+    ProjectorEmbeddings,
+    ProjectorJob,
+    ProjectorNeighbors,
+)
 from deepscope.views.kinds.weights import ModelWeightsNode, ModelWeightsTable
+from deepscope.views.registry import PartRef
 from deepscope.views.schema import NonFinite
 
 __all__ = ["BINARY_ROUTES", "JSON_ROUTES", "STREAM_ROUTES", "json_routes", "schemas"]
@@ -325,11 +333,18 @@ JSON_ROUTES: dict[str, Any] = {
     "/api/views": ViewKinds,
     "/api/model/weights": ModelWeightsNode,
     "/api/model/weights/table": ModelWeightsTable,
+    "/api/projector/embeddings": ProjectorEmbeddings,
+    "/api/projector/columns": ProjectorColumns,
+    "/api/projector/project": ProjectorJob,
+    "/api/projector/cancel": ProjectorCancel,
+    "/api/projector/neighbors": ProjectorNeighbors,
 }
 BINARY_ROUTES = {
     "/api/blob": "allow-listed file types",
     "/api/views/{kind}/array": "envelope",
     "/api/model/weights/array": "envelope",
+    "/api/projector/sprite": "image/png",
+    "/api/projector/coords": "envelope",
 }
 STREAM_ROUTES = {"/api/stream": "text/event-stream"}
 
@@ -344,4 +359,4 @@ def json_routes() -> dict[str, Any]:
 
 def schemas() -> list[Any]:
     """Every root schema, in a stable order (the TypeScript generator's input)."""
-    return [ErrorBody, NonFinite, PartRef, *json_routes().values()]
+    return [ErrorBody, NonFinite, PartRef, *json_routes().values(), ProjectionEvent]

@@ -5,13 +5,16 @@ most one per `Settings.poll_interval` seconds, however many streams are open, an
 `version()` query only for runs whose ``run.db`` changed. When a run's version grows,
 ``event: update`` carries ``{"run", "version"}``. A ``: ping`` comment goes out every
 `Settings.ping_interval` seconds so proxies keep the connection open. Starlette ends the
-generator when the client disconnects.
+generator when the client disconnects. ``event: projection`` carries the projector's job
+changes (`deepscope.server.routes.projector.projection_events`), checked at each tick.
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -20,6 +23,7 @@ from starlette.routing import Route
 
 from deepscope.server import params
 from deepscope.server.poller import VersionPoller
+from deepscope.server.routes.projector import projection_events
 from deepscope.server.state import AppState, app_state
 from deepscope.store.jsonenc import dumps
 
@@ -31,8 +35,14 @@ def sse(event: str, data: object) -> bytes:
     return f"event: {event}\ndata: {dumps(data)}\n\n".encode()
 
 
-async def _events(poller: VersionPoller, names: list[str], ping: float) -> AsyncIterator[bytes]:
+Feed = Callable[[int, set[str]], tuple[int, list[dict[str, Any]]]]
+
+
+async def _events(
+    poller: VersionPoller, names: list[str], ping: float, feed: Feed | None = None
+) -> AsyncIterator[bytes]:
     poller.subscribe(names)
+    seq = feed(0, set())[0] if feed is not None else 0
     try:
         give_up = time.monotonic() + ping
         while not poller.knows(names) and time.monotonic() < give_up:
@@ -49,6 +59,10 @@ async def _events(poller: VersionPoller, names: list[str], ping: float) -> Async
                     yield sse("update", {"run": name, "version": version})
                 if version is not None:
                     last[name] = version
+            if feed is not None:
+                seq, items = feed(seq, set(names))
+                for item in items:
+                    yield sse("projection", item)
             if time.monotonic() >= next_ping:
                 next_ping = time.monotonic() + ping
                 yield b": ping\n\n"
@@ -71,7 +85,12 @@ async def stream(request: Request) -> Response:
     state = app_state(request)
     await anyio.to_thread.run_sync(_check, state, names)
     return StreamingResponse(
-        _events(state.poller(), names, state.settings.ping_interval),
+        _events(
+            state.poller(),
+            names,
+            state.settings.ping_interval,
+            functools.partial(projection_events, request.app),
+        ),  # fmt: skip
         media_type="text/event-stream",
         headers={"cache-control": "no-store", "x-accel-buffering": "no"},
     )

@@ -1,0 +1,182 @@
+"""`Projection`: the result of `deepscope.project`, and its scatter picture.
+
+The picture is drawn with numpy and Pillow only: every point (no sampling), coloured by
+its label (a palette of 20 for categories, viridis for numbers), with a legend for up to 20
+categories; a 3-D projection is drawn from an oblique view.
+
+Example:
+    >>> import numpy as np
+    >>> p = Projection(np.zeros((3, 2), np.float32), "pca", 2, {}, 0)
+    >>> p.image(size=64).shape
+    (64, 64, 3)
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["PALETTE", "Projection"]
+
+PALETTE = (
+    "1f77b4 ff7f0e 2ca02c d62728 9467bd 8c564b e377c2 7f7f7f bcbd22 17becf "
+    "aec7e8 ffbb78 98df8a ff9896 c5b0d5 c49c94 f7b6d2 c7c7c7 dbdb8d 9edae5"
+).split()
+"""Category colours (tab10 then its light half), repeated past 20 categories."""
+_MAX_LEGEND = 20
+
+
+@dataclass
+class Projection:
+    """Coordinates of N points in `dims` dimensions.
+
+    Attributes:
+        coords: N x dims float32; rows dropped for NaN/Inf input are NaN.
+        method: ``"pca"``, ``"tsne"`` or ``"umap"``.
+        dims: 2 or 3.
+        params: the method's options, defaults filled in.
+        seed: the random seed used.
+        dropped: how many input rows had a NaN or infinity (not projected).
+        explained_variance: PCA only: the variance along each component.
+        explained_variance_ratio: PCA only: that variance as a fraction of the total.
+        labels: the labels given to `deepscope.project` (for the picture), or None.
+        extras: method details (the PCA solver, the t-SNE gradient method, ...).
+    """
+
+    coords: NDArray[np.float32]
+    method: str
+    dims: int
+    params: dict[str, Any]
+    seed: int
+    dropped: int = 0
+    explained_variance: list[float] | None = None
+    explained_variance_ratio: list[float] | None = None
+    labels: Sequence[Any] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        n = self.coords.shape[0]
+        ev = ""
+        if self.explained_variance_ratio is not None:
+            ev = " explained=" + "/".join(f"{r:.3f}" for r in self.explained_variance_ratio)
+        return f"<Projection {self.method} {n} points -> {self.dims}-D dropped={self.dropped}{ev}>"
+
+    def image(self, size: int = 800) -> NDArray[np.uint8]:
+        """The scatter picture as a (size, size, 3) uint8 array."""
+        return _render(self, size)
+
+    def save(self, path: str | Path, size: int = 800) -> Path:
+        """Write the scatter picture as PNG; returns the path."""
+        from PIL import Image
+
+        out = Path(path)
+        Image.fromarray(self.image(size)).save(out, format="PNG")
+        return out
+
+    def _repr_png_(self) -> bytes:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(self.image(600)).save(buf, format="PNG")
+        return buf.getvalue()
+
+    def show(self) -> None:
+        """Display in a notebook (IPython), else open the system image viewer."""
+        try:
+            from IPython.display import Image as IPyImage
+            from IPython.display import display
+        except ImportError:
+            from PIL import Image
+
+            Image.fromarray(self.image()).show()
+            return
+        display(IPyImage(data=self._repr_png_()))  # type: ignore[no-untyped-call]
+
+
+def _rgb(hexes: Sequence[str]) -> NDArray[np.uint8]:
+    import numpy as np
+
+    return np.array([[int(h[i : i + 2], 16) for i in (0, 2, 4)] for h in hexes], np.uint8)
+
+
+def _plane(coords: NDArray[np.float32]) -> NDArray[np.float64]:
+    """2-D drawing coordinates: as is for 2-D; an oblique view (30° yaw, 20° pitch) for 3-D."""
+    import numpy as np
+
+    c = np.asarray(coords, dtype=np.float64)
+    if c.shape[1] < 3:
+        return c if c.shape[1] == 2 else np.concatenate([c, np.zeros_like(c)], axis=1)
+    yaw, pitch = np.radians(30.0), np.radians(20.0)
+    x = c[:, 0] * np.cos(yaw) - c[:, 1] * np.sin(yaw)
+    depth = c[:, 0] * np.sin(yaw) + c[:, 1] * np.cos(yaw)
+    y = c[:, 2] * np.cos(pitch) - depth * np.sin(pitch)
+    return np.stack([x, y], axis=1)
+
+
+def _colours(labels: Sequence[Any] | None, n: int) -> tuple[Any, list[tuple[str, Any]]]:
+    """Per-point RGB and legend rows ``(text, rgb)``."""
+    import numpy as np
+
+    from deepscope.render.colormap import apply_colormap
+
+    grey = np.tile(_rgb(["4c72b0"]), (n, 1))
+    if labels is None:
+        return grey, []
+    values = np.asarray(labels.detach().cpu().numpy() if hasattr(labels, "detach") else labels)
+    if values.shape[:1] != (n,):
+        return grey, []
+    if values.dtype.kind == "f" and len(np.unique(values[np.isfinite(values)])) > _MAX_LEGEND:
+        finite = np.isfinite(values)
+        lo, hi = (values[finite].min(), values[finite].max()) if finite.any() else (0.0, 1.0)
+        t = (values - lo) / (hi - lo) if hi > lo else np.zeros(n)
+        rgb = apply_colormap(np.nan_to_num(t, nan=0.0), "viridis")
+        rgb[~finite] = 160
+        return rgb, [(f"{lo:.3g}", rgb[np.argmin(values)]), (f"{hi:.3g}", rgb[np.argmax(values)])]
+    cats, codes = np.unique(values.astype(str), return_inverse=True)
+    table = _rgb(PALETTE)
+    rgb = table[codes % len(table)]
+    legend = [(str(c), table[i % len(table)]) for i, c in enumerate(cats[:_MAX_LEGEND])]
+    return rgb, legend
+
+
+def _render(p: Projection, size: int) -> NDArray[np.uint8]:
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    n = p.coords.shape[0]
+    xy = _plane(p.coords)
+    ok = np.isfinite(xy).all(axis=1)
+    rgb, legend = _colours(p.labels, n)
+    canvas = np.full((size, size, 3), 255, np.uint8)
+    margin = max(8, size // 25)
+    right = 110 if legend else 0
+    width, height = size - 2 * margin - right, size - 2 * margin
+    if ok.any() and width > 4:
+        pts = xy[ok]
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        scale = min(width / span[0], height / span[1])
+        px = (margin + (pts[:, 0] - lo[0]) * scale).astype(np.int64)
+        py = (size - margin - (pts[:, 1] - lo[1]) * scale).astype(np.int64)
+        dot = 3 if n <= 20_000 else 2 if n <= 200_000 else 1
+        colour = rgb[ok]
+        for dx in range(dot):
+            for dy in range(dot):
+                canvas[np.clip(py - dy, 0, size - 1), np.clip(px + dx, 0, size - 1)] = colour
+    img = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(img)
+    title = f"{p.method.upper()} {n:,} points" + (f", {p.dropped} dropped" if p.dropped else "")
+    draw.text((margin, 2), title, fill=(40, 40, 40))
+    for i, (text, colour) in enumerate(legend):
+        y = margin + 14 * i
+        x = size - right + 6
+        draw.rectangle((x, y + 2, x + 8, y + 10), fill=tuple(int(c) for c in colour))
+        draw.text((x + 12, y), text[:14], fill=(40, 40, 40))
+    return np.asarray(img, dtype=np.uint8)
