@@ -47,7 +47,8 @@ def as_matrix(values: NDArray[Any]) -> NDArray[Any]:
 
 def _pick(a: NDArray[Any], f: int, axis: int) -> NDArray[Any]:
     """Every `f` consecutive elements along `axis` (0 or 1) reduced to the one of largest
-    |value| (the first on ties; NaN only where all are NaN): `f` strided passes."""
+    |value| (of +w and -w the negative, as `pool_bits` picks; NaN only where all are NaN):
+    `f` strided passes."""
 
     def part(k: int) -> NDArray[Any]:
         return a[k::f] if axis == 0 else a[:, k::f]
@@ -57,7 +58,7 @@ def _pick(a: NDArray[Any], f: int, axis: int) -> NDArray[Any]:
     for k in range(1, f):
         v = part(k)
         mag = np.abs(v)
-        better = mag > best_mag  # a NaN never wins: the comparison is False
+        better = (mag > best_mag) | ((mag == best_mag) & (v < best))  # NaN never wins
         np.copyto(best, v, where=better)
         np.copyto(best_mag, mag, where=better)
     return best
