@@ -102,6 +102,16 @@ def _log_activations(
     run.log_unit_stats("unit_stats", stats, step=step)
 
 
+def _log_embedding(run: Run, model: DigitsCNN, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+    """The penultimate layer (the 64 units after the first classifier layer's ReLU) of every
+    test digit, with its class and its thumbnail: the Projector tab."""
+    model.eval()
+    with torch.no_grad():
+        penultimate = model.classifier[:3](model.features(x))
+    model.train()
+    run.log_embedding("embedding/fc", penultimate, labels=y, images=x, step=step)
+
+
 def train_healthy(
     logdir: Path, data: Digits, *, epochs: int = 8, progress: bool = True
 ) -> tuple[str, float]:
@@ -115,6 +125,7 @@ def train_healthy(
         run.log_weights("weights", weights(model), step=0)  # filters, heatmaps, spectra
         run.watch(model, every=10)
         step = 0
+        _log_embedding(run, model, data.x_test, data.y_test, step)  # untrained: to compare
         n = len(data.y_train)
         bar = tqdm(range(epochs), desc="digits-cnn", unit="epoch", disable=not progress)
         for epoch in bar:
@@ -142,6 +153,7 @@ def train_healthy(
         run.log_histogram("test/logits", model(data.x_test).detach(), step=step)
         _log_attributions(run, model, data.x_test[:8], data.y_test[:8], step)
         _log_activations(run, model, data.x_test[:4], data.x_test, step)
+        _log_embedding(run, model, data.x_test, data.y_test, step)
         run.log_weights("weights", weights(model), step=step)  # the trained weights
         run.log_text(
             "demo/about",

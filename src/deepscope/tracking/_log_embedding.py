@@ -21,7 +21,7 @@ import io
 import json
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from deepscope.errors import DeepscopeError, require
@@ -225,7 +225,7 @@ def log_embedding(
     run: BlobWriter,
     tag: str,
     x: Any,
-    labels: Sequence[Any] | None = None,
+    labels: Any = None,
     metadata: Mapping[str, Any] | None = None,
     images: Any = None,
     step: int | None = None,

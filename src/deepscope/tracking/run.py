@@ -376,7 +376,7 @@ class Run:
         self,
         tag: str,
         x: Any,
-        labels: Sequence[Any] | None = None,
+        labels: Any = None,
         metadata: Mapping[str, Any] | None = None,
         images: Any = None,
         step: int | None = None,
