@@ -119,6 +119,13 @@ export function Scatter(props: ScatterProps) {
         gl.panBy(dx, dy);
         gl.render();
       },
+      syncFrameMs: (dx: number, dy: number) => {
+        const t0 = performance.now();
+        gl.panBy(dx, dy);
+        gl.render();
+        gl.gl.readPixels(0, 0, 1, 1, gl.gl.RGBA, gl.gl.UNSIGNED_BYTE, new Uint8Array(4));
+        return performance.now() - t0;
+      },
     });
     return () => {
       unregister();
@@ -134,7 +141,7 @@ export function Scatter(props: ScatterProps) {
     if (gl === null || lay === null) return;
     const was3d = gl.is3d;
     gl.setPoints(...lay.xyz);
-    if (gl.n > 0 && was3d !== gl.is3d) gl.camera = gl.is3d ? { ...HOME, zoom: 0.62, yaw: 0.6, pitch: 0.35 } : { ...HOME };
+    if (gl.n > 0 && was3d !== gl.is3d) gl.camera = gl.is3d ? { ...HOME, zoom: 0.7, yaw: 0.6, pitch: 0.35 } : { ...HOME };
   }, [lay]);
 
   // colours, sizes, highlight -> buffers, then one frame
@@ -159,11 +166,15 @@ export function Scatter(props: ScatterProps) {
     gl.setSelected(highlight.map((i) => lay.inv[i]).filter((j) => j >= 0));
     gl.render();
     stats.current.draws++;
-    if (stats.current.firstFrameAt < 0 && m > 0) stats.current.firstFrameAt = performance.now();
+    if (stats.current.firstFrameAt < 0 && m > 0) {
+      // the first frame counts once the GPU has finished it (benchmarks read this)
+      gl.gl.readPixels(0, 0, 1, 1, gl.gl.RGBA, gl.gl.UNSIGNED_BYTE, new Uint8Array(4));
+      stats.current.firstFrameAt = performance.now();
+    }
   }, [lay, color, size, baseSize, highlight]);
 
   // --- mouse: pan / rotate / lasso / hover / click
-  const drag = useRef<{ x: number; y: number; x0: number; y0: number; kind: 'pan' | 'rotate' | 'lasso'; poly: number[] } | null>(null);
+  const drag = useRef<{ x: number; y: number; x0: number; y0: number; far: number; kind: 'pan' | 'rotate' | 'lasso'; poly: number[] } | null>(null);
   const hoverFrame = useRef(0);
   const local = (e: MouseEvent): [number, number] => {
     const r = canvasRef.current?.getBoundingClientRect();
@@ -191,7 +202,7 @@ export function Scatter(props: ScatterProps) {
     if (e.button !== 0) return;
     const [x, y] = local(e);
     const kind = mode === 'lasso' || e.shiftKey ? 'lasso' : mode === 'rotate' && is3d ? 'rotate' : 'pan';
-    drag.current = { x, y, x0: x, y0: y, kind, poly: [x, y] };
+    drag.current = { x, y, x0: x, y0: y, far: 0, kind, poly: [x, y] };
     (e.currentTarget as HTMLElement).setPointerCapture?.(e.pointerId);
   };
   const onPointerMove = (e: PointerEvent) => {
@@ -208,6 +219,7 @@ export function Scatter(props: ScatterProps) {
       }
       return;
     }
+    d.far = Math.max(d.far, Math.hypot(x - d.x0, y - d.y0));
     if (d.kind === 'lasso') {
       d.poly.push(x, y);
       setLasso([...d.poly]);
@@ -227,8 +239,8 @@ export function Scatter(props: ScatterProps) {
     drag.current = null;
     if (d === null) return;
     const [x, y] = local(e);
-    const moved = Math.hypot(x - d.x0, y - d.y0);
-    if (d.kind === 'lasso' && d.poly.length >= 6 && moved > 0) {
+    const moved = Math.max(d.far, Math.hypot(x - d.x0, y - d.y0));
+    if (d.kind === 'lasso' && d.poly.length >= 6 && moved >= 4) {
       setLasso(null);
       const gl = glRef.current;
       const l = layRef.current;

@@ -1,6 +1,6 @@
 // A small automation hook for the browser tests and benchmarks/projector_browser_bench.py:
 //   window.__deepscopeProjector.plot(id) -> { count(), draws(), firstFrameAt(), screenPos(i),
-//   frameMs(), panBy(dx, dy) }
+//   frameMs(), panBy(dx, dy), syncFrameMs(dx, dy) }
 // count: points on the canvas; draws: draw calls done; firstFrameAt: performance.now() of
 // the first frame with points; screenPos(i): client (CSS px) position of data point i, or
 // null when it is not drawn. `timings` holds performance.now() marks of the panel (the
@@ -15,6 +15,8 @@ export interface PlotProbe {
   frameMs: () => number[];
   /** pan by (dx, dy) CSS px and draw one frame at once */
   panBy: (dx: number, dy: number) => void;
+  /** pan by (dx, dy), draw, and wait for the GPU (a 1-pixel readPixels): ms of that frame */
+  syncFrameMs: (dx: number, dy: number) => number;
 }
 
 const plots = new Map<string, PlotProbe>();

@@ -258,7 +258,7 @@ export class PointsRenderer {
       this.bind(this.bufColor, 'a_color', 4, gl.UNSIGNED_BYTE, true);
       this.bind(this.bufSize, 'a_size', 1, gl.FLOAT, false);
       gl.uniform1f(this.loc.u_sel, 0);
-      gl.uniform1f(this.loc.u_dim, this.nSel > 0 ? 0.25 : 1);
+      gl.uniform1f(this.loc.u_dim, this.nSel > 0 ? 0.35 : 1);
       gl.drawArrays(gl.POINTS, 0, this.n);
       if (this.nSel > 0) {
         gl.uniform1f(this.loc.u_sel, 1);
