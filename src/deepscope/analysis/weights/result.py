@@ -184,9 +184,10 @@ class Weights:
         the PIL image (or the CSV text) either way."""
         shown: Any = Image.fromarray(self.heatmap(name).pixels) if name else self.to_csv()
         try:
-            from IPython.display import display
+            from IPython import display as ipython_display
         except ImportError:
             return shown
+        display: Any = ipython_display.display  # untyped in some IPython releases
         display(shown)
         return shown
 
