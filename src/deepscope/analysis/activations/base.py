@@ -145,6 +145,10 @@ class Recorder:
             call_name = name if n == 1 else f"{name}@{n}"
             if n == 2:
                 self.rename_first(name, f"{name}@1")
+            if isinstance(output, torch.Tensor):  # the usual case, without the generator
+                self.order.append(call_name)
+                self.record(call_name, module, output.detach())
+                return
             for part, tensor in flatten_output(call_name, output):
                 self.order.append(part)
                 self.record(part, module, tensor.detach())

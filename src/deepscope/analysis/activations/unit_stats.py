@@ -32,14 +32,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from deepscope.analysis.activations.base import (
-    Recorder,
-    batch_size,
-    prepare_inputs,
-    run_model,
-    unit_axis,
-)
-from deepscope.capture.hooks import HookSet
+from deepscope.analysis.activations.base import Recorder, batch_size, prepare_inputs, unit_axis
+from deepscope.analysis.activations.receptive import box, crop, probe_field
 from deepscope.capture.select import Selector
 from deepscope.errors import DeepscopeError
 
@@ -118,17 +112,43 @@ class _Acc:
     top_indices: torch.Tensor | None = None
     top_pos: torch.Tensor | None = None
     crops: list[list[torch.Tensor | None]] | None = None
-    batch_score: torch.Tensor | None = None
-    batch_pos: torch.Tensor | None = None
+    # set by a merge that let new inputs in: (units whose top-k changed, the merge order
+    # into [old top-k | batch], the old top-k width); the crops are cut after the pass
+    pending: tuple[list[int], torch.Tensor, int] | None = None
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor this accumulator holds (for `_Stream.state_bytes`)."""
+        held = [self.sum, self.sum_sq, self.max, self.zeros]
+        held += [t for t in (self.top_values, self.top_indices, self.top_pos) if t is not None]
+        for row in self.crops or []:
+            held += [c for c in row if c is not None]
+        return held
+
+
+_EXACT_COUNT = 2**24  # float32 counts 0/1 values exactly below this many per row
 
 
 class _Stream(Recorder):
+    """Per batch and layer: four reductions over positions (max, sum, norm, non-zeros),
+    copied to the host in one go, and a top-k merge that only runs when an input beats a
+    unit's current k-th score; argmax positions are computed for the inputs that enter."""
+
     def __init__(self, model: nn.Module, layers: Any, top_k: int) -> None:
         super().__init__(model, layers)
         self.k = top_k
         self.acc: dict[str, _Acc] = {}
         self.batch = 0
+        self.offset = 0
         self.skipped: set[str] = set()
+        self._scratch: torch.Tensor | None = None
+
+    def _buffer(self, like: torch.Tensor) -> torch.Tensor:
+        """A reused buffer shaped like `like` (a fresh one per batch costs page faults)."""
+        buf = self._scratch
+        n = like.numel()
+        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._scratch = torch.empty(n, dtype=like.dtype, device=like.device)
+        return buf[:n].view(like.shape)
 
     def record(self, name: str, module: nn.Module, tensor: torch.Tensor) -> None:
         if tensor.ndim < 2 or tensor.shape[0] != self.batch:
@@ -152,96 +172,65 @@ class _Stream(Recorder):
                 axis, spatial, zero, zero.clone(), torch.full((units,), -torch.inf), zero.clone()
             )
             self.acc[name] = acc
-        # per-input sums in the output's dtype (at most P terms each), totals in float64
-        acc.sum += flat.sum(pdim).double().sum(0).cpu()
-        acc.sum_sq += torch.linalg.vecdot(flat, flat, dim=pdim).double().sum(0).cpu()
-        score, pos = flat.max(dim=pdim)
-        acc.max = torch.maximum(acc.max, score.max(0).values.float().cpu())
-        acc.zeros += (b * positions - torch.count_nonzero(flat, dim=(0, pdim))).double().cpu()
+        # per-input (B, U) reductions in float32, each one vectorised pass over the output;
+        # non-zeros as the sum of (x != 0) written as floats (count_nonzero and a bool sum are
+        # several times slower; NaN counts as non-zero, as in count_nonzero)
+        f32 = torch.float32
+        score = flat.amax(pdim).to(f32)
+        sums = flat.sum(pdim, dtype=f32)
+        if flat.dtype == f32:  # (a dtype argument takes a slower path)
+            norm = torch.linalg.vector_norm(flat, dim=pdim)
+        else:
+            norm = torch.linalg.vector_norm(flat, dim=pdim, dtype=f32)
+        nonzero = torch.ne(flat, 0, out=self._buffer(flat)).sum(pdim, dtype=f32)  # 0/1 floats
+        host = torch.stack([score, sums, norm * norm, nonzero]).cpu()  # one copy to the host
+        counts = host[3]
+        if positions >= _EXACT_COUNT:
+            counts = torch.count_nonzero(flat, dim=pdim).to(f32).cpu()
+        acc.sum += host[1].sum(0, dtype=torch.float64)
+        acc.sum_sq += host[2].sum(0, dtype=torch.float64)
+        acc.max = torch.maximum(acc.max, host[0].amax(0))
+        acc.zeros += b * positions - counts.sum(0, dtype=torch.float64)
         acc.count += b * positions
-        acc.batch_score, acc.batch_pos = score.float().cpu(), pos.cpu()
+        self._merge(acc, flat, pdim, host[0].t())
 
+    def _merge(self, acc: _Acc, flat: torch.Tensor, pdim: int, score: torch.Tensor) -> None:
+        """Merge one batch's (units, batch) scores into the running top-k."""
+        units, b = score.shape
+        old_n = 0 if acc.top_values is None else int(acc.top_values.shape[1])
+        if acc.top_values is not None and old_n == self.k:
+            kth = acc.top_values[:, -1:]
+            # nothing beats the k-th (ties keep the earlier input): the top-k stays as is
+            if not bool(torch.isnan(kth).any()) and not bool((score > kth).any()):
+                return
+        new_idx = torch.arange(self.offset, self.offset + b).expand(units, b)
+        if acc.top_values is None:
+            vals, idx = score, new_idx
+        else:
+            assert acc.top_indices is not None
+            vals = torch.cat([acc.top_values, score], 1)
+            idx = torch.cat([acc.top_indices, new_idx], 1)
+        kk = min(self.k, int(vals.shape[1]))
+        # ties keep the earlier input: a stable sort on the negated score
+        order = torch.sort(-vals, dim=1, stable=True).indices[:, :kk]
+        entered = order >= old_n
+        u_in, slot_in = entered.nonzero(as_tuple=True)
+        b_dev, u_dev = (order[u_in, slot_in] - old_n).to(flat.device), u_in.to(flat.device)
+        rows = flat[b_dev, u_dev] if pdim == 2 else flat[b_dev, :, u_dev]
+        if acc.top_pos is None:
+            positions = torch.zeros(units, kk, dtype=torch.int64)
+        else:
+            positions = acc.top_pos.gather(1, order.clamp(max=old_n - 1))
+        positions[u_in, slot_in] = rows.argmax(1).cpu()
+        acc.top_values = vals.gather(1, order)
+        acc.top_indices = idx.gather(1, order)
+        acc.top_pos = positions
+        acc.pending = (entered.any(1).nonzero().flatten().tolist(), order, old_n)
 
-def _probe_field(
-    model: nn.Module, module: nn.Module, x: torch.Tensor, channels_last: bool
-) -> dict[str, Any] | None:
-    """The receptive field of a 4-D layer's centre position, by input gradient."""
-    kept: list[torch.Tensor] = []
-
-    class _Stop(Exception):
-        pass
-
-    def hook(_m: nn.Module, _i: tuple[Any, ...], out: Any) -> None:
-        kept.append(out if isinstance(out, torch.Tensor) else out[0])
-        raise _Stop
-
-    modes = {m: m.training for m in model.modules()}
-    probe = torch.randn((4, *x.shape[1:]), dtype=x.dtype, device=x.device, requires_grad=True)
-    try:
-        model.eval()
-        with torch.enable_grad(), HookSet() as hooks:
-            hooks.forward(module, hook)
-            try:
-                run_model(model, probe)
-            except _Stop:
-                pass
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
-    out = kept[0]
-    if out.ndim != 4 or not out.requires_grad:
-        return None
-    out = out.movedim(-1, 1) if channels_last else out
-    h, w = int(out.shape[2]), int(out.shape[3])
-    cy, cx = h // 2, w // 2
-    in_h, in_w = (
-        int(probe.shape[-2 if not channels_last else 1]),
-        int(probe.shape[-1 if not channels_last else 2]),
-    )
-    here = _support(out, probe, cy, cx, channels_last, retain=True)
-    if here is None:
-        return None
-    # the stride is how far the box moves for one step of the position (a second probe)
-    ny, nx = (cy - 1 if cy > 0 else cy), (cx - 1 if cx > 0 else cx)
-    there = _support(out, probe, ny, nx, channels_last, retain=False)
-    sy = float(here[0] - there[0]) if there and ny != cy else in_h / h
-    sx = float(here[2] - there[2]) if there and nx != cx else in_w / w
-    return {
-        "method": "gradient",
-        "box_at_centre": here,
-        "centre": (cy, cx),
-        "stride": (sy, sx),
-        "size": (here[1] - here[0], here[3] - here[2]),
-        "input_size": (in_h, in_w),
-    }
-
-
-def _support(
-    out: torch.Tensor, probe: torch.Tensor, y: int, x: int, channels_last: bool, retain: bool
-) -> tuple[int, int, int, int] | None:
-    """Box (y0, y1, x0, x1) of the inputs whose gradient of position (y, x) is non-zero."""
-    (grad,) = torch.autograd.grad(out[:, :, y, x].sum(), probe, retain_graph=retain)
-    g = grad.movedim(-1, 1) if channels_last else grad
-    support = g.abs().sum((0, 1)) > 0
-    ys, xs = torch.nonzero(support.any(1)).flatten(), torch.nonzero(support.any(0)).flatten()
-    if ys.numel() == 0:
-        return None
-    return int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
-
-
-def _box(rf: dict[str, Any], y: int, x: int) -> tuple[int, int, int, int]:
-    y0, y1, x0, x1 = rf["box_at_centre"]
-    sy, sx = rf["stride"]
-    dy, dx = round((y - rf["centre"][0]) * sy), round((x - rf["centre"][1]) * sx)
-    h, w = rf["input_size"]
-    return max(0, y0 + dy), min(h, y1 + dy), max(0, x0 + dx), min(w, x1 + dx)
-
-
-def _crop(item: torch.Tensor, box: tuple[int, int, int, int], channels_last: bool) -> torch.Tensor:
-    y0, y1, x0, x1 = box
-    if channels_last:
-        return item[y0:y1, x0:x1].detach().cpu().clone()
-    return item[:, y0:y1, x0:x1].detach().cpu().clone()
+    def state_bytes(self) -> int:
+        """Bytes of the streaming state (sums, top-k values, indices, positions and crops),
+        counted by the storages the tensors keep alive: it must not grow with the data."""
+        return sum(t.untyped_storage().nbytes() for acc in self.acc.values() for t in acc.tensors())
 
 
 def _first_input(batch: Any) -> Any:
@@ -250,43 +239,25 @@ def _first_input(batch: Any) -> Any:
     return batch
 
 
-def _merge(
-    acc: _Acc, k: int, offset: int, inputs: Any, rf: dict[str, Any] | None, cl: bool
-) -> None:
-    assert acc.batch_score is not None and acc.batch_pos is not None
-    score, pos = acc.batch_score.t(), acc.batch_pos.t()  # (units, batch)
-    units, b = score.shape
-    new_idx = torch.arange(offset, offset + b).expand(units, b)
-    if acc.top_values is None:
-        vals, idx, positions = score, new_idx, pos
-    else:
-        assert acc.top_indices is not None and acc.top_pos is not None
-        vals = torch.cat([acc.top_values, score], 1)
-        idx = torch.cat([acc.top_indices, new_idx], 1)
-        positions = torch.cat([acc.top_pos, pos], 1)
-    kk = min(k, vals.shape[1])
-    # ties keep the earlier input: a stable sort on the negated score
-    order = torch.sort(-vals, dim=1, stable=True).indices[:, :kk]
-    old_n = 0 if acc.top_values is None else acc.top_values.shape[1]
-    acc.top_values = vals.gather(1, order)
-    acc.top_indices = idx.gather(1, order)
-    acc.top_pos = positions.gather(1, order)
-    acc.batch_score = acc.batch_pos = None
-    if rf is None or not isinstance(inputs, torch.Tensor):
-        return
-    old = acc.crops or [[] for _ in range(units)]
-    crops: list[list[torch.Tensor | None]] = []
+def _cut_crops(acc: _Acc, inputs: torch.Tensor, rf: dict[str, Any], cl: bool) -> None:
+    """Cut the receptive-field crops of the inputs that entered a unit's top-k this batch."""
+    assert acc.pending is not None and acc.top_pos is not None
+    changed, order, old_n = acc.pending
+    if acc.crops is None:
+        if old_n:
+            return  # crops were not kept for the earlier batches: keep none
+        acc.crops = [[] for _ in range(int(order.shape[0]))]
     w = acc.spatial[1]
-    for u in range(units):
+    for u in changed:
+        old = acc.crops[u]
         row: list[torch.Tensor | None] = []
-        for j in order[u].tolist():
+        for slot, j in enumerate(order[u].tolist()):
             if j < old_n:
-                row.append(old[u][j])
+                row.append(old[j])
             else:
-                p = int(positions[u, j])
-                row.append(_crop(inputs[j - old_n], _box(rf, p // w, p % w), cl))
-        crops.append(row)
-    acc.crops = crops
+                p = int(acc.top_pos[u, slot])
+                row.append(crop(inputs[j - old_n], box(rf, p // w, p % w), cl))
+        acc.crops[u] = row
 
 
 def unit_stats(
@@ -322,17 +293,23 @@ def unit_stats(
         rec.batch = batch_size(inputs)
         if rec.batch == 0:
             continue
+        rec.offset = offset
         rec.run(inputs)
         for name, acc in rec.acc.items():
             if name not in fields:
                 fields[name] = None
                 module = _module_of(rec, name)
                 if len(acc.spatial) == 2 and isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
-                    fields[name] = _probe_field(model, module, inputs, rec.channels_last)
-            if acc.batch_score is not None:
+                    fields[name] = probe_field(model, module, inputs, rec.channels_last)
+            if acc.pending is not None:
                 rf = fields[name]
-                keep_crops = rf is not None and _crop_bytes(rf, inputs, top_k, acc) <= _CROP_BYTES
-                _merge(acc, top_k, offset, inputs, rf if keep_crops else None, rec.channels_last)
+                if (
+                    rf is not None
+                    and isinstance(inputs, torch.Tensor)
+                    and _crop_bytes(rf, inputs, top_k, acc) <= _CROP_BYTES
+                ):
+                    _cut_crops(acc, inputs, rf, rec.channels_last)
+                acc.pending = None
         offset += rec.batch
     if offset == 0:
         raise DeepscopeError(
@@ -340,7 +317,13 @@ def unit_stats(
         )
     rec.check_ran()
     tables = {name: _table(name, acc, fields.get(name)) for name, acc in rec.acc.items()}
-    return UnitStats(tables, {"items": offset, "top_k": top_k, "skipped": sorted(rec.skipped)})
+    meta = {
+        "items": offset,
+        "top_k": top_k,
+        "skipped": sorted(rec.skipped),
+        "state_bytes": rec.state_bytes(),
+    }
+    return UnitStats(tables, meta)
 
 
 def _module_of(rec: Recorder, name: str) -> nn.Module:
@@ -364,7 +347,7 @@ def _table(name: str, acc: _Acc, rf: dict[str, Any] | None) -> UnitTable:
     if rf is not None and acc.top_pos is not None:
         w = acc.spatial[1]
         boxes = torch.tensor(
-            [[_box(rf, int(p) // w, int(p) % w) for p in row] for row in acc.top_pos]
+            [[box(rf, int(p) // w, int(p) % w) for p in row] for row in acc.top_pos]
         )
     return UnitTable(
         layer=name,
