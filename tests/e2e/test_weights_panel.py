@@ -122,7 +122,7 @@ def test_heatmap_signs_filters_table_and_step_slider(
     assert (np.abs(weaker - lut[191]) <= 2).all() and weaker[0] > weaker[2], weaker
     box = page.locator(HEAT).bounding_box()
     assert box["width"] >= 256 and box["height"] >= 16
-    page.locator(HEAT).hover(position={"x": 10 / COLS * box["width"], "y": box["height"] - 2})
+    page.locator(HEAT).hover(position={"x": 10.5 / COLS * box["width"], "y": box["height"] - 2})
     assert page.get_by_test_id("weights-hover").inner_text() == "row 5, col 10: 2"
     colorbar = page.get_by_test_id("weights-colorbar").inner_text()
     assert "-2" in colorbar and "2" in colorbar
