@@ -94,11 +94,13 @@ def _block_max(x: NDArray[Any], fy: int, fx: int, rows_out: int) -> NDArray[Any]
 
 def pool_bits(bits: NDArray[Any], fy: int, fx: int, inf_mag: int) -> NDArray[Any] | None:
     """Max-|w| pooling of a matrix of IEEE float bit patterns (unsigned integers; `inf_mag`
-    the bits of +Inf), with integer maxima and no float copy: per block the largest |bits|
-    (magnitude) and the largest raw bits (the largest-magnitude negative when there is
-    one) give the extreme with its sign. Returns the pooled bit patterns, or None when a
-    band holds a NaN (the caller then takes the exact float path)."""
+    the bits of +Inf), with two integer block maxima over the stored bits and no copy:
+    read as signed integers, the block max is the largest positive (its bits order like
+    its magnitude); read as unsigned, the largest negative magnitude (sign bit set). The
+    larger magnitude wins, the negative on ties. Returns the pooled bit patterns, or None
+    when a band holds a NaN (the caller then takes the exact float path)."""
     utype = bits.dtype.type
+    stype = np.dtype(f"i{bits.dtype.itemsize}").type
     sign = utype(1 << (8 * bits.dtype.itemsize - 1))
     r, c = bits.shape
     ro, co = math.ceil(r / fy), math.ceil(c / fx)
@@ -107,12 +109,14 @@ def pool_bits(bits: NDArray[Any], fy: int, fx: int, inf_mag: int) -> NDArray[Any
     for o0 in range(0, ro, band):
         o1 = min(ro, o0 + band)
         rows = np.ascontiguousarray(bits[o0 * fy : o1 * fy])
-        mag_max = _block_max(np.bitwise_and(rows, utype(~sign)), fy, fx, o1 - o0)
-        if mag_max.max() > inf_mag:
+        pos = _block_max(rows.view(stype), fy, fx, o1 - o0)
+        neg = _block_max(rows, fy, fx, o1 - o0)
+        has_pos, pos_u = pos >= 0, pos.view(utype)  # no positive: the block's max is < 0
+        has_neg, neg_mag = neg >= sign, neg & utype(sign - 1)
+        if (has_pos & (pos_u > inf_mag)).any() or (has_neg & (neg_mag > inf_mag)).any():
             return None
-        raw_max = _block_max(rows, fy, fx, o1 - o0)
-        negative = (raw_max >= sign) & ((raw_max & utype(~sign)) == mag_max)
-        out[o0:o1] = np.where(negative, raw_max, mag_max)
+        negative = has_neg & (~has_pos | (neg_mag >= pos_u))
+        out[o0:o1] = np.where(negative, neg, pos_u)
     return out
 
 
