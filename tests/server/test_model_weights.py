@@ -58,24 +58,29 @@ def _array(get: Any, url: str) -> np.ndarray:
     return envelope.decode(r.content)
 
 
+def _serve(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """``deepscope <args> --port 0`` with torch blocked; the process and its URL."""
+    code = "import sys; sys.modules['torch'] = None\nfrom deepscope.cli import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args, "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    line = ""
+    while "http://" not in line and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        assert line or proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+    return proc, line.split("at ", 1)[1].split()[0].rstrip("/")
+
+
 def test_view_serves_node_weights_with_torch_blocked(tmp_path: Path) -> None:
     model = _model()
     path = tmp_path / "m.safetensors"
     save_file(model, str(path))
-    code = "import sys; sys.modules['torch'] = None\nfrom deepscope.cli import main; main()"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "view", str(path), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    proc, url = _serve(["view", str(path)])
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 60
-        line = ""
-        while "http://" not in line and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line or proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        url = line.split("at ", 1)[1].split()[0].rstrip("/")
         # a weights-only file: one node per tensor, grouped by module path
         body = strict_loads(httpx.get(url + "/api/model/weights?node=features.0.weight").text)
         validate(body, ModelWeightsNode)
@@ -152,3 +157,20 @@ def test_diff_command_keeps_its_table(files: Any) -> None:
     assert "added     extra.weight" in result.output
     assert "changed   classifier.weight" in result.output
     assert "2 of 4 tensors differ" in result.output
+
+
+def test_diff_serve_opens_the_diff_view(files: Any) -> None:
+    pa, pb, _, _ = files
+    proc, url = _serve(["diff", str(pa), str(pb), "--serve"])
+    try:
+        assert httpx.get(url + "/api/health").json()["mode"] == "model"
+        table = strict_loads(httpx.get(url + "/api/model/weights/table?compute=0").text)
+        assert table["mode"] == "diff" and table["labels"] == ["a.safetensors", "b.safetensors"]
+        assert table["tensors"] == []  # compute=0 reads nothing
+        changed = {r["name"] for r in table["diff"] if r["status"] != "same"}
+        assert changed == {"classifier.weight", "extra.weight"}
+        graph = strict_loads(httpx.get(url + "/api/graph?model=1").text)
+        assert "extra.weight" in {n["id"] for n in graph["nodes"]}  # B's graph
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
