@@ -1,4 +1,4 @@
-import { defineConfig, type UserConfig } from 'vite';
+import { defineConfig, type Plugin, type UserConfig } from 'vite';
 
 // One build (`npm run build`), three entry points sharing the panel components:
 // - the dashboard (default mode): index.html + assets/, served by deepscope's Starlette app
@@ -10,15 +10,40 @@ import { defineConfig, type UserConfig } from 'vite';
 // - `--mode report`: embed/report.js, the static report's script, inlined with the payload
 //   into one HTML file by `deepscope.views.embed.report_html`.
 // The embed builds run after the dashboard's (which empties the output folder first).
+// Their CSS (every stylesheet the panels import) travels inside the script as text
+// (`inlineCss`): the report and the widget are single files.
 const OUT = '../src/deepscope/server/static/app';
 const common: UserConfig = {
   base: './',
   esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
 };
 
+/** Move the CSS a library build emits into its entry chunk, as the module constant
+ * `__deepscopeCss` (read by `src/entries/embedded.tsx`), so no stylesheet file is left. */
+function inlineCss(): Plugin {
+  return {
+    name: 'deepscope-inline-css',
+    apply: 'build',
+    enforce: 'post',
+    generateBundle(_options, bundle) {
+      let css = '';
+      for (const [name, file] of Object.entries(bundle)) {
+        if (file.type === 'asset' && name.endsWith('.css')) {
+          css += String(file.source);
+          delete bundle[name];
+        }
+      }
+      for (const file of Object.values(bundle)) {
+        if (file.type === 'chunk' && file.isEntry) file.code = `const __deepscopeCss=${JSON.stringify(css)};\n${file.code}`;
+      }
+    },
+  };
+}
+
 function embed(name: 'widget' | 'report'): UserConfig {
   return {
     ...common,
+    plugins: [inlineCss()],
     publicDir: false,
     // library builds keep `process.env.NODE_ENV` unless told; the page has no `process`
     define: { 'process.env.NODE_ENV': JSON.stringify('production') },

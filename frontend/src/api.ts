@@ -116,7 +116,16 @@ export const api = {
     getJson<W.Attributions>('attributions', { run, tag }, signal),
 };
 
+type BlobResolver = (run: string, id: number | string) => string | undefined;
+let blobResolver: BlobResolver | null = null;
+
+/** Where blob URLs point without a server (the notebook widget and the static report set
+ * it to their inlined `data:` URLs; `frontend/src/entries/offline.ts`). */
+export function setBlobResolver(resolve: BlobResolver | null): void {
+  blobResolver = resolve;
+}
+
 /** URL of a stored blob; built here from run + id, never taken from data as an href. */
 export function blobUrl(run: string, id: number | string): string {
-  return apiUrl('blob', { run, id });
+  return blobResolver?.(run, id) ?? apiUrl('blob', { run, id });
 }

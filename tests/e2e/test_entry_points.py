@@ -25,7 +25,9 @@ RUN = "entries"
 TAG = "attribution/saliency"
 LABELS = [0, 1]
 IMAGES = '[data-testid="panel-attribution"] img'
-ALL_LOADED = f"""(n) => {{ const imgs = [...document.querySelectorAll('{IMAGES}')];
+# the widget draws in a shadow root on its element (#out in the widget page)
+ALL = "(sel) => [...document.querySelectorAll(sel), ...(document.getElementById('out')?.shadowRoot?.querySelectorAll(sel) ?? [])]"
+ALL_LOADED = f"""(n) => {{ const imgs = ({ALL})('{IMAGES}');
   return imgs.length === n && imgs.every((i) => i.complete && i.naturalWidth > 0); }}"""
 N_IMAGES = 4  # 2 inputs + 2 saliency overlays
 
@@ -181,7 +183,7 @@ def test_widget_entry_draws_the_same_pixels(
         page.evaluate("(p) => window.__setPayload(p)", one)
         grid = page.locator('[data-testid="attribution-grid"]')
         page.wait_for_function(
-            "() => document.querySelector('[data-testid=attribution-grid]').dataset.columns === '1'"
+            f"() => ({ALL})('[data-testid=attribution-grid]')[0]?.dataset.columns === '1'"
         )
         assert grid.get_attribute("data-rows") == "1"
         page.evaluate("() => window.__cleanup()")

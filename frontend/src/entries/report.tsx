@@ -1,16 +1,27 @@
-// The static-report entry: one self-contained HTML file (`deepscope.views.embed.report_html`)
-// inlines this bundle and the payload as `<script type="application/json"
-// id="deepscope-data">`; this draws the same panel component as the dashboard from it,
-// with no network and no server (the file works from file://).
+// The static-report entry: one self-contained HTML file (`deepscope report`,
+// `deepscope.views.embed.report_html`) inlines this bundle and a snapshot of the dashboard
+// API as `<script type="application/json" id="deepscope-data">`. This draws the whole
+// dashboard (or the one panel the snapshot names) from it with the dashboard's own
+// components: no network, no server, the file works from file://.
 
+import { App } from '../App';
 import { mount, styleElement } from './embedded';
 
 function start(): void {
+  // no server to stream live updates from (`sse.ts` checks for EventSource)
+  (globalThis as { EventSource?: unknown }).EventSource = undefined;
   document.head.appendChild(styleElement(document));
   const host = document.getElementById('app') ?? document.body.appendChild(document.createElement('main'));
-  host.classList.add('panel-host');
   const data = document.getElementById('deepscope-data');
-  mount(host, data?.textContent ?? 'null');
+  let raw: unknown = null;
+  try {
+    raw = JSON.parse(data?.textContent ?? 'null');
+  } catch (e) {
+    raw = String(e);
+  }
+  const whole = (raw as { panel?: unknown } | null)?.panel === null;
+  host.classList.toggle('panel-host', !whole);
+  mount(host, raw, App);
 }
 
 if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);

@@ -21,7 +21,9 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import fnmatch
 import json
 from collections.abc import Iterable, Sequence
@@ -308,7 +310,13 @@ def record(
             await rec.graph_levels([("model", "1")])
         return chosen
 
-    chosen = anyio.run(main)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        chosen = anyio.run(main)
+    else:  # a notebook kernel's loop runs in this thread: record on a thread of its own
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            chosen = pool.submit(anyio.run, main).result()
     if rec.left_out:
         rec.notes.append(
             f"{rec.left_out} blobs left out: over {rec.limits.max_blob_bytes} bytes "

@@ -1,7 +1,8 @@
 // The dashboard's Activations panel: pick a run's logged activations (`run.log_activations`,
 // view kind `activations`), a layer, an input item and a step; the layer output is fetched
-// as a binary array (`fetchArray`, decoded in place) and drawn by `FeatureGrid`. Deep link:
-// `#/activations?run=…&layer=…&item=…`.
+// as a binary array (`fetchArray`, decoded in place) and drawn by `FeatureGrid`. A run with
+// several logged tags (of activations, or of unit stats) gets a tag selector for each. Deep
+// link: `#/activations?run=…&tag=…&units=…&layer=…&item=…`.
 
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { blobUrl } from '../../api';
@@ -21,6 +22,7 @@ export function ActivationsPanel() {
   const { selected } = useDashboard();
   const version = useDebounced(useRunsVersion(selected), 300);
   const [views, setViews] = useState<Record<string, ActivationsView>>({});
+  const [unitViews, setUnitViews] = useState<Record<string, UnitStatsItem[]>>({});
   const [error, setError] = useState<string | null>(null);
   const key = selected.join('\u0000');
   useEffect(() => {
@@ -31,9 +33,15 @@ export function ActivationsPanel() {
         setError(null);
       })
       .catch((e: unknown) => !ctl.signal.aborted && setError(String(e)));
+    // a run with unit statistics only still gets its tables
+    Promise.all(
+      selected.map((run) =>
+        fetchView('unit_stats', run, {}, ctl.signal).then((v) => [run, v.items] as const, () => [run, []] as const),
+      ),
+    ).then((all) => !ctl.signal.aborted && setUnitViews(Object.fromEntries(all)));
     return () => ctl.abort();
   }, [key, version]);
-  const withItems = selected.filter((r) => (views[r]?.items.length ?? 0) > 0);
+  const withItems = selected.filter((r) => (views[r]?.items.length ?? 0) > 0 || (unitViews[r]?.length ?? 0) > 0);
   const linked = hashParams(location.hash);
   const [run, setRun] = useState<string | null>(linked.get('run'));
   const shown = run !== null && withItems.includes(run) ? run : withItems[0];
@@ -49,11 +57,12 @@ export function ActivationsPanel() {
       ) : (
         <RunActivations
           key={shown}
-          view={views[shown]}
+          view={views[shown] ?? { kind: 'activations', run: shown, items: [], skipped: 0 }}
+          allUnits={unitViews[shown] ?? []}
           runs={withItems}
           onRun={(r) => {
             setRun(r);
-            setHashParams('activations', { run: r, layer: null, item: null });
+            setHashParams('activations', { run: r, tag: null, units: null, layer: null, item: null });
           }}
         />
       )}
@@ -61,22 +70,48 @@ export function ActivationsPanel() {
   );
 }
 
-function RunActivations({ view, runs, onRun }: { view: ActivationsView; runs: string[]; onRun: (r: string) => void }) {
+/** The distinct tags of `items`, in logging order. */
+function tagsOf(items: { tag: string }[]): string[] {
+  return [...new Set(items.map((i) => i.tag))];
+}
+
+function TagSelect({ label, testid, tags, value, onPick }: {
+  label: string; testid: string; tags: string[]; value: string | undefined; onPick: (t: string) => void;
+}) {
+  if (tags.length < 2) return null;
+  return (
+    <label class="control">
+      {label}
+      <select data-testid={testid} value={value} onChange={(e) => onPick((e.target as HTMLSelectElement).value)}>
+        {tags.map((t) => (
+          <option key={t} value={t}>
+            {t}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+function RunActivations({ view, allUnits, runs, onRun }: {
+  view: ActivationsView; allUnits: UnitStatsItem[]; runs: string[]; onRun: (r: string) => void;
+}) {
   const { colorOf } = useDashboard();
-  const { run, items } = view;
+  const { run } = view;
   const linked = hashParams(location.hash);
+  const tags = useMemo(() => tagsOf(view.items), [view.items]);
+  const [tag, setTag] = useState<string | null>(linked.get('tag'));
+  const tagShown = tag !== null && tags.includes(tag) ? tag : tags[0];
+  const items = useMemo(() => view.items.filter((i) => i.tag === tagShown), [view.items, tagShown]);
+  const unitTags = useMemo(() => tagsOf(allUnits), [allUnits]);
+  const [unitTag, setUnitTag] = useState<string | null>(linked.get('units'));
+  const unitTagShown = unitTag !== null && unitTags.includes(unitTag) ? unitTag : unitTags[0];
+  const units = useMemo(() => allUnits.filter((u) => u.tag === unitTagShown), [allUnits, unitTagShown]);
   const [layer, setLayer] = useState<string | null>(linked.get('layer'));
   const [index, setIndex] = useState<number | null>(linked.has('item') ? Number(linked.get('item')) : null);
   const [step, setStep] = useState<number | null>(null);
   const [cmap, setCmap] = useState<CmapName>('viridis');
-  const [units, setUnits] = useState<UnitStatsItem[]>([]);
-  useEffect(() => {
-    const ctl = new AbortController();
-    fetchView('unit_stats', run, {}, ctl.signal)
-      .then((r) => setUnits(r.items))
-      .catch(() => !ctl.signal.aborted && setUnits([]));
-    return () => ctl.abort();
-  }, [run, items]);
+
 
   const steps = useMemo(() => [...new Set(items.map((i) => i.step))].sort((a, b) => a - b), [items]);
   const atStep = step !== null && steps.includes(step) ? step : steps[steps.length - 1];
@@ -86,7 +121,9 @@ function RunActivations({ view, runs, onRun }: { view: ActivationsView; runs: st
     for (const i of here) if (!seen.has(i.meta.layer)) seen.set(i.meta.layer, i);
     return [...seen.values()];
   }, [here]);
-  const layerShown = layer !== null && layers.some((l) => l.meta.layer === layer) ? layer : layers[0]?.meta.layer;
+  const unitLayers = useMemo(() => [...new Set(units.map((u) => u.meta.layer))], [units]);
+  const layerNames = layers.length > 0 ? layers.map((l) => l.meta.layer) : unitLayers;
+  const layerShown = layer !== null && layerNames.includes(layer) ? layer : layerNames[0];
   const indices = useMemo(
     () => [...new Set(here.filter((i) => i.meta.layer === layerShown).map((i) => i.meta.index))].sort((a, b) => a - b),
     [here, layerShown],
@@ -118,6 +155,16 @@ function RunActivations({ view, runs, onRun }: { view: ActivationsView; runs: st
             ))}
           </select>
         </label>
+        <TagSelect label="tag" testid="act-tag" tags={tags} value={tagShown}
+          onPick={(t) => {
+            setTag(t);
+            setHashParams('activations', { run, tag: t, layer: null, item: null });
+          }} />
+        <TagSelect label="units" testid="act-units-tag" tags={unitTags} value={unitTagShown}
+          onPick={(t) => {
+            setUnitTag(t);
+            setHashParams('activations', { run, units: t });
+          }} />
         <label class="control">
           input
           <select data-testid="act-item" value={String(indexShown)}
@@ -162,9 +209,21 @@ function RunActivations({ view, runs, onRun }: { view: ActivationsView; runs: st
               </div>
             </button>
           ))}
+          {layers.length === 0 &&
+            unitLayers.map((name) => (
+              <button key={name} type="button" class={name === layerShown ? 'active' : ''}
+                data-testid="act-layer" data-layer={name} onClick={() => pickLayer(name)}>
+                {name}
+                <div class="muted">unit statistics</div>
+              </button>
+            ))}
         </nav>
         <div class="act-body">
-          {item ? <ItemMaps key={item.id} run={run} item={item} cmap={cmap} /> : <div class="empty">nothing logged here</div>}
+          {item ? (
+            <ItemMaps key={item.id} run={run} item={item} cmap={cmap} />
+          ) : (
+            layers.length > 0 && <div class="empty">nothing logged here</div>
+          )}
           {unitItem && <UnitTable key={unitItem.id} run={run} item={unitItem} blobUrl={blobUrl(run, unitItem.id)} />}
         </div>
       </div>
