@@ -143,6 +143,8 @@ def activations(
         "layout": "channels_last" if rec.channels_last else "channels_first",
         "not_run": not_run,
     }
+    if keep == "all":  # outputs whose first axis is not the batch (an RNN's h_n)
+        meta["not_batched"] = [n for n in rec.tensors if n not in rec.batched]
     if max_bytes is not None:
         meta["max_bytes"] = max_bytes
         meta["bytes"] = sum(t.numel() * t.element_size() for t in rec.tensors.values())

@@ -111,6 +111,41 @@ class Activations:
             return [name]
         return [n for n in self.layers if n.startswith(name + "@") and ":" not in n]
 
+    def embedding(self, layer: str, *, pool: str = "mean") -> torch.Tensor:
+        """`layer`'s output as one vector per input: an (N, D) float32 CPU tensor, N the
+        items kept (``meta["kept_items"]``), D the layer's units.
+
+        Spatial and sequence positions are pooled away: conv outputs (N, C, H, W) → (N, C)
+        (channels-last Keras outputs likewise, by `unit_axes`), sequences (N, T, D) → (N, D)
+        over tokens, flat (N, D) outputs as they are; ``pool`` is ``"mean"`` or ``"max"``.
+        For the projector: ``run.log_embedding("fc1", acts.embedding("fc1"))``.
+        """
+        if pool not in ("mean", "max"):
+            raise DeepscopeError(f"pool must be 'mean' or 'max', not {pool!r}")
+        key = self._name(layer)
+        if key not in self.tensors:
+            raise DeepscopeError(
+                f"{layer!r} was captured with keep='stats' (statistics only, no values): "
+                "capture it with keep='all' to get its embedding"
+            )
+        t = self.tensors[key]
+        if key in self.meta.get("not_batched", ()) or t.ndim == 0:
+            raise DeepscopeError(
+                f"{key!r} (shape {tuple(t.shape)}) is not one row per input: its first axis "
+                "is not the batch (an RNN's final state is (layers, batch, units)); pick a "
+                "batch-major output such as the sequence part ':0'"
+            )
+        x = t.detach().float().cpu()
+        if x.ndim == 1:
+            return x.reshape(-1, 1).contiguous()
+        axis = self.unit_axes.get(key, 1) % x.ndim
+        if axis == 0:
+            raise DeepscopeError(f"{key!r} has its units on the batch axis; cannot embed it")
+        rest = [d for d in range(1, x.ndim) if d != axis]
+        if rest:
+            x = x.mean(dim=rest) if pool == "mean" else x.amax(dim=rest)
+        return x.contiguous()
+
     def feature_maps(
         self,
         layer: str,

@@ -117,11 +117,16 @@ class _Acc:
     pending: tuple[list[int], torch.Tensor, int] | None = None
 
     def tensors(self) -> list[torch.Tensor]:
-        """Every tensor this accumulator holds (for `_Stream.state_bytes`)."""
-        held = [self.sum, self.sum_sq, self.max, self.zeros]
-        held += [t for t in (self.top_values, self.top_indices, self.top_pos) if t is not None]
-        for row in self.crops or []:
-            held += [c for c in row if c is not None]
+        """Every tensor this accumulator holds, in any attribute, list or tuple (for
+        `_Stream.state_bytes`)."""
+        held: list[torch.Tensor] = []
+        todo: list[Any] = list(vars(self).values())
+        while todo:
+            value = todo.pop()
+            if isinstance(value, torch.Tensor):
+                held.append(value)
+            elif isinstance(value, (list, tuple)):
+                todo.extend(value)
         return held
 
 
