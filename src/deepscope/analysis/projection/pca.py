@@ -27,7 +27,7 @@ __all__ = ["PCA", "RANDOMIZED_ABOVE"]
 RANDOMIZED_ABOVE = 4_000_000
 """Above this many values (N x D) the ``"auto"`` solver is randomised, below it exact."""
 _OVERSAMPLE = 10
-_POWER_ITERATIONS = 3
+_POWER_ITERATIONS = 2
 _DEFAULTS = {"solver": "auto", "backend": "auto"}
 
 
@@ -93,7 +93,7 @@ def _torch_fit(
 
     a = torch.from_numpy(x)
     n = a.shape[0]
-    mean = a.double().mean(0).float()
+    mean = a.mean(0)
     if randomized:
         total = _total_var(a, mean)
         gen = torch.Generator().manual_seed(int(seed))
@@ -101,11 +101,10 @@ def _torch_fit(
         omega = torch.randn(a.shape[1], q, generator=gen)
         y = a @ omega - (mean @ omega)  # (X - 1 mean) @ omega without copying X
         for _ in range(_POWER_ITERATIONS):
-            y, _r = torch.linalg.qr(y)
-            z = a.T @ y - torch.outer(mean, y.sum(0))
-            z, _r = torch.linalg.qr(z)
+            y = _orthonormal(y)
+            z = _orthonormal(a.T @ y - torch.outer(mean, y.sum(0)))
             y = a @ z - (mean @ z)
-        basis, _r = torch.linalg.qr(y)
+        basis = _orthonormal(_orthonormal(y))  # twice: orthogonal to float precision
         b = basis.T @ a - torch.outer(basis.sum(0), mean)  # q x D
         _u, s, vt = torch.linalg.svd(b, full_matrices=False)
     else:
@@ -118,15 +117,25 @@ def _torch_fit(
 
 
 def _total_var(a: Any, mean: Any) -> float:
-    """Sum of column variances in one pass (E[x^2] - mean^2, in float64)."""
-    n = a.shape[0]
-    sq = (a.double() ** 2).sum(0) if a.shape[0] * a.shape[1] < 2**24 else _chunked_sq(a)
-    return float((sq - n * mean.double() ** 2).sum() / (n - 1))
+    """Sum of column variances in one chunked pass (centred chunks, no full-size copy)."""
+    import torch
 
-
-def _chunked_sq(a: Any) -> Any:
     rows = max(1, 2**22 // a.shape[1])
-    return sum((a[i : i + rows].double() ** 2).sum(0) for i in range(0, a.shape[0], rows))
+    total = 0.0
+    for i in range(0, a.shape[0], rows):
+        total += float(torch.linalg.vector_norm(a[i : i + rows] - mean)) ** 2
+    return float(total / (a.shape[0] - 1))
+
+
+def _orthonormal(y: Any) -> Any:
+    """An orthonormal basis of the columns of tall-thin `y`: Cholesky QR (two thin passes,
+    much faster than Householder QR on 100k rows), Householder when `y` is rank deficient."""
+    import torch
+
+    r, info = torch.linalg.cholesky_ex(y.T @ y, upper=True)
+    if int(info) != 0:
+        return torch.linalg.qr(y)[0]
+    return torch.linalg.solve_triangular(r, y, upper=True, left=False)
 
 
 def _numpy_fit(
