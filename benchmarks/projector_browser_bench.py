@@ -15,8 +15,11 @@ the worker answers "done"), then, for each GL backend, Chromium opens
   envelope, decode, normalise, upload, draw; then one 1-pixel ``readPixels`` so the GPU
   really finished). Median over K page loads. Goal <= 1.5 s.
 - ``payload_bytes_per_point``: the bytes of GET /coords / N (goal <= 8 for 2-D).
-- ``pan_frame_ms``: median of 60 pan frames, each a pan + full redraw of the N points +
+- ``pan_frame_ms``: median of 20 pan frames, each a pan + full redraw of the N points +
   ``readPixels`` of one pixel (waits for the rasteriser). Goal <= 16 ms on a GPU.
+- ``raw_webgl_frame_ms``: the peer floor, measured in the same page loads: a bare WebGL
+  program (no panel, one attribute, constant colour) drawing N 2-px points + the same
+  ``readPixels``; ``pan_vs_raw_webgl_ratio`` = panel frame / that floor.
 
 Headless Chromium here has no GPU: WebGL runs on SwiftShader (software, on the CPU), by
 default through ANGLE's Vulkan backend, or with ``--use-gl=angle --use-angle=swiftshader``.
@@ -54,6 +57,34 @@ GL_BACKENDS = {
     "--use-gl=angle --use-angle=swiftshader": BASE_ARGS
     + ["--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"],
 }
+# The floor: a bare WebGL program (no panel) drawing the same number of 2-px points and
+# waiting for the rasteriser (1-pixel readPixels), median of 5 frames, in the same browser.
+RAW_FLOOR_JS = """
+(n) => {
+  const c = document.createElement('canvas'); c.width = 950; c.height = 620;
+  const gl = c.getContext('webgl', { antialias: false, preserveDrawingBuffer: true });
+  const vs = 'attribute vec2 p; void main() { gl_Position = vec4(p, 0.0, 1.0); gl_PointSize = 2.0; }';
+  const fs = 'precision mediump float; void main() { gl_FragColor = vec4(0.3, 0.5, 0.7, 1.0); }';
+  const prog = gl.createProgram();
+  for (const [t, src] of [[gl.VERTEX_SHADER, vs], [gl.FRAGMENT_SHADER, fs]]) {
+    const sh = gl.createShader(t); gl.shaderSource(sh, src); gl.compileShader(sh); gl.attachShader(prog, sh);
+  }
+  gl.linkProgram(prog); gl.useProgram(prog);
+  const pos = new Float32Array(2 * n);
+  for (let i = 0; i < pos.length; i++) pos[i] = Math.random() * 1.8 - 0.9;
+  gl.bindBuffer(gl.ARRAY_BUFFER, gl.createBuffer());
+  gl.bufferData(gl.ARRAY_BUFFER, pos, gl.STATIC_DRAW);
+  gl.enableVertexAttribArray(0); gl.vertexAttribPointer(0, 2, gl.FLOAT, false, 0, 0);
+  const px = new Uint8Array(4); const out = [];
+  for (let k = 0; k < 6; k++) {
+    const t0 = performance.now();
+    gl.clear(gl.COLOR_BUFFER_BIT); gl.drawArrays(gl.POINTS, 0, n);
+    gl.readPixels(0, 0, 1, 1, gl.RGBA, gl.UNSIGNED_BYTE, px);
+    out.push(performance.now() - t0);
+  }
+  return out.slice(1).sort((a, b) => a - b)[2];
+}
+"""
 TB_CAPS = {
     "tb_points_loaded_max": 100_000,
     "tb_tsne_sample": 10_000,
@@ -119,6 +150,9 @@ def browser_figures(url: str, n: int, args: list[str], repeats: int) -> dict[str
     first: list[float] = []
     to_drawn: list[float] = []
     pan: list[float] = []
+    coords: list[float] = []
+    draw: list[float] = []
+    raw: list[float] = []
     renderer = ""
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
@@ -143,13 +177,17 @@ def browser_figures(url: str, n: int, args: list[str], repeats: int) -> dict[str
                 to_drawn.append(time.perf_counter() - t0)
                 # the first frame: the drawn frame's draw call, then the GPU finished
                 first.append((got["frame"] - got["request"]) / 1000)
+                coords.append((got["coords"] - got["request"]) / 1000)
+                draw.append((got["frame"] - got["coords"]) / 1000)
                 renderer = got["renderer"]
                 if k == 0:
                     pan = page.evaluate(
                         "() => { const p = window.__deepscopeProjector.plot('a'); const out = [];"
-                        " for (let i = 0; i < 60; i++) out.push(p.syncFrameMs(3, 2));"
+                        " for (let i = 0; i < 20; i++) out.push(p.syncFrameMs(3, 2));"
                         " return out; }"
                     )
+                # interleaved with the panel's frames: the bare-WebGL floor, same browser
+                raw.append(page.evaluate(RAW_FLOOR_JS, n))
                 page.close()
         finally:
             b.close()
@@ -157,9 +195,13 @@ def browser_figures(url: str, n: int, args: list[str], repeats: int) -> dict[str
         "renderer": renderer,
         "first_frame_s": round(statistics.median(first), 3),
         "first_frame_runs_s": [round(v, 3) for v in first],
+        "request_to_coords_s": round(statistics.median(coords), 3),
+        "coords_to_first_frame_s": round(statistics.median(draw), 3),
         "navigation_to_drawn_s": round(statistics.median(to_drawn), 3),
+        "raw_webgl_frame_ms": round(statistics.median(raw), 1),
         "pan_frame_ms_median": round(statistics.median(pan), 2),
         "pan_frame_ms_p90": round(float(np.percentile(pan, 90)), 2),
+        "pan_vs_raw_webgl_ratio": round(statistics.median(pan) / statistics.median(raw), 2),
     }
 
 

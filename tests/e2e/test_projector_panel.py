@@ -94,11 +94,19 @@ def _wait_drawn(page: Any, plot: str, n: int, timeout: float = 60_000) -> None:
 
 
 def _pos(page: Any, index: int, plot: str = "a") -> tuple[float, float]:
+    x, y = _positions(page, [index], plot)[0]
+    return float(x), float(y)
+
+
+def _positions(page: Any, indices: list[int], plot: str = "a") -> np.ndarray:
+    """Client positions of data points (one round trip); every one must be drawn."""
     got = page.evaluate(
-        "([id, i]) => window.__deepscopeProjector.plot(id).screenPos(i)", [plot, index]
+        "([id, idx]) => idx.map((i) => window.__deepscopeProjector.plot(id).screenPos(i))",
+        [plot, [int(i) for i in indices]],
     )
-    assert got is not None, f"point {index} is not drawn"
-    return float(got[0]), float(got[1])
+    missing = [i for i, g in zip(indices, got, strict=True) if g is None]
+    assert not missing, f"points not drawn: {missing[:5]}"
+    return np.asarray(got, dtype=float)
 
 
 def _pixels(page: Any) -> np.ndarray:
@@ -121,7 +129,7 @@ def test_100k_points_drawn_cluster_colour_at_its_place(page: Any, proj_server: s
     centres = {}
     for c in range(4):
         idx = np.flatnonzero(codes == c)[:300]
-        pts = np.array([_pos(page, int(i)) for i in idx])
+        pts = _positions(page, [int(i) for i in idx])
         cx, cy = np.median(pts, axis=0)
         centres[c] = (cx, cy)
         # the cluster's centre shows the cluster's colour (5x5 block, all of it)
@@ -169,15 +177,12 @@ def test_lasso_selects_one_cluster_and_exports_it(page: Any, proj_server: str) -
     _wait_drawn(page, "a", BIG_N)
     _, labels = _big()
     idx = [i for i in range(BIG_N) if labels[i] == "c1"]
-    pts = np.array([_pos(page, i) for i in idx[:400]])
+    pts = _positions(page, idx[:400])
     cx, cy = np.median(pts, axis=0)
     spread = float(np.percentile(np.hypot(pts[:, 0] - cx, pts[:, 1] - cy), 99))
-    others = [
-        math.hypot(*(np.subtract(_pos(page, i), (cx, cy))))
-        for i in range(0, BIG_N, 997)
-        if labels[i] != "c1"
-    ]
-    radius = min(spread * 3 + 10, min(others) - 10)
+    far = [i for i in range(0, BIG_N, 97) if labels[i] != "c1"]
+    others = np.hypot(*(_positions(page, far) - (cx, cy)).T)
+    radius = min(spread * 3 + 10, float(others.min()) - 10)
     assert radius > spread * 2, "the test layout has no room for a lasso"
     page.locator('[data-testid="proj-mode-lasso"]').click()
     page.mouse.move(cx + radius, cy)
@@ -226,7 +231,7 @@ def test_method_change_runs_tsne_and_draws_it(page: Any, proj_server: str) -> No
     # screen shares its class for nearly every point
     _, codes, _ = _small()
     keep = [i for i in range(SMALL_N) if i not in SMALL_NAN]
-    pts = np.array([_pos(page, i) for i in keep])
+    pts = _positions(page, keep)
     d = np.hypot(pts[:, None, 0] - pts[None, :, 0], pts[:, None, 1] - pts[None, :, 1])
     np.fill_diagonal(d, np.inf)
     agree = np.mean(codes[keep] == codes[np.array(keep)[d.argmin(1)]])
@@ -309,3 +314,23 @@ def test_search_3d_and_compare_steps(page: Any, proj_server: str) -> None:
     heads = page.locator(".proj-plot-head strong")
     assert heads.all_inner_texts() == ["step 10", "step 0"]
     screenshot(page, "projector-compare")
+
+
+def test_cancel_stops_a_running_projection(page: Any, proj_server: str) -> None:
+    _open(page, proj_server, "small")
+    _wait_drawn(page, "a", SMALL_N - len(SMALL_NAN))
+    page.locator('[data-testid="proj-method-umap"]').click()
+    cancel = page.locator('[data-testid="proj-cancel"]')
+    cancel.wait_for()  # the progress bar of the queued/running job, with its cancel button
+    with page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith("/api/projector/cancel")
+    ) as resp:
+        cancel.click()
+    assert resp.value.json() == {"cancelled": True}
+    wrap = page.locator('[data-testid="proj-plot-wrap"]').first
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=proj-plot-wrap]').dataset.state === 'cancelled'"
+    )
+    page.wait_for_timeout(1500)  # a poll or SSE frame later, it stays cancelled
+    assert wrap.get_attribute("data-state") == "cancelled"
+    assert page.locator('[data-testid="proj-progress"]').count() == 0

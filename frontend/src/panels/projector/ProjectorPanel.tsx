@@ -5,7 +5,7 @@
 // Deep link: `#/projector?run=…&tag=…&step=…&method=…&dims=…&color=…`.
 
 import type { ComponentChildren } from 'preact';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { useDashboard } from '../../context';
 import { useDebounced, useRunsVersion } from '../../hooks';
 import { hashParams, setHashParams } from '../../route';
@@ -282,6 +282,7 @@ interface PlotBoxProps {
 }
 
 function PlotBox({ title, proj, hover, columns, label, info, img, children }: PlotBoxProps) {
+  const area = useRef<HTMLDivElement>(null);
   const dropped = useMemo(() => {
     const c = proj.coords;
     if (c === null) return 0;
@@ -310,11 +311,13 @@ function PlotBox({ title, proj, hover, columns, label, info, img, children }: Pl
         )}
         {proj.error !== null && <span class="error" data-testid="proj-error">{proj.error}</span>}
       </div>
-      <div class="proj-plot-area">
+      <div class="proj-plot-area" ref={area}>
         {children}
         {proj.coords === null && proj.state !== 'error' && <div class="proj-wait muted">waiting for the projection…</div>}
         {hover !== null && (
-          <HoverCard index={hover.index} columns={columns} label={label} sprite={info.sprite} img={img} x={hover.x} y={hover.y} />
+          <HoverCard index={hover.index} columns={columns} label={label} sprite={info.sprite} img={img}
+            x={hover.x > (area.current?.clientWidth ?? 1e9) - 360 ? hover.x - 370 : hover.x}
+            y={hover.y > (area.current?.clientHeight ?? 1e9) - 200 ? hover.y - 200 : hover.y} />
         )}
       </div>
     </div>

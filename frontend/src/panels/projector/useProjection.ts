@@ -41,9 +41,16 @@ export function useProjection(req: ProjectRequest | null, id: string): Projectio
   const [error, setError] = useState<string | null>(null);
   const cancelRef = useRef<() => void>(() => {});
   const reqKey = req === null ? '' : JSON.stringify(req);
+  const dataKey = req === null ? '' : JSON.stringify([req.run, req.tag, req.step]);
+  const shownData = useRef(dataKey);
 
   useEffect(() => {
     if (req === null) return;
+    if (shownData.current !== dataKey) {
+      // other points: the old layout would pair them with the wrong coordinates
+      shownData.current = dataKey;
+      setCoords(null);
+    }
     const ctl = new AbortController();
     let alive = true;
     let current: string | null = null;
