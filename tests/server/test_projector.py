@@ -198,3 +198,20 @@ def test_worker_computes_once_cancels_streams_progress_and_persists(logdir: Path
         stored = envelope.decode(c.get(f"/api/projector/coords?run=r&key={key}").content)
         np.testing.assert_array_equal(stored, coords)
         assert manager(app).computations == 0
+
+
+def test_relogged_vectors_get_a_new_key(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(30, 4)).astype(np.float32)
+    with deepscope.init(logdir=tmp_path, name="r") as run:
+        run.log_embedding("e", x, labels=[0, 1] * 15, step=0)
+    body = {"run": "r", "tag": "e", "step": 0, "method": "pca", "dims": 2, "params": {}}
+    app = create_app(Settings(logdir=tmp_path))
+    try:
+        with TestClient(app, base_url=BASE) as c:
+            first = c.post("/api/projector/project", json=body).json()["key"]
+            assert c.post("/api/projector/project", json=body).json()["key"] == first
+            with deepscope.init(logdir=tmp_path, name="r") as run:
+                run.log_embedding("e", x * 2, labels=[0, 1] * 15, step=0)  # same columns
+            assert c.post("/api/projector/project", json=body).json()["key"] != first
+    finally:
+        manager(app).close()

@@ -128,10 +128,20 @@ def sprite(request: Request) -> Response:
     return FileResponse(blob_file(reader, found[-1]), media_type="image/png", headers=_HEADERS)
 
 
-def _key(run: str, main: BlobInfo, method: str, dims: int, seed: int, p: dict[str, Any]) -> str:
+def _key(
+    run: str,
+    main: BlobInfo,
+    chunks: list[BlobInfo],
+    method: str,
+    dims: int,
+    seed: int,
+    p: dict[str, Any],
+) -> str:
+    """The projection's identity: the run, the embedding (its vectors' content hashes) and
+    what determines the result (thread counts excluded)."""
     kept = {k: v for k, v in p.items() if k != "n_jobs"}
-    ident = json.dumps([run, main.tag, main.step, main.path, method, dims, seed, kept],
-                       sort_keys=True)  # fmt: skip
+    data = [main.tag, main.step, [c.path for c in chunks]]
+    ident = json.dumps([run, data, method, dims, seed, kept], sort_keys=True)
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
@@ -174,13 +184,14 @@ def _project(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     main = _embedding(reader, tag, step)
     n, nonfinite = int(main.meta["n"]), int(main.meta.get("nonfinite", 0))
     opts = normalize(method, dims, options, n - nonfinite)
-    key = _key(run, main, method, dims, seed, opts)
+    chunks = _chunks(reader, main)
+    key = _key(run, main, chunks, method, dims, seed, opts)
     work = manager(request.app)
     job = work.job(key)
     if job is not None and job.state in ("queued", "running", "done"):
         return job.answer()
     stored = _stored(reader, key, tag)
-    chunk_paths = [] if stored else [str(blob_file(reader, b)) for b in _chunks(reader, main)]
+    chunk_paths = [] if stored else [str(blob_file(reader, b)) for b in chunks]
     assert state.settings.logdir is not None
     spec = JobSpec(key=key, logdir=str(state.settings.logdir), run=run, tag=tag, step=step,
                    chunks=tuple(chunk_paths), n=n, dim=int(main.meta["dim"]), method=method,
@@ -244,12 +255,13 @@ class _Matrices:
     def get(self, reader: ServedRun, main: BlobInfo) -> Any:
         import numpy as np
 
-        key = (reader.name, main.path)
+        chunks = _chunks(reader, main)
+        key = (reader.name, "|".join(b.path for b in chunks))
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)
                 return self.items[key]
-        parts = [envelope.decode(blob_file(reader, b).read_bytes()) for b in _chunks(reader, main)]
+        parts = [envelope.decode(blob_file(reader, b).read_bytes()) for b in chunks]
         x = np.concatenate(parts) if len(parts) > 1 else parts[0]
         with self.lock:
             self.items[key] = x
