@@ -109,6 +109,7 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
             arr = envelope.decode(f.binary(heat["url"], "/api/views/{kind}/array"))
             assert arr.dtype == np.float32 and arr.shape == (8, 8)  # the digits are 8x8
             assert np.isclose(arr.min(), item["meta"]["heatMin"], rtol=1e-5)
+        _projector_routes(f, client, run)
         missing = client.get("/api/scalars?run=nope&tag=x")
         assert missing.status_code == 404 and not errors(missing.json(), wire.ErrorBody)
 
@@ -144,3 +145,40 @@ def _model_weights_routes(f: Fetcher, logdir: Path) -> None:
         assert arr.shape == (3, 3)
     f.hit |= model.hit
     f.checked += model.checked
+
+
+def _projector_routes(f: Fetcher, client: TestClient, run: str) -> None:
+    """``/api/projector/*`` over the demo's penultimate-layer embedding (PCA in the worker)."""
+    import time
+
+    from deepscope.server.routes.projector import manager
+
+    embeddings = f.json("/api/projector/embeddings", {"run": run})["embeddings"]
+    assert [(e["tag"], e["n"], e["dim"]) for e in embeddings][-1] == ("embedding/fc", 359, 64)
+    where = {"run": run, "tag": "embedding/fc", "step": embeddings[-1]["step"]}
+    f.json("/api/projector/columns", where)
+    f.json("/api/projector/neighbors", {**where, "index": 0, "k": 5})
+    assert (
+        f.binary("/api/projector/sprite?" + urlencode(where), "/api/projector/sprite")[:4]
+        == b"\x89PNG"
+    )
+    body = {**where, "method": "pca", "dims": 2, "params": {}}
+    try:
+        for _ in range(600):
+            answer = client.post("/api/projector/project", json=body).json()
+            assert not errors(answer, f.schemas["/api/projector/project"]), answer
+            if answer["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.2)
+        assert answer["state"] == "done", answer
+        url = "/api/projector/coords?" + urlencode({"run": run, "key": answer["key"]})
+        assert envelope.decode(f.binary(url, "/api/projector/coords")).shape == (359, 2)
+        cancel = client.post(
+            "/api/projector/cancel", json={"run": run, "key": answer["key"]}
+        ).json()
+        assert cancel == {"cancelled": False} and not errors(
+            cancel, f.schemas["/api/projector/cancel"]
+        )
+        f.hit |= {"/api/projector/project", "/api/projector/cancel"}
+    finally:
+        manager(client.app).close()
