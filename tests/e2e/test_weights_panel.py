@@ -219,6 +219,11 @@ def test_view_model_inspector_and_diff_view(
     page.goto(f"{servers['diff']}/#/weights")
     page.wait_for_selector('[data-testid="weights-diff-list"]')
     assert page.get_by_test_id("weights-diff-list").inner_text().strip() == "changed fc.weight"
+    row = page.locator('[data-testid="weights-row"][data-tensor="fc.weight"]').inner_text()
+    assert "changed" in row and f"{np.sqrt(6 * 9):.4g}" in row  # ||delta||: +3 in 6 weights
+    page.get_by_test_id("weights-sort-relDelta").click()
+    first = page.locator('[data-testid="weights-row"]').first
+    assert first.get_attribute("data-tensor") == "fc.weight"
     delta = '[data-testid="weights-delta"] canvas'
     _painted(page, delta)
     rgba = canvas_rgba(page, delta).astype(int)

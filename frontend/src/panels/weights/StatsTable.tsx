@@ -5,7 +5,8 @@ import { useMemo, useState } from 'preact/hooks';
 import type { WeightsDiffRow, WeightsMeta } from '../../wire/types';
 import { combine, fmt, type Combined } from './data';
 
-type Col = 'name' | 'count' | 'mean' | 'std' | 'min' | 'max' | 'absmax' | 'zeros' | 'l2' | 'alpha' | 'relDelta';
+type Col = 'name' | 'count' | 'mean' | 'std' | 'min' | 'max' | 'absmax' | 'zeros' | 'l2' | 'alpha' | DiffCol;
+type DiffCol = 'normDelta' | 'relDelta' | 'cosine' | 'maxAbs';
 const BASE_COLS: [Col, string][] = [
   ['name', 'tensor'],
   ['count', 'count'],
@@ -19,10 +20,35 @@ const BASE_COLS: [Col, string][] = [
   ['alpha', 'alpha'],
 ];
 
+// a diff: the figures of b and how each tensor moved from a
+const DIFF_COLS: [Col, string][] = [
+  ['name', 'tensor'],
+  ['count', 'count'],
+  ['l2', 'L2 (b)'],
+  ['alpha', 'alpha (b)'],
+  ['normDelta', '‖Δ‖'],
+  ['relDelta', '‖Δ‖/‖a‖'],
+  ['cosine', 'cos(a, b)'],
+  ['maxAbs', 'max |Δ|'],
+];
+
+function isDiffCol(col: Col): col is DiffCol {
+  return col === 'normDelta' || col === 'relDelta' || col === 'cosine' || col === 'maxAbs';
+}
+
 function value(m: WeightsMeta, d: WeightsDiffRow | undefined, col: Col): number | string | null {
   if (col === 'name') return m.entry;
-  if (col === 'relDelta') return d?.relDelta ?? null;
+  if (isDiffCol(col)) return d?.[col] ?? null;
   return m[col];
+}
+
+function cell(m: WeightsMeta | Combined, d: WeightsDiffRow | undefined, col: Col): string {
+  if (col === 'name') return '';
+  if (isDiffCol(col)) return fmt(d?.[col]);
+  if (col === 'alpha') return 'alpha' in m ? fmt(m.alpha) : '';
+  if (col === 'zeros') return m.zeros === null ? '—' : `${(m.zeros * 100).toFixed(1)}%`;
+  if (col === 'count') return String(m.count);
+  return fmt(m[col]);
 }
 
 export function StatsTable(props: {
@@ -31,7 +57,7 @@ export function StatsTable(props: {
   selected: string | null;
   onSelect: (name: string) => void;
 }) {
-  const cols: [Col, string][] = props.diff ? [...BASE_COLS, ['relDelta', '‖Δ‖/‖a‖']] : BASE_COLS;
+  const cols: [Col, string][] = props.diff ? DIFF_COLS : BASE_COLS;
   const [sort, setSort] = useState<{ col: Col; desc: boolean } | null>(null);
   const rows = useMemo(() => {
     const out = [...props.metas];
@@ -53,17 +79,11 @@ export function StatsTable(props: {
   const total = useMemo(() => combine(props.metas), [props.metas]);
   const sumRow = (label: string, c: Combined, testid: string) => (
     <tr key={`${testid}:${label}`} class="wt-sum" data-testid={testid}>
-      <td>{label}</td>
-      <td class="num">{c.count}</td>
-      <td class="num">{fmt(c.mean)}</td>
-      <td class="num">{fmt(c.std)}</td>
-      <td class="num">{fmt(c.min)}</td>
-      <td class="num">{fmt(c.max)}</td>
-      <td class="num">{fmt(c.absmax)}</td>
-      <td class="num">{c.zeros === null ? '—' : `${(c.zeros * 100).toFixed(1)}%`}</td>
-      <td class="num">{fmt(c.l2)}</td>
-      <td />
-      {props.diff && <td />}
+      {cols.map(([col]) => (
+        <td key={col} class={col === 'name' ? '' : 'num'}>
+          {col === 'name' ? label : isDiffCol(col) ? '' : cell(c, undefined, col)}
+        </td>
+      ))}
     </tr>
   );
   return (
@@ -92,16 +112,11 @@ export function StatsTable(props: {
                 {m.entry}
                 {d && d.status !== 'same' && <span class="wt-status"> {d.status}</span>}
               </td>
-              <td class="num">{m.count}</td>
-              <td class="num">{fmt(m.mean)}</td>
-              <td class="num">{fmt(m.std)}</td>
-              <td class="num">{fmt(m.min)}</td>
-              <td class="num">{fmt(m.max)}</td>
-              <td class="num">{fmt(m.absmax)}</td>
-              <td class="num">{m.zeros === null ? '—' : `${(m.zeros * 100).toFixed(1)}%`}</td>
-              <td class="num">{fmt(m.l2)}</td>
-              <td class="num">{fmt(m.alpha)}</td>
-              {props.diff && <td class="num">{fmt(d?.relDelta)}</td>}
+              {cols.slice(1).map(([col]) => (
+                <td key={col} class="num">
+                  {cell(m, d, col)}
+                </td>
+              ))}
             </tr>
           );
         })}
