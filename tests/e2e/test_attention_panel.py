@@ -205,12 +205,11 @@ def test_model_view_grid_opens_a_head(
 
 
 FRAME_AFTER = """
-() => new Promise((resolve) => {
+() => {
   const canvas = document.querySelector('[data-testid=attn-overview-canvas][data-painted]');
   const loaded = Number(document.querySelector('[data-testid=attn-item]').dataset.loadedAt);
-  requestAnimationFrame(() => resolve({ loaded, painted: Number(canvas.dataset.paintedAt),
-                                        frame: performance.now() }));
-})
+  return { loaded, painted: Number(canvas.dataset.paintedAt), frame: Number(canvas.dataset.frameAt) };
+}
 """
 
 
@@ -223,9 +222,11 @@ def test_4096_token_pooled_overview_draws_at_once_hovers_and_zooms(
     _open(page, url, "run=long&layer=attn&head=0")
     overview = page.locator(f'[data-testid="attn-overview-canvas"][data-painted="{side}x{side}"]')
     overview.wait_for()
+    page.locator('[data-testid="attn-overview-canvas"][data-frame-at]').wait_for()
     t = page.evaluate(FRAME_AFTER)
-    # painted within the frame budget after the arrays arrived, and the page still renders
-    assert t["painted"] - t["loaded"] < 500 and t["frame"] - t["painted"] < 500, t
+    # the first frame showing the overview came within 500 ms of its arrays arriving
+    # (requestAnimationFrame stamps in the page: canvas ImageData, no DOM per cell)
+    assert 0 <= t["frame"] - t["loaded"] < 500, t
     box = overview.bounding_box()
     assert box["width"] >= 500
     r, c = 3, 7
@@ -314,4 +315,22 @@ def test_generation_view_rows_are_the_generated_tokens(
         ]
         np.testing.assert_allclose(got, w[t - 1, :t], rtol=1e-3, atol=1e-6)
     screenshot(page, "attention-generation")
+    assert page_log.errors == []
+
+
+def test_saved_html_draws_the_panel_offline(
+    page: Any, attn_run: tuple[str, Any, Any, Any, Any], page_log: Any, tmp_path: Path
+) -> None:
+    _, att, *_ = attn_run
+    path = att.save(tmp_path / "attention.html")  # the same panel, data inlined, no server
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri())
+    line = page.locator('line[data-q="2"][data-k="5"][data-head="0"]')
+    line.wait_for()
+    assert float(line.get_attribute("data-w")) == pytest.approx(float(att["attn"][0, 2, 5]))
+    page.locator('[data-testid="attn-mode-matrix"]').click()
+    page.locator('[data-testid="attn-heatmap-canvas"][data-painted="8x8"]').wait_for()
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    screenshot(page, "attention-saved-html")
     assert page_log.errors == []

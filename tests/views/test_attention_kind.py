@@ -180,24 +180,49 @@ def test_log_attention_refuses_other_results(tmp_path: Path) -> None:
         run.log_attention("attn", {"weights": 1})
 
 
-def test_payload_inlines_the_arrays_and_html_and_png_save(tmp_path: Path) -> None:
+def test_snapshot_inlines_the_arrays_and_html_and_png_save(tmp_path: Path) -> None:
     torch.manual_seed(6)
     att = deepscope.attention(_Encoder(), torch.randn(1, 4, 8), tokens=list("abcd"))
-    p = show.payload(att)
-    items = {i["meta"]["layer"]: i for i in p["view"]["items"]}
+    snap = show.snapshot(att)
+    assert snap["panel"] == "attention"
+    (view,) = [v for k, v in snap["answers"].items() if k.startswith('["views/attention"')]
+    items = {i["meta"]["layer"]: i for i in view["items"]}
     ref = items["blocks.1"]["parts"]["weights"]
-    url = p["blobs"][str(ref["id"])]
+    url = snap["blobs"][show.embed.blob_key("attention", ref["id"])]
     prefix = "data:application/x-deepscope-array;base64,"
     assert url.startswith(prefix)
     got = envelope.decode(base64.b64decode(url[len(prefix) :]))
     np.testing.assert_array_equal(got, att["blocks.1"].numpy())
-    doc = p["blobs"][str(items["blocks.1"]["id"])]
+    doc = snap["blobs"][show.embed.blob_key("attention", items["blocks.1"]["id"])]
     assert json.loads(base64.b64decode(doc.split(",", 1)[1])) == {"tokens": list("abcd")}
     if not (show.embed.APP_DIR / "embed" / "report.js").is_file():
         pytest.skip("the frontend is not built")
     page = att.save(tmp_path / "a.html")
     text = page.read_text()
-    assert 'id="deepscope-data"' in text and '"kind":"attention"' in text
+    assert 'id="deepscope-data"' in text and '"panel":"attention"' in text
     png = att.save(tmp_path / "a.png", layer=1, head=0)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<iframe srcdoc=" in att._repr_html_()
+
+
+def test_snapshots_keep_the_top_k_whole_and_average_big_weights() -> None:
+    torch.manual_seed(7)
+    long_att = deepscope.attention(_Encoder(layers=1), torch.randn(1, 600, 8), block=4, top_k=3)
+    big_att = deepscope.attention(_Encoder(layers=1), torch.randn(1, 300, 8))
+    pooled = long_att.pooled["blocks.0"]
+    cases = [
+        (long_att, "top_keys", pooled.top_keys.numpy()),
+        (long_att, "top_values", pooled.top_values.numpy()),
+        (big_att, "weights", None),
+    ]
+    for att, part, want in cases:
+        snap = show.snapshot(att, rollout=False)
+        (view,) = [v for k, v in snap["answers"].items() if k.startswith('["views/attention"')]
+        ref = view["items"][0]["parts"][part]
+        url = snap["blobs"][show.embed.blob_key("attention", ref["id"])]
+        got = envelope.decode(base64.b64decode(url.split(",", 1)[1]))
+        if want is not None:  # a query's top-k is never averaged with its neighbours'
+            np.testing.assert_array_equal(got, want)
+        else:  # 300 > 256 a side: block means of 2×2 cells
+            w = att["blocks.0"].numpy()
+            np.testing.assert_allclose(got, w.reshape(2, 150, 2, 150, 2).mean((2, 4)), rtol=1e-5)

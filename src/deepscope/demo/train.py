@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from deepscope.analysis.weights import weights
+from deepscope.demo.attention import log_transformer_attention
 from deepscope.demo.data import Digits
 from deepscope.tracking.run import Run, init
 
@@ -155,6 +156,7 @@ def train_healthy(
         _log_activations(run, model, data.x_test[:4], data.x_test, step)
         _log_embedding(run, model, data.x_test, data.y_test, step)
         run.log_weights("weights", weights(model), step=step)  # the trained weights
+        log_transformer_attention(run)  # the Attention tab: a tiny transformer learns to reverse
         run.log_text(
             "demo/about",
             "A CNN trained on scikit-learn's 8x8 digits by `deepscope demo`.",

@@ -191,15 +191,17 @@ function ItemView({ run, item, head, mode }: { run: string; item: AttentionItem;
   if (error !== null) return <div class="error">{error}</div>;
   if (data === null) return <div class="muted">loading…</div>;
   const q0 = meta.queryStart;
+  const sampled = data.arr && data.arr.shape.length === 3 ? Math.ceil(meta.shape[1] / data.arr.shape[1]) : 1;
   const queryLabels = Array.from({ length: meta.shape[1] }, (_, i) => data.tokens[q0 + i] ?? String(q0 + i));
   return (
     <div class="attn-body" data-testid="attn-item" data-layer={meta.layer} data-head={head === null ? 'all' : meta.heads[head]} data-loaded-at={data.at}>
-      {mode === 'heads' && <HeadView heads={perHead} queryLabels={queryLabels} keyLabels={data.tokens.slice(0, meta.shape[2])} />}
-      {mode === 'matrix' && <MatrixView run={run} item={item} tokens={data.tokens} full={full} pooled={pooled} head={head} />}
-      {mode === 'image' && full && parts.image && meta.patchGrid && (
+      {sampled > 1 && mode !== 'matrix' && <div class="muted">this copy holds the weights averaged over {sampled}×{sampled} blocks: see the matrix</div>}
+      {mode === 'heads' && sampled === 1 && <HeadView heads={perHead} queryLabels={queryLabels} keyLabels={data.tokens.slice(0, meta.shape[2])} />}
+      {mode === 'matrix' && <MatrixView run={run} item={item} tokens={data.tokens} full={full} pooled={pooled} head={head} sampled={sampled} />}
+      {mode === 'image' && sampled === 1 && full && parts.image && meta.patchGrid && (
         <ImageOverlay m={full} grid={meta.patchGrid} tokens={data.tokens} queryStart={q0} image={blobUrl(run, parts.image.id)} />
       )}
-      {mode === 'generation' && full && (
+      {mode === 'generation' && sampled === 1 && full && (
         <GenerationView m={full} tokens={data.tokens} queryStart={q0} promptLength={meta.promptLength ?? 0} />
       )}
     </div>

@@ -4,7 +4,7 @@
 // every n-th label when cells are small), the value under the pointer, and drag or click
 // selection of cells (zooming into blocks of a pooled overview).
 
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { lut } from '../activations/colormap';
 import { at, fmt, type Matrix } from './data';
 
@@ -60,6 +60,9 @@ export function paint(canvas: HTMLCanvasElement, m: Matrix, top: number): void {
   ctx.putImageData(img, 0, 0);
   canvas.dataset.painted = `${m.rows}x${m.cols}`;
   canvas.dataset.paintedAt = String(performance.now());
+  requestAnimationFrame(() => {
+    canvas.dataset.frameAt = String(performance.now()); // the first frame showing it
+  });
 }
 
 function labelBox(labels: string[], step: number): number {
@@ -97,7 +100,8 @@ export function Heatmap({ m, rowLabels, colLabels, describe, onPick, top, testid
   const [hover, setHover] = useState<{ r: number; c: number } | null>(null);
   const [drag, setDrag] = useState<{ r0: number; c0: number; r1: number; c1: number } | null>(null);
   const scaleTop = top ?? m.max;
-  useEffect(() => {
+  useLayoutEffect(() => {
+    // before the browser's next frame (a plain effect would wait for a frame first)
     if (ref.current) paint(ref.current, m, scaleTop);
     setHover(null);
     setDrag(null);

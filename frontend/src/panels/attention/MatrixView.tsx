@@ -23,6 +23,8 @@ export interface MatrixViewProps {
   pooled: { max: Matrix; mean: Matrix } | null;
   /** The stored head index shown (null: every head, combined). */
   head: number | null;
+  /** > 1: `full` was block-averaged by this factor (a snapshot of a long sequence). */
+  sampled?: number;
 }
 
 interface Zoom {
@@ -57,7 +59,7 @@ function combine(ms: Matrix[]): Matrix {
   return { rows: ms[0].rows, cols: ms[0].cols, data, max };
 }
 
-export function MatrixView({ run, item, tokens, full, pooled, head }: MatrixViewProps) {
+export function MatrixView({ run, item, tokens, full, pooled, head, sampled = 1 }: MatrixViewProps) {
   const { meta } = item;
   const [stat, setStat] = useState<'max' | 'mean'>('max');
   const [zoom, setZoom] = useState<Zoom | null>(null);
@@ -98,13 +100,14 @@ export function MatrixView({ run, item, tokens, full, pooled, head }: MatrixView
   }, [zoom, full, item.id, head]);
 
   const overview = full ?? (pooled ? pooled[stat] : null);
-  const block = meta.pooled ? meta.block : 1;
+  const block = meta.pooled ? meta.block : sampled;
+  const blocks = meta.pooled || sampled > 1;
   const rowLabels = useMemo(
-    () => (overview === null ? [] : meta.pooled ? blockLabels(tokens, q0, overview.rows, block, q0 + nq) : labels(tokens, q0, overview.rows)),
+    () => (overview === null ? [] : blocks ? blockLabels(tokens, q0, overview.rows, block, q0 + nq) : labels(tokens, q0, overview.rows)),
     [overview, tokens],
   );
   const colLabels = useMemo(
-    () => (overview === null ? [] : meta.pooled ? blockLabels(tokens, 0, overview.cols, block, nk) : labels(tokens, 0, overview.cols)),
+    () => (overview === null ? [] : blocks ? blockLabels(tokens, 0, overview.cols, block, nk) : labels(tokens, 0, overview.cols)),
     [overview, tokens],
   );
   if (overview === null) return <div class="muted">loading…</div>;
@@ -118,8 +121,10 @@ export function MatrixView({ run, item, tokens, full, pooled, head }: MatrixView
       c1: Math.min(nk, c1 * block, cc0 + ZOOM_MAX),
     });
   };
-  const zoomable = meta.pooled || Math.max(overview.rows, overview.cols) > ZOOMABLE;
+  const zoomable = meta.pooled || (sampled === 1 && Math.max(overview.rows, overview.cols) > ZOOMABLE);
   const describe = (r: number, c: number, v: number) => {
+    const span = (a: number, n: number) => `${a * block}–${Math.min(n, (a + 1) * block) - 1}`;
+    if (sampled > 1) return `queries ${span(r, nq)} × keys ${span(c, nk)}: mean ${fmt(v)} (a ${block}×${block}-averaged copy)`;
     if (!meta.pooled) return `query ${q0 + r} “${tokens[q0 + r] ?? ''}” → key ${c} “${tokens[c] ?? ''}”: ${fmt(v)}`;
     const other = pooled ? pooled[stat === 'max' ? 'mean' : 'max'] : null;
     const o = other ? other.data[r * other.cols + c] : NaN;

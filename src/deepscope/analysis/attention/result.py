@@ -264,3 +264,9 @@ class Attention:
         from deepscope.analysis.attention.show import repr_html
 
         return repr_html(self)
+
+    def log(self, run: Any, tag: str, step: int | None = None, **options: Any) -> int:
+        """Log into `run` as the ``attention`` view kind (`show.write_attention`)."""
+        from deepscope.analysis.attention.show import write_attention
+
+        return write_attention(run, tag, self, step, **options)

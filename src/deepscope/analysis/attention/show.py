@@ -1,9 +1,9 @@
 """From an `Attention` result to every surface: the ``attention`` view kind
 (`deepscope.views.kinds.attention`), written into a run by `write_attention` (what
-``run.log_attention`` calls), the same items as one embed payload with their arrays
-inlined (`payload`), one self-contained HTML file (`html`: ``result.save("a.html")``) and
-the notebook repr (`repr_html`: ``result.show()``), all drawn by the dashboard's Attention
-panel component.
+``run.log_attention`` calls), the same items as one dashboard snapshot with their arrays
+inlined (`snapshot`), one self-contained HTML file (`html`: ``result.save("a.html")``), the
+HTML repr (`repr_html`: ``result._repr_html_()``) and the notebook widget (`show`:
+``result.show()``), all drawn by the dashboard's Attention panel component.
 
 What is stored per layer: the whole (heads, queries, keys) weights up to
 `MAX_FULL_VALUES` numbers (float16 above `FLOAT16_ABOVE`); a larger layer, or one captured
@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import html as html_lib
 import io
 import json
@@ -32,7 +31,6 @@ from deepscope.analysis.attention.pooling import Pooled, Pooler
 from deepscope.errors import DeepscopeError
 from deepscope.views import embed, registry
 from deepscope.views.registry import BlobWriter
-from deepscope.views.schema import validate
 
 if TYPE_CHECKING:
     from deepscope.analysis.attention.result import Attention
@@ -41,10 +39,10 @@ __all__ = [
     "FLOAT16_ABOVE",
     "MAX_FULL_VALUES",
     "html",
-    "payload",
     "repr_html",
     "save",
     "show",
+    "snapshot",
     "write_attention",
 ]
 
@@ -56,7 +54,7 @@ FLOAT16_ABOVE = 1024 * 1024
 POOLED_SIDE = 256
 AUTO_TOP_K = 8
 MAX_INLINE_BYTES = 48 * 1024 * 1024
-"""The largest payload `payload` inlines (a notebook cell or an HTML file)."""
+"""The largest snapshot `snapshot` inlines (a notebook cell or an HTML file)."""
 
 
 def _png(image: Any) -> bytes:
@@ -183,48 +181,26 @@ def write_attention(
     return len(items)
 
 
-_ARRAY_PREFIX = "data:application/x-deepscope-array;base64,"
-
-
-def payload(result: Attention, name: str = "notebook", **options: Any) -> embed.EmbedPayload:
-    """The embed payload of `result` (``attention`` items as `write_attention` logs them)
-    with every blob inlined as a ``data:`` URL, arrays included."""
+def snapshot(result: Attention, name: str = "attention", **options: Any) -> embed.Snapshot:
+    """`result` as a dashboard snapshot (`deepscope.views.embed`): the ``attention`` items
+    `write_attention` logs, every blob inlined (arrays larger than
+    `embed.ARRAY_MAX_SIZE` a side block-averaged; top-k arrays never)."""
     buffer = embed.ViewBuffer(name)
     write_attention(buffer, "attention", result, 0, **options)
-    kind = registry.get("attention")
-    main = [b for b in buffer.blobs if b.kind == kind.name]
-    parts = {p.blob_kind: [b for b in buffer.blobs if b.kind == p.blob_kind]
-             for p in kind.parts.values()}  # fmt: skip
-    items, skipped = registry.build_items(kind, main, parts, url=str, array_url=str)
-    by_id = {b.id: b for b in buffer.blobs}
-    blobs: dict[str, str] = {}
-    for item in items:
-        ids = [item["id"], *(ref["id"] for ref in item["parts"].values() if ref is not None)]
-        for i in ids:
-            b = by_id[i]
-            prefix = (
-                _ARRAY_PREFIX if b.ext == registry.ARRAY_EXT else f"data:{_MIME[b.ext]};base64,"
-            )
-            blobs[str(i)] = prefix + base64.b64encode(b.data).decode("ascii")
-    size = sum(len(v) for v in blobs.values())
+    snap = buffer.snapshot("attention")
+    size = sum(len(v) for v in snap["blobs"].values())
     if size > MAX_INLINE_BYTES:
         raise DeepscopeError(
             f"this attention view is {size / 2**20:.0f} MiB inlined (more than "
             f"{MAX_INLINE_BYTES // 2**20} MiB): pass layers=[...] or capture with block=, or "
             "log it into a run (run.log_attention) and open the dashboard"
         )
-    view = {"kind": kind.name, "run": name, "items": items, "skipped": skipped}
-    validate(view, kind.response)
-    return {"format": "deepscope-embed", "version": 1, "kind": kind.name, "view": view,
-            "blobs": blobs}  # fmt: skip
-
-
-_MIME = {"png": "image/png", "json": "application/json"}
+    return snap
 
 
 def html(result: Attention, title: str = "deepscope attention", **options: Any) -> str:
     """One self-contained HTML file drawing `result` in the Attention panel (no network)."""
-    return embed.report_html(payload(result, **options), title=title)
+    return embed.report_html(snapshot(result, **options), title=title)
 
 
 def repr_html(result: Attention, height: int = 720, **options: Any) -> str:
@@ -234,18 +210,19 @@ def repr_html(result: Attention, height: int = 720, **options: Any) -> str:
             f'style="width:100%;height:{int(height)}px;border:0"></iframe>')  # fmt: skip
 
 
-def show(result: Attention, layer: str | int = 0, head: int | None = None) -> None:
-    """In a notebook: the interactive Attention panel; elsewhere the heatmap of `layer`
-    (head `head`, or the heads fused) in the system image viewer."""
+def show(result: Attention, layer: str | int = 0, head: int | None = None) -> Any:
+    """In IPython: the Attention panel as a notebook widget (`deepscope.show`); elsewhere
+    the heatmap of `layer` (head `head`, or the heads fused) in the system image viewer."""
     try:
         from IPython import get_ipython
-        from IPython.display import HTML, display
     except ImportError:
         get_ipython = None  # type: ignore[assignment]
     if get_ipython is not None and get_ipython() is not None:
-        display(HTML(repr_html(result)))  # type: ignore[no-untyped-call]
-        return
+        from deepscope.notebook.show import show as show_result
+
+        return show_result(result)
     result.picture(layer, head).show()
+    return None
 
 
 def save(

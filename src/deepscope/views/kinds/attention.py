@@ -91,9 +91,17 @@ class AttentionView(TypedDict):
     skipped: int
 
 
+TOP_K_MAX = 64
+"""Arrays whose last axis is at most this long and much shorter than the one before are the
+top-k of each query (``top_values``/``top_keys``): never averaged."""
+
+
 def _downsample(array: NDArray[Any], max_size: int) -> NDArray[Any]:
-    """Block means for weights; positions (``top_keys``) are never averaged."""
-    if array.dtype.kind in "iu":
+    """Block means of weights and pooled matrices; the top-k keys and values of each query
+    (positions, and values that belong to them) are served whole."""
+    if array.dtype.kind in "iu" or (
+        array.ndim >= 2 and array.shape[-1] <= TOP_K_MAX and array.shape[-2] > 4 * array.shape[-1]
+    ):
         return array
     return block_mean(array, max_size)
 
