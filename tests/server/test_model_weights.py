@@ -174,3 +174,12 @@ def test_diff_serve_opens_the_diff_view(files: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_on_demand_spectra_are_bounded() -> None:
+    rng = np.random.default_rng(1)
+    tensors = {"wide": rng.normal(size=(40, 30)), "narrow": rng.normal(size=(40, 20))}
+    src = ModelWeightsSource(deepscope.weights(tensors), max_spectrum_side=25)
+    rows = {t["name"]: t for t in src.tensors(["wide", "narrow"])[0]}
+    assert rows["wide"]["esd"] is None and rows["wide"]["meta"]["alpha"] is None
+    assert rows["narrow"]["esd"]["n"] == 20 and rows["narrow"]["meta"]["alpha"] is not None
