@@ -271,6 +271,13 @@ def main() -> None:
             capture_torchlens_s=med(tl["wall"]),
             speedup_vs_torchlens=med(tl["wall"]) / med(ds["wall"]),
             speedup_vs_torchlens_cpu=med(tl["cpu"]) / med(ds["cpu"]),
+            # each tool against the plain forward interleaved in its own processes: the
+            # other jobs on a loaded machine change between processes, this cancels it
+            speedup_vs_torchlens_per_plain=(
+                (med(tl["wall"]) / med(cap["plain_with_torchlens"]["wall"]))
+                / (med(ds["wall"]) / med(plain["wall"]))
+            ),
+            torchlens_ratio_to_plain=med(tl["wall"]) / med(cap["plain_with_torchlens"]["wall"]),
             speedup_goal=8.0,
             torchlens_extra_rss=med(tl["extra_rss"]),
             plain_in_torchlens_process_s=med(cap["plain_with_torchlens"]["wall"]),

@@ -5,7 +5,13 @@ Each batch runs one forward pass with hooks on the selected layers; for every un
 zeros over every input and position, and a running top-k keeps the inputs that excite the
 unit most (an input's score is the unit's maximum over positions). Memory is the running
 numbers plus the top-k crops, never the dataset's activations: it does not grow with the
-dataset.
+dataset (``meta["state_bytes"]`` says how much it is; crops clipped at the input's border
+are smaller, so it varies a little with which inputs win, up to units × k full crops).
+
+Cost per batch and layer: four vectorised reductions over positions (max, sum, 2-norm and
+a count of non-zeros written into a reused buffer), copied to the host in one go; the
+top-k merge runs only when some input beats a unit's current k-th score, and argmax
+positions and crops are computed only for the inputs that enter a top-k.
 
 Receptive fields (conv units) are found by gradient, not from the layer arithmetic: on the
 first batch, the support of d(unit at the centre position)/d(input) over four random
