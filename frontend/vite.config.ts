@@ -40,10 +40,32 @@ function inlineCss(): Plugin {
   };
 }
 
+const WORKER_EXPR = "new Worker(new URL('./elk.worker.ts', import.meta.url), { type: 'module' })";
+
+/** The graph layout worker in an embed, which has no file beside it to load: the report
+ * inlines it (`?worker&inline`, a Blob URL; ~1.5 MB, once per report file); the widget
+ * throws at creation instead, so `layoutClient` lays graphs out on the page with its quick
+ * engine (ELK in every widget would add that much to each saved notebook output). */
+function embedWorker(inline: boolean): Plugin {
+  return {
+    name: 'deepscope-embed-worker',
+    enforce: 'pre',
+    transform(code, id) {
+      if (!id.endsWith('/panels/graph/layoutClient.ts')) return null;
+      if (!code.includes(WORKER_EXPR)) {
+        this.warn('layoutClient.ts no longer creates its worker as expected: update embedWorker');
+        return null;
+      }
+      if (!inline) return code.replace(WORKER_EXPR, "(() => { throw new Error('no layout worker in a widget'); })()");
+      return `import ElkInlineWorker from './elk.worker.ts?worker&inline';\n${code.replace(WORKER_EXPR, 'new ElkInlineWorker()')}`;
+    },
+  };
+}
+
 function embed(name: 'widget' | 'report'): UserConfig {
   return {
     ...common,
-    plugins: [inlineCss()],
+    plugins: [inlineCss(), embedWorker(name === 'report')],
     publicDir: false,
     // library builds keep `process.env.NODE_ENV` unless told; the page has no `process`
     define: { 'process.env.NODE_ENV': JSON.stringify('production') },

@@ -146,6 +146,7 @@ def test_widget_draws_activation_tiles_and_unit_crops(
         )  # 4 units x top 3
         shots = page.evaluate(PAINTED, crops)
         assert all(s["colours"] > 1 for s in shots)
+        assert page.locator(".error").count() == 0  # a unit-stats-only result asks for no more
         page.screenshot(path=str(SCREENSHOTS / "widget-unit-stats.png"), full_page=True)
     finally:
         page.context.close()
@@ -160,7 +161,10 @@ def test_widget_draws_a_graph_explorer(browser: Any, site: Any, results: Any) ->
         page.locator('[data-testid="graph-node"]').first.wait_for(timeout=20_000)
         assert page.locator('[data-testid="graph-node"]').count() >= 3
         page.locator('[data-testid="graph-search"]').fill("conv")
-        page.get_by_text("Conv2d").first.wait_for()
+        hits = page.locator('[data-testid="graph-search-result"]')
+        hits.first.wait_for()  # answered in the page from the snapshot's search index
+        ids = hits.evaluate_all("(els) => els.map((e) => e.dataset.nodeId)")
+        assert ids[:2] == ["ns:0", "ns:2"], ids  # the Conv2d groups first, then their ops
         page.screenshot(path=str(SCREENSHOTS / "widget-graph.png"), full_page=True)
         assert page.__errors == []
     finally:

@@ -5,9 +5,11 @@
 // components: no network, no server, the file works from file://.
 
 import { App } from '../App';
+import { installTestHook } from '../testhook';
 import { mount, styleElement } from './embedded';
 
 function start(): void {
+  installTestHook(); // the dashboard's automation hook (zoom, scale), as in main.tsx
   // no server to stream live updates from (`sse.ts` checks for EventSource)
   (globalThis as { EventSource?: unknown }).EventSource = undefined;
   document.head.appendChild(styleElement(document));

@@ -189,6 +189,9 @@ class ViewBuffer:
             answers[request_key(f"views/{k.name}", [("run", self.name)])] = view
             for b in main:
                 tags.setdefault((k.name, b.tag), []).append(b.step)
+        for k in registry.kinds():  # a panel asks for other kinds too: they are empty here
+            empty = {"kind": k.name, "run": self.name, "items": [], "skipped": 0}
+            answers.setdefault(request_key(f"views/{k.name}", [("run", self.name)]), empty)
         answers[request_key("tags", [("run", self.name)])] = {"tags": [
             {"run": self.name, "tag": tag, "kind": kind, "count": len(steps),
              "firstStep": min(steps), "lastStep": max(steps)}
