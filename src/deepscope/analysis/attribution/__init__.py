@@ -8,7 +8,8 @@ their `logits`; `output=` picks another field, an index or a callable), live Ker
 
 Methods: gradient family (`saliency`, `gradient_x_input`, `integrated_gradients`,
 `occlusion`), CAM family (`grad_cam`, `grad_cam_plus_plus`, `hires_cam`, `score_cam`,
-`layer_cam`, `eigen_cam`); `smooth(method)` adds SmoothGrad to any.
+`layer_cam`, `eigen_cam`), backprop-rule family (`guided_backprop`, `deconvnet`,
+`guided_grad_cam`); `smooth(method)` adds SmoothGrad to any.
 
 Example:
     >>> import torch, deepscope
@@ -29,10 +30,13 @@ from torch import nn
 
 from deepscope.analysis.attribution.base import Attribution, GradientAttribution, Target
 from deepscope.analysis.attribution.cam_base import AttributionWarning, CAMBase, find_cam_layer
+from deepscope.analysis.attribution.deconvnet import Deconvnet
 from deepscope.analysis.attribution.eigen_cam import EigenCAM
 from deepscope.analysis.attribution.grad_cam import GradCAM
 from deepscope.analysis.attribution.grad_cam_plus_plus import GradCAMPlusPlus
 from deepscope.analysis.attribution.gradient_x_input import GradientXInput
+from deepscope.analysis.attribution.guided_backprop import GuidedBackprop
+from deepscope.analysis.attribution.guided_grad_cam import GuidedGradCAM
 from deepscope.analysis.attribution.hires_cam import HiResCAM
 from deepscope.analysis.attribution.integrated_gradients import IntegratedGradients
 from deepscope.analysis.attribution.layer_cam import LayerCAM
@@ -54,9 +58,12 @@ METHODS: dict[str, type[Attribution]] = {
     "score_cam": ScoreCAM,
     "layer_cam": LayerCAM,
     "eigen_cam": EigenCAM,
+    "guided_backprop": GuidedBackprop,
+    "deconvnet": Deconvnet,
+    "guided_grad_cam": GuidedGradCAM,
 }
 
-_LAYERED = (GradientAttribution, CAMBase)
+_LAYERED = (GradientAttribution, CAMBase, GuidedGradCAM)
 
 
 def attribute(
@@ -95,11 +102,14 @@ __all__ = [
     "AttributionResult",
     "AttributionWarning",
     "CAMBase",
+    "Deconvnet",
     "EigenCAM",
     "GradCAM",
     "GradCAMPlusPlus",
     "GradientAttribution",
     "GradientXInput",
+    "GuidedBackprop",
+    "GuidedGradCAM",
     "HiResCAM",
     "IntegratedGradients",
     "LayerCAM",
