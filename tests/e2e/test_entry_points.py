@@ -33,7 +33,8 @@ N_IMAGES = 4  # 2 inputs + 2 saliency overlays
 
 WIDGET_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="color-scheme" content="light dark">
-<title>widget test page</title><link rel="icon" href="data:,"></head>
+<title>widget test page</title><link rel="icon" href="data:,">
+<style>body { margin: 0; }</style></head>
 <body><div id="out"></div>
 <script type="module">
   // anywidget's model contract: get(name) and on(event, callback); the payload travels in a
