@@ -177,7 +177,8 @@ class Attention:
         elif method == "cls":
             if cls_index not in self.queries:
                 raise DeepscopeError(f"query {cls_index} was not kept; capture without queries=")
-            row = self.matrix(layer, head)[self.queries.index(cls_index)].to(torch.float64)
+            name = self._full(layer)  # a block-pooled layer has no per-query row
+            row = self.matrix(name, head)[self.queries.index(cls_index)].to(torch.float64)
         else:
             raise DeepscopeError(f"method must be 'cls' or 'rollout', not {method!r}")
         values = patch_grid_map(row, grid)
