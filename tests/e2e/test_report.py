@@ -142,7 +142,9 @@ def test_demo_report_draws_every_panel_offline(demo_report: tuple[Path, str], of
 
     _go(page, report, "graph?runs=digits-cnn")
     page.locator('[data-testid="graph-node"]').first.wait_for(timeout=30_000)
-    labels = page.locator('[data-testid="graph-node"]').all_inner_texts()
+    labels = page.locator('[data-testid="graph-node"]').evaluate_all(
+        "(e) => e.map((n) => n.textContent)"
+    )
     assert any("features" in t for t in labels) and any("classifier" in t for t in labels)
     _shot(page, "report-graph")
 
