@@ -44,6 +44,7 @@ _LAZY = {
     "diff": "deepscope.analysis.weights:diff",
     "show": "deepscope.notebook.show:show",
     "project": "deepscope.analysis.projection:project",
+    "visualize": "deepscope.analysis.featureviz:visualize",
     "DeepscopeError": "deepscope.errors:DeepscopeError",
     "ModelFormatError": "deepscope.errors:ModelFormatError",
     "UnsafeModelError": "deepscope.errors:UnsafeModelError",
@@ -67,7 +68,7 @@ graph.__class__ = _CallableGraphPackage
 
 
 # public names that need PyTorch (an optional dependency: ``deepscope[torch]``)
-_NEEDS_TORCH = {"attribute", "smooth", "activations", "unit_stats", "attention"}
+_NEEDS_TORCH = {"attribute", "smooth", "activations", "unit_stats", "attention", "visualize"}
 
 
 def __getattr__(name: str) -> Any:
