@@ -197,6 +197,9 @@ def test_model_view_grid_opens_a_head(
     page.wait_for_function(
         "() => document.querySelectorAll('[data-testid=attn-model-tile] canvas[data-painted]').length === 2"
     )
+    box = page.locator('[data-testid="attn-model-tile"] canvas').first.bounding_box()
+    assert box["width"] >= 60 and box["height"] >= 60
+    screenshot(page, "attention-model")
     page.locator('[data-testid="attn-model-tile"][data-head="1"]').click()
     page.locator('[data-testid="attn-heatmap-canvas"][data-painted]').wait_for()
     assert page.locator('[data-testid="attn-item"]').get_attribute("data-head") == "1"

@@ -42,6 +42,17 @@ export function AttentionPanel() {
   }, [key, version]);
   const withItems = selected.filter((r) => (views[r]?.items.length ?? 0) > 0);
   const [run, setRun] = useState<string | null>(hashParams(location.hash).get('run'));
+  // a deep link typed or followed while the panel is open re-reads run/layer/head/mode
+  // (the panel's own updates use replaceState, which fires no hashchange)
+  const [linkKey, setLinkKey] = useState(0);
+  useEffect(() => {
+    const onHash = () => {
+      setRun(hashParams(location.hash).get('run'));
+      setLinkKey((k) => k + 1);
+    };
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, []);
   const shown = run !== null && withItems.includes(run) ? run : withItems[0];
   return (
     <section class="panel" data-testid="panel-attention">
@@ -53,7 +64,7 @@ export function AttentionPanel() {
           No attention logged in the selected runs (run.log_attention).
         </div>
       ) : (
-        <RunAttention key={shown} view={views[shown]} runs={withItems}
+        <RunAttention key={`${shown}\u0000${linkKey}`} view={views[shown]} runs={withItems}
           onRun={(r) => {
             setRun(r);
             setHashParams('attention', { run: r, layer: null, head: null });

@@ -73,20 +73,25 @@ function labelBox(labels: string[], step: number): number {
 
 function Labels({ labels, cell, axis, extent }: { labels: string[]; cell: number; axis: 'row' | 'col'; extent: number }) {
   const step = Math.max(1, Math.ceil(LABEL_GAP_PX / cell));
-  const size = labelBox(labels, step);
   const shown: number[] = [];
   for (let i = 0; i < labels.length; i += step) shown.push(i);
+  // column labels that fit across their column are written level, else vertically
+  const flat = axis === 'col' && shown.every((i) => 7 * labels[i].length + 4 <= cell * step);
+  const size = flat ? 18 : labelBox(labels, step);
   const style = axis === 'row' ? { width: `${size}px`, height: `${extent}px` } : { height: `${size}px`, width: `${extent}px` };
   return (
     <div class={`attn-labels attn-${axis}-labels`} style={style} data-testid={`attn-${axis}-labels`}>
       {shown.map((i) => {
         const center = (i + 0.5) * cell;
+        const width = cell * step;
         const pos =
           axis === 'row'
             ? { top: `${center - 7}px`, right: '4px', maxWidth: `${size - 6}px` }
-            : { left: `${center - 7}px`, top: '4px', maxHeight: `${size - 6}px` };
+            : flat
+              ? { left: `${center - width / 2}px`, width: `${width}px`, top: '2px', textAlign: 'center' as const }
+              : { left: `${center - 7}px`, top: '4px', maxHeight: `${size - 6}px` };
         return (
-          <span key={i} class="attn-label" style={pos} title={labels[i]} data-index={i}>
+          <span key={i} class={flat ? 'attn-label attn-flat' : 'attn-label'} style={pos} title={labels[i]} data-index={i}>
             {labels[i]}
           </span>
         );

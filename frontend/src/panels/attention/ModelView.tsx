@@ -34,7 +34,9 @@ function Tile({ arr, index, onClick, layer, head }: { arr: WireArray; index: num
 export function ModelView({ run, items, onOpen }: { run: string; items: AttentionItem[]; onOpen: (layer: string, head: number) => void }) {
   const [arrays, setArrays] = useState<Record<number, WireArray>>({});
   const [error, setError] = useState<string | null>(null);
+  const ids = items.map((i) => i.id).join(',');
   useEffect(() => {
+    // keyed by the items' ids: a re-render with equal items keeps the tiles drawn
     const ctl = new AbortController();
     setArrays({});
     for (const item of items) {
@@ -45,7 +47,7 @@ export function ModelView({ run, items, onOpen }: { run: string; items: Attentio
         .catch((e: unknown) => !ctl.signal.aborted && setError(String(e)));
     }
     return () => ctl.abort();
-  }, [run, items]);
+  }, [run, ids]);
   const width = Math.max(...items.map((i) => i.meta.heads.length), 1);
   return (
     <div class="attn-model" data-testid="attn-modelview">
