@@ -45,6 +45,7 @@ _LAZY = {
     "show": "deepscope.notebook.show:show",
     "project": "deepscope.analysis.projection:project",
     "visualize": "deepscope.analysis.featureviz:visualize",
+    "atlas": "deepscope.analysis.featureviz:atlas",
     "DeepscopeError": "deepscope.errors:DeepscopeError",
     "ModelFormatError": "deepscope.errors:ModelFormatError",
     "UnsafeModelError": "deepscope.errors:UnsafeModelError",
@@ -68,7 +69,15 @@ graph.__class__ = _CallableGraphPackage
 
 
 # public names that need PyTorch (an optional dependency: ``deepscope[torch]``)
-_NEEDS_TORCH = {"attribute", "smooth", "activations", "unit_stats", "attention", "visualize"}
+_NEEDS_TORCH = {
+    "attribute",
+    "smooth",
+    "activations",
+    "unit_stats",
+    "attention",
+    "visualize",
+    "atlas",
+}
 
 
 def __getattr__(name: str) -> Any:

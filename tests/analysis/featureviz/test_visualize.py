@@ -218,3 +218,31 @@ def test_normalisation_and_grid_png(trained: tuple[SmallCNN, torch.Tensor], tmp_
     path = fv.save(tmp_path / "fv.png")
     png = Image.open(path)
     assert png.size[0] >= 64 and png.mode == "RGB"
+
+
+def test_atlas_sets_each_image_beside_its_top_examples(
+    trained: tuple[SmallCNN, torch.Tensor], tmp_path
+) -> None:
+    from PIL import Image
+
+    import deepscope
+
+    model, x = trained
+    loader = [x[s : s + 50] for s in range(0, 200, 50)]
+    with deepscope.init(logdir=tmp_path) as run:
+        a = deepscope.atlas(model, "conv2", loader, top_k=3, steps=8, run=run, progress=False)
+    assert a.viz.images.shape == (12, 3, SIZE, SIZE) and len(a.rows) == 12
+    with torch.no_grad():
+        kept: list[torch.Tensor] = []
+        h = model.conv2.register_forward_hook(lambda _m, _i, o: kept.append(o))
+        model(x[:200])
+        h.remove()
+    best = kept[0].amax(dim=(2, 3))  # (items, channels): unit_stats scores an input by its max
+    for c in range(12):
+        assert len(a.examples[c]) == 3
+        assert a.values[c][0] == pytest.approx(float(best[:, c].max()), rel=1e-5)
+        assert a.values[c] == sorted(a.values[c], reverse=True)
+    assert a.rows[0].shape[1] > 4 * 64  # the image and three examples, 64-px tiles
+    assert len(a.logged) == 13 and all(p.endswith(".png") for p in a.logged)
+    saved = Image.open(a.save(tmp_path / "atlas.png"))
+    assert saved.size[1] == sum(r.shape[0] for r in a.rows)

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+from deepscope.analysis.featureviz.atlas import Atlas, atlas
 from deepscope.analysis.featureviz.objectives import (
     Objective,
     as_objective,
@@ -32,11 +33,13 @@ from deepscope.analysis.featureviz.result import FeatureViz
 from deepscope.analysis.featureviz.transforms import Transforms
 
 __all__ = [
+    "Atlas",
     "FeatureViz",
     "ImageParam",
     "Objective",
     "Transforms",
     "as_objective",
+    "atlas",
     "channel",
     "channels",
     "class_logit",

@@ -1,0 +1,201 @@
+"""`atlas(model, layer, loader=None)`: per channel of a layer, the optimised image beside
+the dataset inputs that excite it most.
+
+The images come from one batched `visualize(model, channels(layer))`; the examples from
+`deepscope.unit_stats` (its top-k per unit: the receptive-field crops it keeps for conv
+units, else the whole inputs, fetched in a second pass over the loader). With `run=` every
+channel's row is logged as an image (`atlas/<layer>/<channel>`) and the whole atlas as
+`atlas/<layer>`; no dashboard panel of its own (the run's image view shows them).
+
+Example:
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.ReLU())
+    >>> data = [torch.rand(4, 3, 8, 8)]
+    >>> a = atlas(net, "0", data, steps=2, top_k=2, progress=False)
+    >>> len(a.rows), a.rows[0].shape[2]
+    (2, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+
+from deepscope.analysis.attribution.layer_search import channels_last
+from deepscope.analysis.featureviz.objectives import channels
+from deepscope.analysis.featureviz.optimize import visualize
+from deepscope.analysis.featureviz.result import FeatureViz
+
+_PAD, _LABEL, _BG = 4, 14, (255, 255, 255)
+
+
+@dataclass
+class Atlas:
+    """`viz` (the optimised images), `examples[c]` (channel c's top inputs or crops, each
+    (C, h, w) in the model's input space), `values[c]` (their scores), `rows[c]` (the row
+    picture (H, W, 3) uint8: optimised image, then examples) and `logged` (blob ids)."""
+
+    layer: str
+    viz: FeatureViz
+    examples: list[list[torch.Tensor]]
+    values: list[list[float]]
+    rows: list[NDArray[np.uint8]]
+    logged: list[str]
+
+    def image(self) -> NDArray[np.uint8]:
+        """Every row stacked, one channel per row."""
+        width = max(r.shape[1] for r in self.rows)
+        padded = [
+            np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+            for r in self.rows
+        ]
+        return np.concatenate(padded, axis=0)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the atlas as a PNG; returns the path."""
+        out = Path(path)
+        Image.fromarray(self.image()).save(out, format="PNG")
+        return out
+
+
+def _to_rgb(
+    t: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> NDArray[np.uint8]:
+    """A (C, h, w) model-space input as (h, w, 3) uint8: de-normalised by mean/std when
+    given, else min-max scaled when outside [0, 1]."""
+    x = t.detach().float().cpu()
+    if mean is not None or std is not None:
+        m = torch.as_tensor(0.0 if mean is None else mean).reshape(-1, 1, 1)
+        s = torch.as_tensor(1.0 if std is None else std).reshape(-1, 1, 1)
+        x = x * s + m
+    elif x.numel() and (x.min() < 0 or x.max() > 1):
+        x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-12)
+    x = x.clamp(0, 1)
+    x = (
+        x.expand(3, -1, -1)
+        if x.shape[0] == 1
+        else x[:3]
+        if x.shape[0] >= 3
+        else x.mean(0, keepdim=True).expand(3, -1, -1)
+    )
+    return np.asarray((x.permute(1, 2, 0).numpy() * 255).round(), dtype=np.uint8)
+
+
+def _tile(rgb: NDArray[np.uint8], side: int) -> Image.Image:
+    img = Image.fromarray(rgb)
+    scale = side / max(img.size)
+    size = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
+    return img.resize(size, Image.Resampling.NEAREST)
+
+
+def _row(label: str, tiles: list[NDArray[np.uint8]], side: int) -> NDArray[np.uint8]:
+    width = _PAD + len(tiles) * (side + _PAD) + (_PAD if len(tiles) > 1 else 0)
+    canvas = Image.new("RGB", (width, _LABEL + side + _PAD), _BG)
+    draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
+    draw.text((_PAD, 1), label, fill=(30, 30, 30), font=font)
+    x = _PAD
+    for i, rgb in enumerate(tiles):
+        canvas.paste(_tile(rgb, side), (x, _LABEL))
+        x += side + _PAD + (_PAD if i == 0 else 0)  # a gap after the optimised image
+    return np.asarray(canvas, dtype=np.uint8).copy()
+
+
+def _whole_inputs(loader: Iterable[Any], wanted: set[int], last: bool) -> dict[int, torch.Tensor]:
+    """Inputs by loader-order index (a second pass; first element of tuple batches)."""
+    found: dict[int, torch.Tensor] = {}
+    offset = 0
+    for batch in loader:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x = torch.as_tensor(x)
+        for j in range(x.shape[0]):
+            if offset + j in wanted:
+                item = x[j].detach().cpu()
+                found[offset + j] = item.permute(2, 0, 1) if last and item.ndim == 3 else item
+        offset += x.shape[0]
+    return found
+
+
+def atlas(
+    model: nn.Module,
+    layer: str,
+    loader: Iterable[Any] | None = None,
+    *,
+    top_k: int = 4,
+    steps: int = 128,
+    size: Any = None,
+    run: Any = None,
+    tile: int = 64,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    **options: Any,
+) -> Atlas:
+    """The neuron atlas of `layer`: `visualize(model, channels(layer), steps, size, ...)`
+    beside each channel's `top_k` dataset examples from `unit_stats` over `loader` (none
+    when `loader` is None). `run` (a `deepscope.Run`) gets one image per channel and the
+    whole atlas. Other options go to `visualize`."""
+    last = channels_last(model)
+    if size is None and loader is not None:  # the dataset's image size
+        first = next(iter(loader))
+        x = torch.as_tensor(first[0] if isinstance(first, (tuple, list)) else first)
+        if x.ndim == 4:
+            size = (x.shape[3], x.shape[1], x.shape[2]) if last else tuple(x.shape[1:])
+    viz = visualize(
+        model,
+        channels(layer),
+        steps=steps,
+        size=size,
+        seed=seed,
+        mean=mean,
+        std=std,
+        progress=progress,
+        **options,
+    )
+    n = viz.images.shape[0]
+    examples: list[list[torch.Tensor]] = [[] for _ in range(n)]
+    values: list[list[float]] = [[] for _ in range(n)]
+    if loader is not None:
+        from deepscope.analysis.activations import unit_stats
+
+        table = unit_stats(model, loader, [layer], top_k=top_k, progress=progress)[layer]
+        if table.crops is None:
+            wanted = {int(i) for i in table.top_indices.flatten()}
+            whole = _whole_inputs(loader, wanted, last)
+        for c in range(min(n, table.top_indices.shape[0])):
+            for slot in range(table.top_indices.shape[1]):
+                if table.crops is not None:
+                    item = table.crops[c][slot]
+                    if item is None:
+                        continue
+                    item = item.permute(2, 0, 1) if last and item.ndim == 3 else item
+                else:
+                    item = whole[int(table.top_indices[c, slot])]
+                examples[c].append(item)
+                values[c].append(float(table.top_values[c, slot]))
+    pictures = viz.rgb()
+    rows = [
+        _row(
+            f"{layer}:{c}",
+            [pictures[c]] + [_to_rgb(e, mean, std) for e in examples[c]],
+            tile,
+        )
+        for c in range(n)
+    ]
+    result = Atlas(layer, viz, examples, values, rows, [])
+    if run is not None:
+        for c, row in enumerate(rows):
+            result.logged.append(run.log_image(f"atlas/{layer}/{c:03d}", row, dataformats="HWC"))
+        result.logged.append(run.log_image(f"atlas/{layer}", result.image(), dataformats="HWC"))
+    return result
+
+
+__all__ = ["Atlas", "atlas"]
