@@ -4,7 +4,9 @@ in the run so a restarted server answers at once)."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -215,3 +217,34 @@ def test_relogged_vectors_get_a_new_key(tmp_path: Path) -> None:
             assert c.post("/api/projector/project", json=body).json()["key"] != first
     finally:
         manager(app).close()
+
+
+def test_a_projection_of_a_live_run_leaves_its_database_alone(tmp_path: Path) -> None:
+    """The cached result is a file beside the run's blobs: the server never opens a writer
+    on a run, so a run still training keeps its status and its own session."""
+    run = deepscope.init(logdir=tmp_path, name="live")
+    x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    run.log_embedding("emb", x, step=1)
+    run.flush()
+    db = tmp_path / "live" / "run.db"
+
+    def rows() -> list[Any]:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return conn.execute(
+                "SELECT (SELECT count(*) FROM session), (SELECT count(*) FROM blob)"
+            ).fetchall()
+
+    before = rows()
+    server = start_in_thread(Settings(logdir=tmp_path, poll_interval=0.05))
+    try:
+        body = {"run": "live", "tag": "emb", "step": 1, "method": "pca", "dims": 2, "params": {}}
+        assert _wait(server.url, body, ("done", "error"))["state"] == "done"
+        runs = httpx.get(server.url + "/api/runs").json()["runs"]
+        assert [r["status"] for r in runs if r["name"] == "live"] == ["running"]
+    finally:
+        manager(server.app).close()
+        server.stop()
+    assert rows() == before  # no session or blob row written by the server
+    assert list((tmp_path / "live" / "blobs" / "projections").glob("*.dsa"))
+    run.log({"loss": 1.0}, step=2)
+    run.finish()

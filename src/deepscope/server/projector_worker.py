@@ -11,14 +11,17 @@ iterations) and results come back on a result queue read by a listener thread; e
 is an event for ``/api/stream`` (``event: projection``).
 
 The worker (`worker_main`) reads the chunks of the embedding, runs `deepscope.project`,
-and stores the coordinates in the run as a ``projection`` blob (through `deepscope.init`,
-joining the run), so a restarted server answers the same request at once.
+and caches the coordinates as a file in the run's blob folder (`cache_path`; never a row
+of ``run.db``, so a live run's session and status are untouched), so a restarted server
+answers the same request at once.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -42,6 +45,7 @@ class JobSpec:
     key: str
     logdir: str
     run: str
+    run_dir: str
     tag: str
     step: int
     chunks: tuple[str, ...]
@@ -398,16 +402,24 @@ def _compute(spec: JobSpec, results: Any, cancelled: set[str]) -> tuple[Any, int
     return p.coords, p.dropped, meta
 
 
-def _store(spec: JobSpec, blob: bytes, meta: dict[str, Any]) -> None:
-    """The result as a ``projection`` blob of the run; a read-only log folder keeps it in
-    the server's memory only."""
-    from deepscope.tracking.run import init
+def cache_path(run_dir: str | Path, key: str) -> Path:
+    """Where projection `key` of a run is cached: ``<run>/blobs/projections/<key>.dsa``
+    (an envelope) beside ``<key>.json`` (its meta). A plain file, not a row of ``run.db``: the
+    server never opens a writer on a run (a live run keeps its own session and status)."""
+    if not key.isalnum():
+        raise ValueError(f"bad projection key {key!r}")
+    return Path(run_dir) / "blobs" / "projections" / f"{key}.dsa"
 
+
+def _store(spec: JobSpec, blob: bytes, meta: dict[str, Any]) -> None:
+    """The result as a cached file of the run (written whole, then renamed into place); a
+    read-only log folder keeps it in the server's memory only."""
+    path = cache_path(spec.run_dir, spec.key)
     try:
-        run = init(logdir=spec.logdir, name=spec.run, flush_interval=0.2)
-    except Exception:  # noqa: BLE001 - caching is optional
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for target, data in ((path.with_suffix(".json"), json.dumps(meta).encode()), (path, blob)):
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+    except OSError:  # caching is optional
         return
-    try:
-        run.log_blob("projection", spec.tag, blob, ext="dsa", meta=meta, step=spec.step)
-    finally:
-        run.finish()

@@ -14,6 +14,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -23,7 +24,7 @@ from starlette.routing import Route
 from deepscope.analysis.projection import normalize
 from deepscope.errors import DeepscopeError, NotFoundError, require
 from deepscope.server import params
-from deepscope.server.projector_worker import JobSpec, ProjectorManager
+from deepscope.server.projector_worker import JobSpec, ProjectorManager, cache_path
 from deepscope.server.responses import StrictJSONResponse
 from deepscope.server.routes.blobs import blob_file
 from deepscope.server.state import ServedRun, app_state
@@ -32,7 +33,6 @@ from deepscope.views import envelope
 from deepscope.views.kinds.embedding import (
     BLOB_KIND,
     CHUNK_KIND,
-    PROJECTION_KIND,
     SPRITE_KIND,
 )
 
@@ -145,10 +145,15 @@ def _key(
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
-def _stored(reader: ServedRun, key: str, tag: str | None = None) -> BlobInfo | None:
-    for b in reversed(reader.blobs(PROJECTION_KIND, tag)):
-        if b.meta.get("key") == key:
-            return b
+def _stored(reader: ServedRun, key: str) -> tuple[Path, int] | None:
+    """The cached result of projection `key` (its file and dropped-row count), if any."""
+    path = cache_path(reader.directory, key)
+    try:
+        meta = json.loads(path.with_suffix(".json").read_bytes())
+        if path.is_file() and not path.is_symlink():
+            return path, int(meta.get("dropped", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass
     return None
 
 
@@ -190,16 +195,17 @@ def _project(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     job = work.job(key)
     if job is not None and job.state in ("queued", "running", "done"):
         return job.answer()
-    stored = _stored(reader, key, tag)
+    stored = _stored(reader, key)
     chunk_paths = [] if stored else [str(blob_file(reader, b)) for b in chunks]
     assert state.settings.logdir is not None
-    spec = JobSpec(key=key, logdir=str(state.settings.logdir), run=run, tag=tag, step=step,
+    spec = JobSpec(key=key, logdir=str(state.settings.logdir), run=run,
+                   run_dir=str(reader.directory), tag=tag, step=step,
                    chunks=tuple(chunk_paths), n=n, dim=int(main.meta["dim"]), method=method,
                    dims=dims, seed=seed, params=opts)  # fmt: skip
     if stored is not None:
-        data = blob_file(reader, stored).read_bytes()
+        data = stored[0].read_bytes()
         envelope.read_header(data)
-        return work.adopt(spec, data, int(stored.meta.get("dropped", 0))).answer()
+        return work.adopt(spec, data, stored[1]).answer()
     return work.submit(spec).answer()
 
 
@@ -240,8 +246,7 @@ def coords(request: Request) -> Response:
     stored = _stored(reader, key)
     if stored is None:
         raise NotFoundError(f"run '{run}' has no projection {key[:40]!r}")
-    return FileResponse(blob_file(reader, stored), media_type=envelope.CONTENT_TYPE,
-                        headers=_HEADERS)  # fmt: skip
+    return FileResponse(stored[0], media_type=envelope.CONTENT_TYPE, headers=_HEADERS)
 
 
 class _Matrices:
