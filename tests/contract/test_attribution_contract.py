@@ -1,6 +1,7 @@
 """Every attribution method against its reference implementation, and hook hygiene for all.
 
-Oracles: captum (Saliency, InputXGradient, IntegratedGradients, LayerGradCam, Occlusion) and
+Oracles: captum (Saliency, InputXGradient, IntegratedGradients, LayerGradCam, Occlusion,
+GuidedBackprop, Deconvolution, GuidedGradCam) and
 pytorch-grad-cam (GradCAM, GradCAMPlusPlus, HiResCAM, ScoreCAM, LayerCAM, EigenCAM), on the
 same small CNN and inputs. Adding a method = adding a line to ORACLES and to METHODS.
 """
@@ -86,7 +87,11 @@ Map = Callable[[nn.Module, torch.Tensor, list[int]], np.ndarray]
 def _ours(method: str, **options: object) -> Map:
     def run(model: nn.Module, x: torch.Tensor, target: list[int]) -> np.ndarray:
         result = attribute(model, x, target, method=method, **options)
-        if method in {"saliency", "gradient_x_input", "integrated_gradients", "occlusion"}:
+        if method in {"saliency", "gradient_x_input", "integrated_gradients", "occlusion"} | {
+            "guided_backprop",
+            "deconvnet",
+            "guided_grad_cam",
+        }:
             return result.raw
         return result.normalized
 
@@ -106,6 +111,9 @@ def _captum(name: str, **options: object) -> Map:
             lo = up.flatten(1).min(1).values[:, None, None]
             hi = up.flatten(1).max(1).values[:, None, None]
             return ((up - lo) / (hi - lo).clamp_min(1e-12)).detach().numpy()
+        if name == "GuidedGradCam":
+            guided = ca.GuidedGradCam(model, model.features[4])
+            return guided.attribute(x, target=target).detach().numpy()
         method = getattr(ca, name)(model)
         return method.attribute(x, target=target, **options).detach().numpy()
 
@@ -147,6 +155,9 @@ ORACLES: dict[str, tuple[Map, Map]] = {
     "score_cam": (_ours("score_cam", layer="features.4"), _grad_cam("ScoreCAM")),
     "layer_cam": (_ours("layer_cam", layer="features.4"), _grad_cam("LayerCAM")),
     "eigen_cam": (_ours("eigen_cam", layer="features.4"), _grad_cam("EigenCAM")),
+    "guided_backprop": (_ours("guided_backprop"), _captum("GuidedBackprop")),
+    "deconvnet": (_ours("deconvnet"), _captum("Deconvolution")),
+    "guided_grad_cam": (_ours("guided_grad_cam", layer="features.4"), _captum("GuidedGradCam")),
 }
 
 
