@@ -130,9 +130,13 @@ def test_kinds_lists_each_kind_with_its_panel(client: TestClient) -> None:
     validate(body, wire.ViewKinds)
     assert body["kinds"] == [
         {"kind": "activations", "panel": "activations", "parts": {"maps": "array"}},
+        {"kind": "attention", "panel": "attention", "parts": {
+            "weights": "array", "pooled_max": "array", "pooled_mean": "array",
+            "top_values": "array", "top_keys": "array", "image": "png"}},
         {"kind": "attribution", "panel": "attribution", "parts": {"input": "png", "heat": "array"}},
         {"kind": "unit_stats", "panel": "activations", "parts": {"crops": "array"}},
-    ]
+        {"kind": "weights", "panel": "weights", "parts": {"heatmap": "array", "filters": "array"}},
+    ]  # fmt: skip
 
 
 def test_write_checks_the_meta_before_writing_anything(tmp_path: Path) -> None:

@@ -29,16 +29,17 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from deepscope.errors import StoreError, require
 from deepscope.store import jsonenc
 from deepscope.store.blobs import blob_relpath, check_ext
 from deepscope.store.schema import check_local_filesystem, generate_run_name, sanitize_run_name
 from deepscope.store.writer import DeviceValue, RunWriter, WriterOptions, install_signal_handlers
+from deepscope.tracking._views import ViewLogging
 from deepscope.tracking.values import check_text, escape_text, to_scalar, to_step
 from deepscope.views.registry import write as views_write
 
@@ -104,7 +105,7 @@ def _code(pairs: list[tuple[str, Any]]) -> str:
     return "d" if any(type(v) is DeviceValue for _, v in pairs) else "s"
 
 
-class Run:
+class Run(ViewLogging):
     """One training run being logged. Create it with `deepscope.init`.
 
     Attributes: `name`, `directory` (``LOGDIR/<name>``), `step` (the step of the latest
@@ -291,12 +292,6 @@ class Run:
         text = escape_text(str(message))  # free text: a lone surrogate is kept as \udcxx
         self._writer.put(("e", step_, time.time(), severity, kind, layer, text))
 
-    def show(self, **options: Any) -> Any:
-        """This run's dashboard inline in a notebook (a snapshot; `deepscope.notebook.show`)."""
-        from deepscope.notebook.show import show_run
-
-        return show_run(self, **options)
-
     def log_graph(self, model_or_graph: Any, example_inputs: Any = None, tag: str = "model") -> str:
         """Store a model's graph (a `Graph`, a `Model`, or anything `deepscope.graph` takes)."""
         from deepscope.graph.ir import Graph
@@ -314,80 +309,6 @@ class Run:
         data = to_json(graph).encode("utf-8")
         meta = {"nodes": len(graph.nodes), "edges": len(graph.edges)}
         return self.log_blob("graph", tag, data, ext="json", meta=meta)
-
-    def log_attribution(
-        self, tag: str, result: Any, step: int | None = None, **options: Any
-    ) -> None:
-        """Log an attribution result as the ``attribution`` view kind (`deepscope.views`):
-        ``result.log(run, tag, step, **options)`` writes every input of its batch through
-        `log_view`; `options` as for `AttributionResult.log` (``items``, ``labels``,
-        ``predictions``, ``cmap``, ``alpha``)."""
-        self._guard()
-        result.log(self, tag, step, **options)
-
-    def log_activations(
-        self,
-        tag: str,
-        result: Any,
-        step: int | None = None,
-        layers: Sequence[str] | None = None,
-        items: Iterable[int] | None = None,
-        dtype: Literal["float32", "float16"] = "float32",
-    ) -> None:
-        """Log an `Activations` result (`deepscope.activations`) as the ``activations`` view
-        kind: one item per layer in `layers` (default: every captured layer) and input item
-        in `items` (default: every kept item), its output as a float32 (or float16) array
-        (C×H×W, tokens × units, or units); the dashboard's Activations panel draws them."""
-        from deepscope.views.kinds.activations import log_activations
-
-        self._guard()
-        log_activations(self, tag, result, step, layers=layers, items=items, dtype=dtype)
-
-    def log_unit_stats(
-        self, tag: str, stats: Any, step: int | None = None, layers: Sequence[str] | None = None
-    ) -> None:
-        """Log a `UnitStats` result (`deepscope.unit_stats`) as the ``unit_stats`` view kind:
-        per layer in `layers` (default: every layer) the per-unit mean, std, max, fraction
-        of zeros and top-k inputs with their crops; the Activations panel shows the table."""
-        from deepscope.views.kinds.unit_stats import log_unit_stats
-
-        self._guard()
-        log_unit_stats(self, tag, stats, step, layers=layers)
-
-    def log_weights(self, tag: str, result: Any, step: int | None = None, **options: Any) -> Any:
-        """Log a `Weights` result (`deepscope.weights`) as the ``weights`` view kind: per
-        tensor its statistics, max-|w| pooled heatmap, filters and spectrum (the Weights
-        tab); `options` as for `deepscope.tracking._log_weights.log_weights` (``names``,
-        ``max_tensors``, ``max_side``, ``spectra``, ``dtype``). Returns what was logged."""
-        from deepscope.tracking._log_weights import log_weights
-
-        self._guard()
-        return log_weights(self, tag, result, step, **options)
-
-    def log_attention(self, tag: str, result: Any, step: int | None = None, **options: Any) -> None:
-        """Log an `Attention` result as the ``attention`` view kind (per layer, plus rollout);
-        options as `deepscope.analysis.attention.show.write_attention`."""
-        from deepscope.tracking._log_attention import log_attention
-
-        self._guard()
-        log_attention(self, tag, result, step, **options)
-
-    def log_embedding(
-        self,
-        tag: str,
-        x: Any,
-        labels: Any = None,
-        metadata: Mapping[str, Any] | None = None,
-        images: Any = None,
-        step: int | None = None,
-    ) -> None:
-        """Log N points in D dimensions (`x`: N x D, torch or numpy) for the Projector:
-        `labels` and `metadata` (name -> N values) are columns, `images` (N x C x H x W)
-        thumbnails; see `deepscope.tracking._log_embedding`. Wrong lengths raise here."""
-        from deepscope.tracking._log_embedding import log_embedding
-
-        self._guard()
-        log_embedding(self, tag, x, labels, metadata, images, step)
 
     # ---- watch ----------------------------------------------------------------------------
     def watch(
