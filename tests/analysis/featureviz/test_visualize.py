@@ -109,10 +109,18 @@ def test_optimised_images_beat_every_dataset_image(
     assert (fv.pixels >= 0).all() and (fv.pixels <= 1).all()
 
 
-def test_channels_give_different_images(all_channels: object) -> None:
+def test_channels_give_different_images(
+    trained: tuple[SmallCNN, torch.Tensor], all_channels: object
+) -> None:
     images = all_channels.images
-    assert _corr(images - images.mean(dim=0, keepdim=True)) < 0.5
     assert _corr(images) < 0.5
+    # each image is about its own channel: channel c responds to image c more than to most
+    # other channels' images (related channels may share a favourite image)
+    acts = _channel_means(trained[0], images)  # (images, channels)
+    own = acts.diagonal()
+    rank = (acts > own[None, :]).sum(dim=0)  # how many other images beat image c on channel c
+    assert (rank <= 2).float().mean() >= 0.9, rank
+    assert (rank == 0).float().mean() >= 0.5, rank
 
 
 def test_batched_equals_one_at_a_time(trained: tuple[SmallCNN, torch.Tensor]) -> None:
