@@ -67,6 +67,8 @@ def test_results_and_runs_show_as_widgets_with_fallbacks(kernel_env: str, tmp_pa
             "for s in range(5): run.log({'loss': 1.0 / (s + 1)}, step=s)\n"
             "run.show()"
         ),
+        # a result left as the cell's last line displays as its widget too
+        nbformat.v4.new_code_cell("deepscope.activations(model, x)"),
     ]
     client = NotebookClient(nb, kernel_name=kernel_env, timeout=300, store_widget_state=True)
     client.execute()
@@ -82,6 +84,9 @@ def test_results_and_runs_show_as_widgets_with_fallbacks(kernel_env: str, tmp_pa
     assert "render" in m["_esm"] and "deepscope" in m["_esm"]  # the widget bundle itself
     (graph,) = _outputs(nb.cells[2])
     assert WIDGET in graph["data"] and model_of(graph)["payload"]["panel"] == "graph"
+    (acts,) = _outputs(nb.cells[4])
+    assert {WIDGET, "image/png", "text/html"} <= set(acts["data"])
+    assert model_of(acts)["payload"]["panel"] == "activations"
     (dash,) = _outputs(nb.cells[3])
     assert WIDGET in dash["data"] and '<iframe sandbox="allow-scripts"' in dash["data"]["text/html"]
     page = model_of(dash)["html"]

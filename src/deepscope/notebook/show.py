@@ -34,6 +34,7 @@ __all__ = [
     "Static",
     "fallback_html",
     "graph_snapshot",
+    "mimebundle",
     "result_snapshot",
     "save_html",
     "show",
@@ -183,6 +184,26 @@ def save_html(obj: Any, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     out.write_text(embed.report_html(snap, title=caption), encoding="utf-8")
     return out
+
+
+def mimebundle(obj: Any, **kwargs: Any) -> Any:
+    """What a result's ``_repr_mimebundle_`` answers, so a result left as a cell's last line
+    shows as its widget (with the PNG/HTML fallbacks nbconvert keeps); without anywidget,
+    just the fallbacks. Never raises: IPython falls back to the plain repr."""
+    import base64
+
+    try:
+        snap, png, caption = result_snapshot(obj)
+        if _widgets():
+            from deepscope.notebook.widget import ViewWidget
+
+            return ViewWidget(snap, png=png, caption=caption)._repr_mimebundle_(**kwargs)
+        data = {"text/html": fallback_html(png, caption)}
+        if png:
+            data["image/png"] = base64.b64encode(png).decode("ascii")
+        return data
+    except Exception:  # noqa: BLE001 - a display hook must not break the cell
+        return None
 
 
 def _widgets() -> bool:

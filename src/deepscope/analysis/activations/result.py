@@ -71,6 +71,12 @@ class Activations:
     module_types: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """A notebook shows this result as its dashboard panel (`deepscope.show`)."""
+        from deepscope.notebook.show import mimebundle
+
+        return mimebundle(self, **kwargs)
+
     def _name(self, name: str) -> str:
         if name in self.layers:
             return name

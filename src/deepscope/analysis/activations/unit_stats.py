@@ -94,6 +94,12 @@ class UnitStats:
     tables: dict[str, UnitTable]
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """A notebook shows this result as its dashboard panel (`deepscope.show`)."""
+        from deepscope.notebook.show import mimebundle
+
+        return mimebundle(self, **kwargs)
+
     @property
     def layers(self) -> list[str]:
         """Names of the captured outputs."""

@@ -261,6 +261,12 @@ class Attention:
 
         show(self, layer, head)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """A notebook shows this result as its dashboard panel (`deepscope.show`)."""
+        from deepscope.notebook.show import mimebundle
+
+        return mimebundle(self, **kwargs)
+
     def _repr_html_(self) -> str:
         from deepscope.analysis.attention.show import repr_html
 

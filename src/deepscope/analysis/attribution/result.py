@@ -167,6 +167,12 @@ class AttributionResult:
             return None
         return self.overlay(index=index, **overlay_options)
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """A notebook shows this result as its dashboard panel (`deepscope.show`)."""
+        from deepscope.notebook.show import mimebundle
+
+        return mimebundle(self, **kwargs)
+
     def log(
         self,
         run: Any,
