@@ -51,7 +51,9 @@ def demo(logdir: Path, host: str, port: int, epochs: int, no_serve: bool, no_bro
     """Train a small CNN on scikit-learn's digits and show every view.
 
     Writes two runs into LOGDIR: `digits-cnn` (healthy: loss and accuracy curves, weight
-    and gradient histograms, predictions, the model graph, attribution maps) and
+    and gradient histograms, predictions, the model graph, attribution maps, feature maps
+    and unit statistics, weights at the start and end, the penultimate layer for the
+    Projector, and the attention of a tiny transformer that learns to reverse letters) and
     `digits-cnn-lr20` (a learning rate that diverges, so the diagnosis events show where
     NaN first appeared and that gradients exploded). Then serves the dashboard and
     prints its URL. Nothing is downloaded; no GPU is needed.
