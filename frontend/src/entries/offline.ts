@@ -251,14 +251,40 @@ function blob(q: URLSearchParams, type?: string): Response {
   return dataResponse(url, type);
 }
 
-/** The answer to one `api/...` URL. */
-export function answer(url: string): Response {
+const STATIC = 'is not available in a static report: open the run with `deepscope serve` for it';
+
+/** `POST projector/project`: the recorded 2-D PCA of an embedding (the panel's default view);
+ * other methods and 3-D answer an error the panel shows. */
+function project(body: string): unknown {
+  const req = JSON.parse(body) as { run?: unknown; tag?: unknown; step?: unknown; method?: unknown; dims?: unknown };
+  const { run, tag, method, dims } = req;
+  const step = req.step ?? 0;
+  if (typeof run !== 'string' || typeof tag !== 'string' || typeof step !== 'number') throw new Missing('a projection needs run, tag and step');
+  if (method !== 'pca' || dims !== 2) {
+    const what = method === 'tsne' ? 't-SNE' : method === 'umap' ? 'UMAP' : `${String(dims)}-D ${String(method)}`;
+    throw new Missing(`${what} ${STATIC}`);
+  }
+  return base('projector/project', [['run', run], ['tag', tag], ['step', String(step)], ['dims', '2'], ['method', 'pca']]);
+}
+
+/** The answer to one `api/...` URL (`body`: a POST's body). */
+export function answer(url: string, body?: string): Response {
   const rest = url.slice('api/'.length);
   const qi = rest.indexOf('?');
   const path = qi >= 0 ? rest.slice(0, qi) : rest;
   const q = new URLSearchParams(qi >= 0 ? rest.slice(qi + 1) : '');
   try {
     if (path === 'blob') return blob(q);
+    if (path === 'projector/project') return json(project(body ?? '{}'));
+    if (path === 'projector/cancel') return json({ cancelled: false });
+    if (path === 'projector/neighbors') throw new Missing(`nearest neighbours ${STATIC}`);
+    if (path === 'projector/sprite') throw new Missing(`thumbnails ${STATIC}`);
+    if (path === 'projector/coords') {
+      const key = one(q, 'key');
+      const url = store().blobs.get(blobKey(one(q, 'run'), `projector:${key}`));
+      if (url === undefined) throw new Missing(`projection ${key} is not in this snapshot`);
+      return dataResponse(url, ARRAY_CONTENT_TYPE);
+    }
     const view = /^views\/([^/]+)(\/array)?$/.exec(path);
     if (view !== null) {
       const kind = decodeURIComponent(view[1]);
@@ -284,7 +310,10 @@ export function install(): void {
   const native = globalThis.fetch?.bind(globalThis);
   globalThis.fetch = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    if (url.startsWith('api/')) return Promise.resolve(answer(url));
+    if (url.startsWith('api/')) {
+      const body = typeof init?.body === 'string' ? init.body : undefined;
+      return Promise.resolve(answer(url, body));
+    }
     if (url.startsWith('data:')) return Promise.resolve(dataResponse(url));
     if (native === undefined) return Promise.reject(new Error(`no network here: ${url}`));
     return native(input, init);

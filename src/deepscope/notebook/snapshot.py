@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from deepscope.errors import DeepscopeError
+from deepscope.views import envelope
 from deepscope.views.embed import Snapshot, blob_key, request_key
 
 __all__ = ["Limits", "Recorded", "record", "search_index", "snapshot_logdir", "snapshot_model"]
@@ -61,6 +62,8 @@ class Limits:
     """Graph namespaces recorded per graph (the explorer opens any of them)."""
     max_blob_bytes: int = 4 * 1024 * 1024
     """Blob bytes inlined in all (before base64); later blobs are left out and noted."""
+    max_projector_points: int = 50_000
+    """Embeddings with more points are left out of the Projector (and noted)."""
 
 
 @dataclass
@@ -189,6 +192,7 @@ class _Recorder:
                             key=[*r, ("tag", tag)])  # fmt: skip
         await self.json("events", [*r, ("limit", "1000")], key=r)
         await self.views(run, set(by_kind))
+        await self.projector(run)
         if "graph" in by_kind:
             await self.graphs(run)
 
@@ -224,6 +228,44 @@ class _Recorder:
                 ids = {i["id"] for i in kept}
                 answer["items"] = [i for i in answer["items"] if i["id"] in ids]
 
+    async def projector(self, run: str) -> None:
+        """Each embedding's columns and a 2-D PCA (computed here from the stored vectors),
+        kept as the answers of ``POST projector/project`` and ``projector/coords``: the
+        panel's default view draws offline (t-SNE, UMAP and 3-D answer an error there)."""
+        r = [("run", run)]
+        status, _, body = await self.client.get("projector/embeddings", r)
+        if status != 200:
+            return
+        listing = json.loads(body)
+        kept: list[dict[str, Any]] = []
+        for row in listing["embeddings"]:
+            tag, step, n = row["tag"], int(row["step"]), int(row["n"])
+            if n > self.limits.max_projector_points:
+                self.notes.append(f"embedding {tag!r} (step {step}) of run {run!r}: {n} points, "
+                                  f"over {self.limits.max_projector_points}: not in the Projector")  # fmt: skip
+                continue
+            where = [*r, ("step", str(step)), ("tag", tag)]
+            status, _, cols = await self.client.get("projector/columns", where)
+            coords = _pca_envelope(self.client.app, run, tag, step)
+            size = len(cols) + len(coords)
+            if status != 200 or self.blob_bytes + size > self.limits.max_blob_bytes:
+                self.left_out += 1
+                continue
+            self.blob_bytes += size
+            self.answers[request_key("projector/columns", where)] = json.loads(cols)
+            key = f"report-pca-{step}-{len(kept)}"
+            data = base64.b64encode(coords).decode("ascii")
+            self.blobs[blob_key(run, f"projector:{key}")] = (
+                f"data:{envelope.CONTENT_TYPE};base64,{data}"
+            )
+            project = [*where, ("dims", "2"), ("method", "pca")]
+            self.answers[request_key("projector/project", project)] = {
+                "key": key, "state": "done", "progress": 1.0,
+            }  # fmt: skip
+            kept.append(row)
+        listing["embeddings"] = kept
+        self.answers[request_key("projector/embeddings", r)] = listing
+
     async def graphs(self, run: str) -> None:
         r = [("run", run)]
         for g in (await self.json("graphs", r))["graphs"]:
@@ -251,6 +293,23 @@ class _Recorder:
                 ):
                     todo.append(child)
         self.answers[request_key("graph/search", source)] = search_index(levels)
+
+
+def _pca_envelope(app: Any, run: str, tag: str, step: int) -> bytes:
+    """The 2-D PCA of an embedding's stored vectors as the float32 envelope ``/coords``
+    serves (NaN rows where the input had NaN/Inf)."""
+    import numpy as np
+
+    from deepscope.analysis.projection import project
+    from deepscope.server.routes.blobs import blob_file
+    from deepscope.server.routes.projector import _chunks, _embedding
+
+    reader = app.state.deepscope.run(run)
+    main = _embedding(reader, tag, step)
+    parts = [envelope.decode(blob_file(reader, b).read_bytes()) for b in _chunks(reader, main)]
+    x = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    coords = project(x, "pca", 2).coords
+    return envelope.encode(np.ascontiguousarray(coords, dtype=np.float32))
 
 
 def search_index(levels: dict[str, Any]) -> dict[str, Any]:
