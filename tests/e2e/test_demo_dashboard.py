@@ -47,13 +47,15 @@ def test_every_panel_shows_the_demo(page: Any, demo_url: str) -> None:
         "() => [...document.querySelectorAll('[data-testid=scalar-section]')]"
         ".map(s => [s.dataset.prefix, s.dataset.collapsed])"
     )
-    assert sections[:2] == [["test", "false"], ["train", "false"]], sections
-    assert [p for p, c in sections[2:]] == ["grad_norm", "update_ratio", "weight_norm", "act"]
-    assert all(c == "true" for p, c in sections[2:]), sections
+    user = [["test", "false"], ["train", "false"], ["transformer", "false"]]
+    assert sections[:3] == user, sections
+    assert [p for p, c in sections[3:]] == ["grad_norm", "update_ratio", "weight_norm", "act"]
+    assert all(c == "true" for p, c in sections[3:]), sections
     tags = page.evaluate(
         "() => [...document.querySelectorAll('[data-testid=scalar-chart]')].map(c => c.dataset.tag)"
     )
-    assert tags == ["test/accuracy", "test/loss", "train/accuracy", "train/loss"], tags
+    assert tags == ["test/accuracy", "test/loss", "train/accuracy", "train/loss",
+                    "transformer/reverse_accuracy"], tags  # fmt: skip
     screenshot(page, "demo-scalars")
     # Opened, a watch section draws both runs; the diverging run's 1e20-ish values do not
     # flatten the healthy one (outliers are left out of the y range by default).

@@ -73,8 +73,10 @@ def test_results_save_figures_and_html(tmp_path: Path) -> None:
     svg = result.save(tmp_path / "a.svg", dpi=300).read_text()
     assert "saliency · target 1</text>" in svg
     assert result.save(tmp_path / "a.pdf").read_bytes().startswith(b"%PDF")
-    png = Image.open(result.save(tmp_path / "a.png", dpi=96))
+    png = Image.open(result.save(tmp_path / "a.png", dpi=96, title="saliency"))
     assert png.height == np.asarray(result.overlay()).shape[0] + 22  # the title band
+    plain = Image.open(result.save(tmp_path / "b.png"))  # a PNG without a title: the overlay
+    assert plain.size == result.overlay().size
     pic = deepscope.activations(model, x, layers=["0"]).feature_maps("0")
     svg = pic.save(tmp_path / "maps.svg").read_text()
     m = re.search(r'href="data:image/png;base64,([^"]+)"', svg)

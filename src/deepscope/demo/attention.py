@@ -18,7 +18,7 @@ so each checkpoint is the same run stopped earlier)."""
 def log_transformer_attention(run: Run, tag: str = "attention/reverse") -> float:
     """Train the demo transformer to each of `CHECKPOINTS` and log its attention on one
     held-out sequence at that step (plus the pattern accuracy of its best head as the
-    scalar ``attention/reverse_accuracy``); return the final accuracy."""
+    scalar ``transformer/reverse_accuracy``); return the final accuracy."""
     import deepscope
     from deepscope.demo.transformer import best_head, train_transformer
 
@@ -28,7 +28,7 @@ def log_transformer_attention(run: Run, tag: str = "attention/reverse") -> float
         att = deepscope.attention(model, ids, tokens=letters)
         accuracy = best_head(att)[2]
         run.log_attention(tag, att, step=steps)
-        run.log({"attention/reverse_accuracy": accuracy}, step=steps)
+        run.log({"transformer/reverse_accuracy": accuracy}, step=steps)
     run.log_text(
         "demo/attention",
         "A one-layer, two-head transformer trained to reverse 8 letters "

@@ -126,11 +126,19 @@ class AttributionResult:
         return buffer.getvalue()
 
     def save(
-        self, path: str | Path, index: int = 0, *, dpi: float = 150, **overlay_options: Any
+        self,
+        path: str | Path,
+        index: int = 0,
+        *,
+        dpi: float = 150,
+        title: str | None = None,
+        **overlay_options: Any,
     ) -> Path:
         """Write input `index`'s overlay as PNG, SVG or PDF at `dpi` (`render.figure`), the
         whole result as a self-contained HTML page (``.html``: the attribution panel,
-        offline), or the scores as JSON (tokens); returns the path."""
+        offline), or the scores as JSON (tokens); returns the path. A PNG is the overlay
+        alone unless `title` is given; SVG and PDF carry `title` (default: the method and
+        target) above it."""
         path = Path(path)
         suffix = path.suffix.lower()
         if suffix in (".html", ".htm"):
@@ -140,7 +148,8 @@ class AttributionResult:
         if suffix in (".svg", ".pdf", ".png") and not self.is_tokens:
             from deepscope.render.figure import save_figure
 
-            title = f"{self.method} · target {self.metadata(index)['target']}"
+            if title is None and suffix != ".png":
+                title = f"{self.method} · target {self.metadata(index)['target']}"
             image = self.overlay(index=index, **overlay_options)
             return save_figure(image, path, dpi=dpi, title=title)
         if self.is_tokens:

@@ -45,10 +45,18 @@ _MANAGER_LOCK = threading.Lock()
 _HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
+def _state_value(app: Any, name: str) -> Any:
+    """``app.state.<name>``, or None before it is set (no getattr in server code)."""
+    try:
+        return app.state._state.get(name)
+    except AttributeError:
+        return None
+
+
 def manager(app: Any) -> ProjectorManager:
     """The app's projector manager (created on first use)."""
     with _MANAGER_LOCK:
-        found: ProjectorManager | None = getattr(app.state, "projector", None)
+        found: ProjectorManager | None = _state_value(app, "projector")
         if found is None:
             found = ProjectorManager()
             app.state.projector = found
@@ -57,7 +65,7 @@ def manager(app: Any) -> ProjectorManager:
 
 def projection_events(app: Any, seq: int, runs: set[str]) -> tuple[int, list[dict[str, Any]]]:
     """SSE feed for ``/api/stream``: events after `seq` for `runs` (none before any job)."""
-    found: ProjectorManager | None = getattr(app.state, "projector", None)
+    found: ProjectorManager | None = _state_value(app, "projector")
     if found is None:
         return seq, []
     return found.events_since(seq, runs)
@@ -290,7 +298,7 @@ def neighbors(request: Request) -> Response:
     reader = app_state(request).run(run)
     main = _embedding(reader, tag, step)
     with _MANAGER_LOCK:
-        cache = getattr(request.app.state, "projector_matrices", None)
+        cache = _state_value(request.app, "projector_matrices")
         if cache is None:
             cache = request.app.state.projector_matrices = _Matrices()
     x = cache.get(reader, main)
