@@ -260,3 +260,27 @@ def test_activations_tag_selector_and_deep_link(tricky_report: Path, offline: An
     assert int((np.array(square) != np.array(line)).sum()) >= 2  # the maps follow the tag
     _shot(page, "report-activations-tags")
     assert problems == []
+
+
+def test_model_report_shows_the_graph_offline(tmp_path: Path, offline: Any) -> None:
+    """``deepscope report MODEL``: a model file's graph, explorable from file://."""
+    _built()
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    weights = {"encoder.conv.weight": rng.standard_normal((8, 3, 3, 3), dtype=np.float32),
+               "encoder.conv.bias": np.zeros(8, np.float32),
+               "head.fc.weight": rng.standard_normal((10, 8), dtype=np.float32)}  # fmt: skip
+    save_file(weights, str(tmp_path / "tiny.safetensors"))
+    out = tmp_path / "model.html"
+    said = _report(tmp_path / "tiny.safetensors", out)
+    assert "model.html" in said and out.stat().st_size < 5_000_000
+    page, attempted, problems = offline
+    page.goto(f"{out.as_uri()}#/graph")
+    page.locator('[data-testid="graph-node"]').first.wait_for(timeout=30_000)
+    labels = page.locator('[data-testid="graph-node"]').evaluate_all(
+        "(e) => e.map((n) => n.textContent)"
+    )
+    assert any("encoder" in t for t in labels) and any("head" in t for t in labels), labels
+    _shot(page, "report-model-graph")
+    assert attempted == [] and problems == []
