@@ -135,12 +135,11 @@ def test_heatmap_signs_filters_table_and_step_slider(
     # the step slider: step 0 has the weights before they were doubled
     page.get_by_test_id("weights-step").fill("0")
     page.wait_for_function(
-        "document.querySelector('[data-testid=weights-step-value]').innerText.startsWith('0')"
+        "document.querySelector('[data-testid=weights-step-value]')?.innerText.startsWith('0')"
     )
     page.wait_for_function(
-        "document.querySelector('[data-testid=weights-colorbar]').innerText.includes('1')"
+        "document.querySelector('[data-testid=weights-colorbar]')?.innerText.includes('-1')"
     )
-    assert "-1" in page.get_by_test_id("weights-colorbar").inner_text()
     # first-layer filters: 6 crisp tiles of at least 48 px, all different
     page.locator('[data-testid="weights-row"][data-tensor="conv.weight"]').click()
     tiles = '[data-testid="weights-filter"]'
