@@ -22,6 +22,7 @@ const TAB_LABELS: Record<Tab, string> = {
   events: 'Events',
   attribution: VIEW_PANELS.attribution.title,
   activations: VIEW_PANELS.activations.title,
+  atlas: VIEW_PANELS.atlas.title,
   weights: VIEW_PANELS.weights.title,
   attention: VIEW_PANELS.attention.title,
   projector: 'Projector',
@@ -165,6 +166,7 @@ function renderPanel(tab: Tab, selected: string[], health: Health | null) {
       return <ProjectorPanel />;
     case 'attribution':
     case 'activations':
+    case 'atlas':
     case 'weights':
     case 'attention': {
       // view kinds (deepscope.views) draw through the one panel registry, keyed by kind

@@ -10,6 +10,7 @@ export const TABS = [
   'events',
   'attribution',
   'activations',
+  'atlas',
   'weights',
   'attention',
   'projector',

@@ -130,6 +130,7 @@ def test_kinds_lists_each_kind_with_its_panel(client: TestClient) -> None:
     validate(body, wire.ViewKinds)
     assert body["kinds"] == [
         {"kind": "activations", "panel": "activations", "parts": {"maps": "array"}},
+        {"kind": "atlas", "panel": "atlas", "parts": {"images": "png", "examples": "png"}},
         {"kind": "attention", "panel": "attention", "parts": {
             "weights": "array", "pooled_max": "array", "pooled_mean": "array",
             "top_values": "array", "top_keys": "array", "image": "png"}},

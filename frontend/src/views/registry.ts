@@ -5,6 +5,7 @@
 import type { ComponentType } from 'preact';
 import { ApiError, apiUrl, getJson } from '../api';
 import { ActivationsPanel } from '../panels/activations/ActivationsPanel';
+import { AtlasPanel } from '../panels/atlas/AtlasPanel';
 import { AttentionPanel } from '../panels/attention/AttentionPanel';
 import { AttributionPanel } from '../panels/attribution/AttributionPanel';
 import { WeightsPanel } from '../panels/weights/WeightsPanel';
@@ -20,6 +21,7 @@ export interface ViewPanel {
 
 export const VIEW_PANELS: Record<ViewKindName, ViewPanel> = {
   activations: { title: 'Activations', component: ActivationsPanel },
+  atlas: { title: 'Atlas', component: AtlasPanel },
   attention: { title: 'Attention', component: AttentionPanel },
   attribution: { title: 'Attribution', component: AttributionPanel },
   // drawn inside the Activations panel (the table of the layer shown)

@@ -39,6 +39,8 @@ export interface RunRow {
   finished: number | null;
   config: Record<string, unknown>;
   error?: string;
+  group?: string;
+  rank?: number;
 }
 
 /** `/api/runs`. */
@@ -486,6 +488,45 @@ export interface ActivationsView {
   skipped: number;
 }
 
+/** What is logged with each layer's atlas. */
+export interface AtlasMeta {
+  entry: string;
+  layer: string;
+  channels: number;
+  topK: number;
+  size: number[];
+  exampleSize: number[];
+  columns: number;
+  steps: number;
+  format: 'json';
+}
+
+/** The pictures of one atlas (null when not logged). */
+export interface AtlasParts {
+  images: PartRef | null;
+  examples: PartRef | null;
+}
+
+/** One layer's atlas. */
+export interface AtlasItem {
+  id: number;
+  tag: string;
+  step: number;
+  wallTime: number;
+  format: 'json';
+  url: string;
+  meta: AtlasMeta;
+  parts: AtlasParts;
+}
+
+/** `/api/views/atlas`: every logged atlas of a run (oldest first). */
+export interface AtlasView {
+  kind: 'atlas';
+  run: string;
+  items: AtlasItem[];
+  skipped: number;
+}
+
 /** What is logged with each attention layer of one input. */
 export interface AttentionMeta {
   layer: string;
@@ -657,11 +698,12 @@ export interface ProjectionEvent {
   partial: boolean;
 }
 
-export type ViewKindName = 'activations' | 'attention' | 'attribution' | 'unit_stats' | 'weights';
+export type ViewKindName = 'activations' | 'atlas' | 'attention' | 'attribution' | 'unit_stats' | 'weights';
 
 /** The answer of `/api/views/<kind>` for each kind. */
 export interface ViewResponses {
   activations: ActivationsView;
+  atlas: AtlasView;
   attention: AttentionView;
   attribution: AttributionView;
   unit_stats: UnitStatsView;

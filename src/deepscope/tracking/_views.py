@@ -100,3 +100,10 @@ class ViewLogging:
 
         self._guard()
         log_embedding(self._as_run, tag, x, labels, metadata, images, step)
+
+    def log_atlas(self, tag: str, result: Any, step: int | None = None) -> None:
+        """Log a neuron atlas (`deepscope.atlas`) as the ``atlas`` view kind: per channel of
+        its layer the optimised image beside its top-k dataset examples and their
+        activations; the dashboard's Atlas panel draws it (``result.log(run, tag, step)``)."""
+        self._guard()
+        result.log(self, tag, step)

@@ -122,6 +122,7 @@ def register(kind: ViewKind) -> ViewKind:
 def _load_builtin() -> None:
     from deepscope.views.kinds import (  # noqa: F401
         activations,
+        atlas,
         attention,
         attribution,
         unit_stats,

@@ -219,6 +219,7 @@ export function GraphPanel(props: GraphPanelProps) {
           busy={busy}
           onToggle={toggle}
           weights={weights}
+          run={props.modelMode ? null : run}
         />
       </div>
     </div>

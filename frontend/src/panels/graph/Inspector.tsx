@@ -1,6 +1,7 @@
 // Side pane: everything known about the selected node, as plain text.
 import type { ComponentChildren } from 'preact';
 import { formatValue } from '../../format';
+import { InspectorAtlas } from '../atlas/InspectorAtlas';
 import type { GraphWeights } from '../weights/graphWeights';
 import { InspectorWeights } from '../weights/InspectorWeights';
 import { displayLabel, formatCount, formatShape, formatTensor } from './text';
@@ -13,6 +14,8 @@ export interface InspectorProps {
   onToggle: (id: string) => void;
   /** The weights behind the graph (a run's logged ones, or the served model's). */
   weights?: GraphWeights;
+  /** The run whose graph is shown (null: a served model); links to its logged atlas. */
+  run?: string | null;
 }
 
 function Row(props: { name: string; children: ComponentChildren }) {
@@ -78,6 +81,7 @@ export function Inspector(p: InspectorProps) {
         <Row name="outputs">
           <Tensors list={n.outputs} testid="graph-inspector-outputs" />
         </Row>
+        <InspectorAtlas run={p.run ?? null} node={n} />
       </dl>
       {n.paramRefs.length > 0 && (
         <>

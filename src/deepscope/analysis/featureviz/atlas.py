@@ -3,21 +3,25 @@ the dataset inputs that excite it most.
 
 The images come from one batched `visualize(model, channels(layer))`; the examples from
 `deepscope.unit_stats` (its top-k per unit: the receptive-field crops it keeps for conv
-units, else the whole inputs, fetched in a second pass over the loader). With `run=` every
-channel's row is logged as an image (`atlas/<layer>/<channel>`) and the whole atlas as
-`atlas/<layer>`; no dashboard panel of its own (the run's image view shows them).
+units, else the whole inputs, fetched in a second pass over the loader). With `run=` the
+atlas is logged as the ``atlas`` view kind (`deepscope.views.kinds.atlas`: the optimised
+images and the examples as two PNG sprites, the activation values as JSON), which the
+dashboard's Atlas panel draws and the graph inspector links from the layer's node.
 
 Example:
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.ReLU())
     >>> data = [torch.rand(4, 3, 8, 8)]
     >>> a = atlas(net, "0", data, steps=2, top_k=2, progress=False)
-    >>> len(a.rows), a.rows[0].shape[2]
-    (2, 3)
+    >>> len(a.rows), a.rows[0].shape[2], len(a.scores)
+    (2, 3, 2)
 """
 
 from __future__ import annotations
 
+import io
+import json
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,24 +35,90 @@ from torch import nn
 
 from deepscope.analysis.attribution.layer_search import channels_last
 from deepscope.analysis.featureviz.objectives import channels
-from deepscope.analysis.featureviz.optimize import visualize
+from deepscope.analysis.featureviz.optimize import _Capture, visualize
 from deepscope.analysis.featureviz.result import FeatureViz
 
 _PAD, _LABEL, _BG = 4, 14, (255, 255, 255)
+_EMPTY = 128  # the grey around an example crop smaller than its tile
+_MAX_COLUMNS = 16  # channels per sprite row
 
 
 @dataclass
 class Atlas:
     """`viz` (the optimised images), `examples[c]` (channel c's top inputs or crops, each
-    (C, h, w) in the model's input space), `values[c]` (their scores), `rows[c]` (the row
-    picture (H, W, 3) uint8: optimised image, then examples) and `logged` (blob ids)."""
+    (C, h, w) in the model's input space), `values[c]` (their scores: the channel's
+    spatial maximum, as `unit_stats` ranks inputs), `scores[c]` (the same score of channel
+    c's optimised image), `rows[c]` (the row picture (H, W, 3) uint8: optimised image, then
+    examples) and `mean`/`std` (how examples are de-normalised for display)."""
 
     layer: str
     viz: FeatureViz
     examples: list[list[torch.Tensor]]
     values: list[list[float]]
+    scores: list[float]
     rows: list[NDArray[np.uint8]]
-    logged: list[str]
+    mean: Sequence[float] | None = None
+    std: Sequence[float] | None = None
+
+    def sprites(self) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None, int]:
+        """The optimised images and the examples as the ``atlas`` view's two sprites
+        (see `deepscope.views.kinds.atlas`) and the channels per sprite row."""
+        pictures = self.viz.rgb()
+        n, h, w, _ = pictures.shape
+        cols = min(n, _MAX_COLUMNS)
+        rows = math.ceil(n / cols)
+        images = np.full((rows * h, cols * w, 3), 255, np.uint8)
+        for c in range(n):
+            r, q = divmod(c, cols)
+            images[r * h : (r + 1) * h, q * w : (q + 1) * w] = pictures[c]
+        k = max((len(e) for e in self.examples), default=0)
+        if k == 0:
+            return images, None, cols
+        tiles = [[_to_rgb(e, self.mean, self.std) for e in row] for row in self.examples]
+        eh = max(t.shape[0] for row in tiles for t in row)
+        ew = max(t.shape[1] for row in tiles for t in row)
+        examples = np.full((rows * eh, cols * k * ew, 3), _EMPTY, np.uint8)
+        for c, row in enumerate(tiles):
+            r, q = divmod(c, cols)
+            for j, t in enumerate(row):
+                y = r * eh + (eh - t.shape[0]) // 2
+                x = (q * k + j) * ew + (ew - t.shape[1]) // 2
+                examples[y : y + t.shape[0], x : x + t.shape[1]] = t
+        return images, examples, cols
+
+    def log(self, run: Any, tag: str = "atlas", step: int | None = None) -> None:
+        """Log this atlas to `run` as one ``atlas`` view item (`deepscope.views.kinds.atlas`)
+        under `tag`, joined by the layer name."""
+        from deepscope.views.registry import write
+
+        images, examples, cols = self.sprites()
+        n = len(self.scores)
+        k = max((len(e) for e in self.examples), default=0)
+        h, w = self.viz.images.shape[-2:]
+        eh = 0 if examples is None else examples.shape[0] // math.ceil(n / cols)
+        ew = 0 if examples is None else examples.shape[1] // (cols * k)
+        doc = {
+            "channels": [
+                {"channel": c, "score": _finite(self.scores[c]),
+                 "values": [_finite(v) for v in self.values[c]]}
+                for c in range(n)
+            ]
+        }  # fmt: skip
+        meta = {
+            "entry": self.layer,
+            "layer": self.layer,
+            "channels": n,
+            "topK": k,
+            "size": [int(h), int(w)],
+            "exampleSize": [int(eh), int(ew)],
+            "columns": cols,
+            "steps": int(self.viz.settings.get("steps", 0)),
+        }
+        parts = {"images": _png(images)}
+        if examples is not None:
+            parts["examples"] = _png(examples)
+        write(run, "atlas", tag, json.dumps(doc).encode(), ext="json", meta=meta, parts=parts,
+              step=step)  # fmt: skip
 
     def image(self) -> NDArray[np.uint8]:
         """Every row stacked, one channel per row."""
@@ -87,6 +157,30 @@ def _to_rgb(
         else x.mean(0, keepdim=True).expand(3, -1, -1)
     )
     return np.asarray((x.permute(1, 2, 0).numpy() * 255).round(), dtype=np.uint8)
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if math.isfinite(v) else None
+
+
+def _png(rgb: NDArray[np.uint8]) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _scores(model: nn.Module, layer: str, images: torch.Tensor, last: bool) -> list[float]:
+    """Channel c's spatial maximum on image c (the score `unit_stats` ranks inputs by)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with _Capture(model, frozenset([layer]), last) as cap, torch.no_grad():
+            acts = cap.run(images.permute(0, 2, 3, 1) if last else images)
+    finally:
+        model.train(was_training)
+    out = acts[layer].detach().float().cpu().movedim(cap.axes[layer], 1)
+    flat = out.reshape(out.shape[0], out.shape[1], -1).amax(dim=2)
+    return [float(flat[c, c]) for c in range(min(flat.shape[0], flat.shape[1]))]
 
 
 def _tile(rgb: NDArray[np.uint8], side: int) -> Image.Image:
@@ -141,8 +235,9 @@ def atlas(
 ) -> Atlas:
     """The neuron atlas of `layer`: `visualize(model, channels(layer), steps, size, ...)`
     beside each channel's `top_k` dataset examples from `unit_stats` over `loader` (none
-    when `loader` is None). `run` (a `deepscope.Run`) gets one image per channel and the
-    whole atlas. Other options go to `visualize`."""
+    when `loader` is None). With `run` (a `deepscope.Run`) it is logged as the ``atlas``
+    view (tag ``"atlas"``; `Atlas.log` for another tag or a step). Other options go to
+    `visualize`."""
     last = channels_last(model)
     if size is None and loader is not None:  # the dataset's image size
         first = next(iter(loader))
@@ -190,11 +285,10 @@ def atlas(
         )
         for c in range(n)
     ]
-    result = Atlas(layer, viz, examples, values, rows, [])
+    scores = _scores(model, layer, viz.images, last)
+    result = Atlas(layer, viz, examples, values, scores, rows, mean, std)
     if run is not None:
-        for c, row in enumerate(rows):
-            result.logged.append(run.log_image(f"atlas/{layer}/{c:03d}", row, dataformats="HWC"))
-        result.logged.append(run.log_image(f"atlas/{layer}", result.image(), dataformats="HWC"))
+        result.log(run)
     return result
 
 
