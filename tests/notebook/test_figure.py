@@ -1,5 +1,6 @@
 """Static figures (`deepscope.render.figure`): PNG with its dpi, SVG with the picture's own
-pixels embedded and the title as text, PDF sized by dpi, from the results that have them."""
+pixels embedded and the title as glyph outlines (tests/render/test_figure_text.py checks the
+outlines), PDF sized by dpi, from the results that have them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepscope.render.figure import FONT_FAMILY, save_figure
+from deepscope.render.figure import figure_layout, save_figure
 
 
 def _picture() -> np.ndarray:
@@ -28,16 +29,18 @@ def test_png_keeps_pixels_and_records_dpi(tmp_path: Path) -> None:
     assert [round(v) for v in img.info["dpi"]] == [300, 300]
 
 
-def test_svg_embeds_the_exact_pixels_and_title_as_text(tmp_path: Path) -> None:
+def test_svg_embeds_the_exact_pixels_and_title_as_paths(tmp_path: Path) -> None:
     pic = _picture()
     text = save_figure(pic, tmp_path / "f.svg", dpi=200, title="saliency <3> & co").read_text()
     m = re.search(r'href="data:image/png;base64,([^"]+)"', text)
     assert m is not None
     embedded = np.asarray(Image.open(io.BytesIO(base64.b64decode(m.group(1)))).convert("RGB"))
     assert np.array_equal(embedded, pic)
-    assert f'font-family="{FONT_FAMILY}"' in text
-    assert ">saliency &lt;3&gt; &amp; co</text>" in text  # escaped, selectable text
-    assert 'width="0.1500in"' in text  # 30 px at 200 dpi
+    assert "<text" not in text and text.count("<path ") == len("saliency<3>&co")
+    assert "<title>saliency &lt;3&gt; &amp; co</title>" in text  # escaped
+    width = figure_layout((30, 20), 200, "saliency <3> & co").width  # the title is wider
+    assert f'width="{width / 200:.4f}in"' in text
+    assert 'width="0.1500in"' in save_figure(pic, tmp_path / "g.svg", dpi=200).read_text()
     assert "image-rendering:pixelated" in text
 
 
@@ -71,10 +74,11 @@ def test_results_save_figures_and_html(tmp_path: Path) -> None:
     x = torch.rand(2, 1, 8, 8)
     result = deepscope.attribute(model, x, target=1, method="saliency")
     svg = result.save(tmp_path / "a.svg", dpi=300).read_text()
-    assert "saliency · target 1</text>" in svg
+    assert "<title>saliency · target 1</title>" in svg
     assert result.save(tmp_path / "a.pdf").read_bytes().startswith(b"%PDF")
     png = Image.open(result.save(tmp_path / "a.png", dpi=96, title="saliency"))
-    assert png.height == np.asarray(result.overlay()).shape[0] + 22  # the title band
+    band = figure_layout(result.overlay().size, 96, "saliency").image_y
+    assert png.height == np.asarray(result.overlay()).shape[0] + band  # the title band
     plain = Image.open(result.save(tmp_path / "b.png"))  # a PNG without a title: the overlay
     assert plain.size == result.overlay().size
     pic = deepscope.activations(model, x, layers=["0"]).feature_maps("0")
