@@ -69,6 +69,11 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         for t in by_kind["text"]:
             f.json("/api/text", {"run": t["run"], "tag": t["tag"]})
         f.json("/api/events", {"run": list(RUNS)})
+        overlays = f.json("/api/overlays", {"run": RUNS[1]})
+        assert overlays["badges"] and overlays["series"][-1]["name"] == "nonfinite_step"
+        for series in overlays["series"]:
+            where = {"run": RUNS[1], "series": series["name"], "step": series["steps"][-1]}
+            assert f.json("/api/overlays/values", where)["values"]
         run = RUNS[0]
         graphs = f.json("/api/graphs", {"run": run})["graphs"]
         assert graphs

@@ -257,6 +257,40 @@ export interface Events {
   events: EventRow[];
 }
 
+export interface OverlaySeries {
+  name: string;
+  label: string;
+  steps: number[];
+}
+
+/** A diagnosis event that names a layer, with the graph nodes it maps to. */
+export interface OverlayBadge {
+  id: number;
+  step: number;
+  severity: 'info' | 'warning' | 'error';
+  kind: string;
+  layer: string;
+  message: string;
+  nodes: string[];
+  namespaces: string[];
+}
+
+/** `/api/overlays`: the per-layer series `run.watch` recorded, on the run's graph. */
+export interface Overlays {
+  run: string;
+  steps: number[];
+  series: OverlaySeries[];
+  badges: OverlayBadge[];
+}
+
+/** `/api/overlays/values`: one series at the latest step at or before `step`. */
+export interface OverlayValues {
+  run: string;
+  series: string;
+  step: number | null;
+  values: Record<string, number | NonFinite | null>;
+}
+
 export interface AttributionRow {
   id: number;
   tag: string;

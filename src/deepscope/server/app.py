@@ -34,6 +34,7 @@ from deepscope.server.routes import (
     histograms,
     images,
     model_weights,
+    overlays,
     projector,
     runs,
     scalars,
@@ -41,6 +42,7 @@ from deepscope.server.routes import (
     stream,
     text,
     views,
+    workbench,
 )
 from deepscope.server.security import SecurityMiddleware
 from deepscope.server.settings import Settings
@@ -49,8 +51,8 @@ from deepscope.server.state import AppState, app_state
 __all__ = ["Settings", "create_app"]
 
 # static last: its catch-all route must not shadow the API
-PANELS = (health, runs, scalars, histograms, images, text, graph, events, attribution, views,
-          model_weights, projector, stream, static)  # fmt: skip
+PANELS = (health, runs, scalars, histograms, images, text, graph, overlays, events, attribution,
+          views, model_weights, projector, workbench, stream, static)  # fmt: skip
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -30,7 +30,7 @@ from deepscope.errors import ModelFormatError, NotFoundError
 from deepscope.graph.aggregate import aggregate
 from deepscope.graph.gcpause import gc_paused
 from deepscope.graph.ir import Graph
-from deepscope.graph.namespace import group_id, prefixes
+from deepscope.graph.namespace import group_id, module_namespace, owner_namespace, prefixes
 from deepscope.graph.serialize import (
     check_version,
     decode_value,
@@ -135,6 +135,8 @@ class GraphIndex:
         self._levels: dict[str, dict[str, Any]] = {}
         self._encoded: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._param_ops: dict[str, list[str]] | None = None  # built by `targets`
+        self._owner_ops: dict[str, list[str]] | None = None
         try:
             with gc_paused():
                 meta = decode_value(data.get("meta") or {})
@@ -389,6 +391,65 @@ class GraphIndex:
             rep = self._rep(nid, namespace)
             if rep is not None and rep in shown and rep not in out:
                 out.append(rep)
+        return out
+
+    # ---- overlay keys -> node ids --------------------------------------------------------
+    def targets(self, key: str) -> list[str]:
+        """The node ids a per-layer value named `key` belongs to (``[]`` if none).
+
+        `key` is a module namespace as `run.watch` writes overlays (``layer1/0/conv1``), a
+        module call name (``layer1.0.conv1``, ``#2`` for a second call dropped) or a
+        parameter name (``layer1.0.conv1.weight``, as diagnosis events name gradients).
+        Tried in order: the ops holding that parameter; the ops holding a parameter the
+        module owns directly; the ops of a leaf namespace; the group node of a namespace."""
+        with self._lock:
+            if self._param_ops is None:
+                by_param: dict[str, list[str]] = defaultdict(list)
+                by_owner: dict[str, list[str]] = defaultdict(list)
+                for node in self.node_list:
+                    for p in node.get("params") or ():
+                        name = str(p.get("name", ""))
+                        by_param[name].append(node["id"])
+                        owners = by_owner[owner_namespace(name)]
+                        if not owners or owners[-1] != node["id"]:
+                            owners.append(node["id"])
+                self._param_ops, self._owner_ops = dict(by_param), dict(by_owner)
+            param_ops, owner_ops = self._param_ops, self._owner_ops
+        assert owner_ops is not None
+        base = key.split("#", 1)[0]
+        if base in param_ops:
+            return list(param_ops[base])
+        ns = module_namespace(base)
+        if not ns:
+            return []
+        if ns in owner_ops:
+            return list(owner_ops[ns])
+        if ns in self.ops and ns not in self.subgroups:
+            return list(self.ops[ns])
+        if ns in self.subgroups or ns in self.groups:
+            return [group_id(ns)]
+        return []
+
+    def spread(self, values: dict[str, float | None]) -> dict[str, float | None]:
+        """`values` by node id plus, for every group holding one of them, the group's value
+        (a non-finite value wins, else the largest: as `_worse` does for logged overlays)."""
+        out = dict(values)
+        groups: dict[str, float | None] = {}
+        for nid, value in values.items():
+            ns = self.ns_of.get(nid)
+            if ns is None:  # a group id
+                ns = nid[3:] if nid.startswith("ns:") else None
+                if not ns:
+                    continue
+                chain = self._prefix.get(ns) or prefixes(ns)
+                chain = chain[1:-1]
+            else:
+                chain = self._prefix[ns][1:]
+            for group in chain:
+                gid = group_id(group)
+                groups[gid] = _worse(groups.get(gid), value)
+        for gid, value in groups.items():
+            out[gid] = _worse(out.get(gid), value) if gid in values else value
         return out
 
     def search(self, query: str, *, limit: int = 50) -> list[dict[str, Any]]:

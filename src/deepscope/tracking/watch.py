@@ -72,6 +72,20 @@ _SATURATING: dict[type[nn.Module], str] = {
 }
 
 
+def _combine_norm(into: dict[str, float], key: str, norm: float) -> None:
+    """A module's gradient norm over all its (2-D+) parameters: sqrt of the summed squares."""
+    old = into.get(key)
+    into[key] = norm if old is None else math.hypot(old, norm)
+
+
+def _combine_max(into: dict[str, float], key: str, value: float) -> None:
+    """A module's update ratio: the largest of its parameters' (NaN wins)."""
+    old = into.get(key)
+    into[key] = (
+        value if old is None or math.isnan(value) else (old if math.isnan(old) else max(old, value))
+    )
+
+
 class NonFiniteError(DeepscopeError, FloatingPointError):
     """Raised by `watch(..., raise_on_nonfinite=True)` at the first NaN/Inf."""
 
@@ -422,12 +436,12 @@ class Watcher:
                 scalars[f"{'weight' if kind == 'w' else 'grad'}_norm/{name}"] = norm
                 if kind == "g" and shapes[name].dim() >= 2:
                     stats.grad_norms[name] = norm
-                    overlay["grad_norm"][owner_namespace(name)] = norm
+                    _combine_norm(overlay["grad_norm"], owner_namespace(name), norm)
             elif kind == "u":
                 ratio = float(row[0])
                 scalars[f"update_ratio/{name}"] = ratio
                 stats.update_ratios[name] = ratio
-                overlay["update_ratio"][owner_namespace(name)] = ratio
+                _combine_max(overlay["update_ratio"], owner_namespace(name), ratio)
             else:
                 values = dict(zip(ACT_FIELDS, (float(v) for v in row), strict=True))
                 if values["nonfinite"]:
@@ -452,13 +466,20 @@ class Watcher:
         self._emit(self.diagnoser.check(stats))
 
     def _log_overlay(self, overlay: dict[str, dict[str, float]], step: int) -> None:
+        """One ``overlay`` blob per logged step: ``{series: {module namespace: value}}``.
+
+        Keys are module namespaces (`module_namespace` / `owner_namespace`), not node ids:
+        the graph is logged separately and may be traced differently, so the server maps
+        each namespace to the graph's node ids (`GraphIndex.targets`, `/api/overlays`)."""
         from deepscope.store import jsonenc
 
         data = {k: v for k, v in overlay.items() if v}
         if data:
+            meta = {"series": sorted(data)}  # the overlay index reads this, not the blob
             self.run.log_blob(
-                "overlay", "watch", jsonenc.dumps(data).encode(), ext="json", step=step
-            )
+                "overlay", "watch", jsonenc.dumps(data).encode(), ext="json", step=step,
+                meta=meta,
+            )  # fmt: skip
 
     def observe_scalar(self, tag: str, value: float, step: int) -> None:
         """Called by `Run.log` for every scalar: loss tags feed the spike/divergence rules."""

@@ -292,6 +292,43 @@ class AttributionRow(TypedDict):
     meta: dict[str, Any]
     url: str
     inputId: int | None
+class OverlaySeries(TypedDict):
+    name: str
+    label: str
+    steps: list[int]
+
+
+class OverlayBadge(TypedDict):
+    """A diagnosis event that names a layer, with the graph nodes it maps to."""
+
+    id: int
+    step: int
+    severity: Literal["info", "warning", "error"]
+    kind: str
+    layer: str
+    message: str
+    nodes: list[str]
+    namespaces: list[str]
+
+
+class Overlays(TypedDict):
+    """``/api/overlays``: the per-layer series `run.watch` recorded, on the run's graph."""
+
+    run: str
+    steps: list[int]
+    series: list[OverlaySeries]
+    badges: list[OverlayBadge]
+
+
+class OverlayValues(TypedDict):
+    """``/api/overlays/values``: one series at the latest step at or before ``step``."""
+
+    run: str
+    series: str
+    step: int | None
+    values: dict[str, float | NonFinite | None]
+
+
     inputUrl: str | None
 
 
@@ -337,6 +374,8 @@ JSON_ROUTES: dict[str, Any] = {
     "/api/projector/columns": ProjectorColumns,
     "/api/projector/project": ProjectorJob,
     "/api/projector/cancel": ProjectorCancel,
+    "/api/overlays": Overlays,
+    "/api/overlays/values": OverlayValues,
     "/api/projector/neighbors": ProjectorNeighbors,
 }
 BINARY_ROUTES = {
