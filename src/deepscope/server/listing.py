@@ -32,7 +32,7 @@ from deepscope.server.gate import ReadGate
 from deepscope.store.protocol import RunInfo
 from deepscope.store.schema import DB_NAME, is_valid_run_name
 
-__all__ = ["Listed", "OutsideLogdirError", "RunListing", "confined_db", "db_stamp"]
+__all__ = ["Listed", "OutsideLogdirError", "RunListing", "confined_db", "db_stamp", "group_of"]
 
 RUNNING_TTL_S = 5.0  # a "running" entry is re-read after this long (the writer beats every 5 s)
 RETRY_SLOW_S = 60.0  # a run that answered 503 (busy, past the deadline) is tried again after this
@@ -114,7 +114,25 @@ class Listed:
                "heartbeat": i.heartbeat, "finished": i.finished, "config": i.config}  # fmt: skip
         if i.error is not None or i.status == "unreadable":  # the store may flag it itself
             out["error"] = i.error or "run.db cannot be read"
+        place = group_of(i.config)
+        if place is not None:
+            out["group"], out["rank"] = place
         return out
+
+
+GROUP_KEY = "deepscope"  # the config key `deepscope.init(group=...)` writes (tracking/_group.py)
+
+
+def group_of(config: Any) -> tuple[str, int] | None:
+    """(group, rank) of a rank's run of a distributed job, from its config's ``"deepscope"``
+    key; None for other runs (and for a key written by hand with other types)."""
+    place = config.get(GROUP_KEY) if isinstance(config, dict) else None
+    if not isinstance(place, dict):
+        return None
+    group, rank = place.get("group"), place.get("rank")
+    if not isinstance(group, str) or not group or type(rank) is not int or rank < 0:
+        return None
+    return group[:128], rank
 
 
 def reason(exc: BaseException) -> str:

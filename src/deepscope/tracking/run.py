@@ -39,6 +39,7 @@ from deepscope.store import jsonenc
 from deepscope.store.blobs import blob_relpath, check_ext
 from deepscope.store.schema import check_local_filesystem, generate_run_name, sanitize_run_name
 from deepscope.store.writer import DeviceValue, RunWriter, WriterOptions, install_signal_handlers
+from deepscope.tracking._group import apply_group
 from deepscope.tracking._views import ViewLogging
 from deepscope.tracking.values import check_text, escape_text, to_scalar, to_step
 from deepscope.views.registry import write as views_write
@@ -396,6 +397,7 @@ def init(
     *,
     allow_network_fs: bool = False,
     heartbeat_interval: float = 5.0,
+    group: str | None = None,
 ) -> Run:
     """Start (or join) a run in ``logdir/<name>/run.db`` and return its `Run`.
 
@@ -404,6 +406,9 @@ def init(
     ``yyyymmdd-hhmmss-<hex>``. `config`: a JSON-serialisable dict. `durability`:
     ``"normal"`` or ``"full"`` (see the module doc). `strict`: raise `StoreError` on store
     faults instead of spilling. `allow_network_fs`: skip the refusal of NFS/SMB/FUSE.
+    `group`: a distributed job's name; every rank then logs a run of its own,
+    ``<name or group>.rank-<r>``, with its rank, world size and host in
+    ``config["deepscope"]`` (`deepscope.tracking._group`).
 
     Example:
         >>> run = deepscope.init(logdir="runs", name="baseline", config={"lr": 3e-4})  # doctest: +SKIP
@@ -415,6 +420,8 @@ def init(
         heartbeat_interval=float(heartbeat_interval),
     )
     config_json = _config_json(config)
+    if group is not None:
+        name, config_json = apply_group(group, name, config_json)
     root = Path(logdir).expanduser()
     check_local_filesystem(root, allow_network_fs=allow_network_fs)
     run_dir = _make_run_dir(root, name, strict=options.strict)

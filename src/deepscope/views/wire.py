@@ -56,6 +56,8 @@ class RunRow(TypedDict):
     finished: float | None
     config: dict[str, Any]
     error: NotRequired[str]
+    group: NotRequired[str]  # the job of a rank's run (deepscope.init(group=...))
+    rank: NotRequired[int]  # its rank in that job
 
 
 class Runs(TypedDict):

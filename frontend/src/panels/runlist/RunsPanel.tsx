@@ -3,21 +3,53 @@ import type { RunInfo } from '../../api';
 import { useDashboard } from '../../context';
 import { formatTime, formatValue } from '../../format';
 
+/** The rows of the run list: single runs, and each group's ranks under one header row. */
+type Entry = { kind: 'run'; run: RunInfo } | { kind: 'group'; group: string; ranks: RunInfo[] };
+
+/** Runs in list order; the ranks of a distributed job (`deepscope.init(group=...)`) are
+ * gathered, ordered by rank, where the group's first run would be. */
+export function groupRuns(runs: RunInfo[]): Entry[] {
+  const out: Entry[] = [];
+  const groups = new Map<string, RunInfo[]>();
+  for (const r of runs) {
+    if (r.group === undefined) {
+      out.push({ kind: 'run', run: r });
+      continue;
+    }
+    let ranks = groups.get(r.group);
+    if (ranks === undefined) {
+      ranks = [];
+      groups.set(r.group, ranks);
+      out.push({ kind: 'group', group: r.group, ranks });
+    }
+    ranks.push(r);
+  }
+  for (const ranks of groups.values()) ranks.sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0));
+  return out;
+}
+
 export function RunsPanel() {
   const { runs, selected, setSelected, colorOf } = useDashboard();
   const [filter, setFilter] = useState('');
   const visible = useMemo(() => {
     const f = filter.trim().toLowerCase();
-    return f === '' ? runs : runs.filter((r) => r.name.toLowerCase().includes(f));
+    return f === ''
+      ? runs
+      : runs.filter(
+          (r) => r.name.toLowerCase().includes(f) || (r.group ?? '').toLowerCase().includes(f),
+        );
   }, [runs, filter]);
+  const entries = useMemo(() => groupRuns(visible), [visible]);
   const selectedSet = new Set(selected);
 
-  const toggle = (name: string) => {
-    const next = selectedSet.has(name)
-      ? selected.filter((n) => n !== name)
-      : runs.map((r) => r.name).filter((n) => n === name || selectedSet.has(n));
-    setSelected(next);
+  /** Select (or drop) `names` together, keeping the list's order. */
+  const setMany = (names: string[], on: boolean) => {
+    const these = new Set(names);
+    setSelected(
+      runs.map((r) => r.name).filter((n) => (these.has(n) ? on : selectedSet.has(n))),
+    );
   };
+  const toggle = (name: string) => setMany([name], !selectedSet.has(name));
 
   return (
     <section class="panel" data-testid="panel-runs">
@@ -56,15 +88,27 @@ export function RunsPanel() {
             </tr>
           </thead>
           <tbody>
-            {visible.map((r) => (
-              <RunRow
-                key={r.name}
-                run={r}
-                color={colorOf(r.name)}
-                checked={selectedSet.has(r.name)}
-                onToggle={() => toggle(r.name)}
-              />
-            ))}
+            {entries.map((e) =>
+              e.kind === 'run' ? (
+                <RunRow
+                  key={e.run.name}
+                  run={e.run}
+                  color={colorOf(e.run.name)}
+                  checked={selectedSet.has(e.run.name)}
+                  onToggle={() => toggle(e.run.name)}
+                />
+              ) : (
+                <GroupRows
+                  key={`group:${e.group}`}
+                  group={e.group}
+                  ranks={e.ranks}
+                  selected={selectedSet}
+                  colorOf={colorOf}
+                  onToggle={toggle}
+                  onToggleAll={(on) => setMany(e.ranks.map((r) => r.name), on)}
+                />
+              ),
+            )}
           </tbody>
         </table>
       )}
@@ -72,15 +116,87 @@ export function RunsPanel() {
   );
 }
 
+/** A group's header row (a checkbox that selects or drops all its ranks, and a status count),
+ * then one row per rank. */
+function GroupRows(props: {
+  group: string;
+  ranks: RunInfo[];
+  selected: Set<string>;
+  colorOf: (run: string) => string;
+  onToggle: (name: string) => void;
+  onToggleAll: (on: boolean) => void;
+}) {
+  const { group, ranks, selected } = props;
+  const on = ranks.filter((r) => selected.has(r.name)).length;
+  const counts = new Map<string, number>();
+  for (const r of ranks) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+  const summary = [...counts].map(([status, n]) => `${n} ${status}`).join(', ');
+  const started = Math.min(...ranks.map((r) => r.created || Infinity));
+  const beat = Math.max(...ranks.map((r) => r.heartbeat || 0));
+  return (
+    <>
+      <tr data-testid="run-group" data-group={group} data-ranks={ranks.length}>
+        <td>
+          <input
+            type="checkbox"
+            data-testid="group-toggle"
+            aria-label={`show every rank of ${group}`}
+            checked={on === ranks.length}
+            ref={(el) => {
+              if (el) el.indeterminate = on > 0 && on < ranks.length;
+            }}
+            onChange={() => props.onToggleAll(on < ranks.length)}
+          />
+        </td>
+        <td class="run-name" style={{ fontWeight: 600 }}>
+          <span data-testid="group-name">{group}</span>
+          <span class="muted" style={{ fontWeight: 400, marginLeft: '8px' }}>
+            {ranks.length} {ranks.length === 1 ? 'rank' : 'ranks'}
+          </span>
+        </td>
+        <td class="muted">{summary}</td>
+        <td class="num">{Number.isFinite(started) ? formatTime(started) : '—'}</td>
+        <td class="num">{beat ? formatTime(beat) : '—'}</td>
+        <td />
+      </tr>
+      {ranks.map((r) => (
+        <RunRow
+          key={r.name}
+          run={r}
+          color={props.colorOf(r.name)}
+          checked={selected.has(r.name)}
+          onToggle={() => props.onToggle(r.name)}
+          indent
+        />
+      ))}
+    </>
+  );
+}
+
 /** A run the server could not read comes as status "unreadable" with an `error` reason. */
 type ListedRun = RunInfo & { error?: string };
 
-function RunRow(props: { run: RunInfo; color: string; checked: boolean; onToggle: () => void }) {
+function RunRow(props: {
+  run: RunInfo;
+  color: string;
+  checked: boolean;
+  onToggle: () => void;
+  indent?: boolean;
+}) {
   const run: ListedRun = props.run;
-  const entries = Object.entries(run.config ?? {});
+  // A rank's place in its job is shown by its group row; the rest of the config as before.
+  const entries = Object.entries(run.config ?? {}).filter(
+    ([k]) => !(props.indent && k === 'deepscope'),
+  );
   const unreadable = (run.status as string) === 'unreadable';
   return (
-    <tr data-testid="run-row" data-run={run.name} data-status={run.status}>
+    <tr
+      data-testid="run-row"
+      data-run={run.name}
+      data-status={run.status}
+      data-group={run.group}
+      data-rank={run.rank}
+    >
       <td>
         <input
           type="checkbox"
@@ -90,9 +206,14 @@ function RunRow(props: { run: RunInfo; color: string; checked: boolean; onToggle
           onChange={props.onToggle}
         />
       </td>
-      <td class="run-name">
+      <td class="run-name" style={props.indent ? { paddingLeft: '22px' } : undefined}>
         <span class="swatch" style={{ background: props.color }} />
         <span data-testid="run-name">{run.name}</span>
+        {props.indent && run.rank !== undefined ? (
+          <span class="muted" style={{ marginLeft: '6px' }}>
+            rank {run.rank}
+          </span>
+        ) : null}
       </td>
       <td>
         <span
