@@ -12,6 +12,8 @@ import { ProjectorPanel } from './panels/projector/ProjectorPanel';
 import { RunsPanel } from './panels/runlist/RunsPanel';
 import { ScalarsPanel } from './panels/scalars/ScalarsPanel';
 import { VIEW_PANELS } from './views/registry';
+import { InputStrip } from './panels/workbench/InputStrip';
+import { useWorkbenchInfo } from './panels/workbench/WorkbenchInspector';
 
 const TAB_LABELS: Record<Tab, string> = {
   runs: 'Runs',
@@ -52,6 +54,7 @@ export function App() {
   const [runsLoaded, setRunsLoaded] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [versions, setVersions] = useState<Record<string, number>>({});
+  const live = useWorkbenchInfo(); // deepscope.explore: the live model's input strip
 
   useEffect(() => {
     api
@@ -145,7 +148,10 @@ export function App() {
           )}
         </span>
       </header>
-      <main class="panel-host">{renderPanel(route.tab, selected, health)}</main>
+      <main class="panel-host">
+        {live !== null && route.tab === 'graph' && <InputStrip info={live} />}
+        {renderPanel(route.tab, selected, health)}
+      </main>
     </DashboardContext.Provider>
   );
 }

@@ -46,6 +46,7 @@ _LAZY = {
     "project": "deepscope.analysis.projection:project",
     "visualize": "deepscope.analysis.featureviz:visualize",
     "atlas": "deepscope.analysis.featureviz:atlas",
+    "explore": "deepscope.workbench:explore",
     "DeepscopeError": "deepscope.errors:DeepscopeError",
     "ModelFormatError": "deepscope.errors:ModelFormatError",
     "UnsafeModelError": "deepscope.errors:UnsafeModelError",
@@ -77,6 +78,7 @@ _NEEDS_TORCH = {
     "attention",
     "visualize",
     "atlas",
+    "explore",
 }
 
 

@@ -482,6 +482,61 @@ export interface ProjectorNeighbors {
   neighbors: ProjectorNeighbor[];
 }
 
+export interface WorkbenchInput {
+  index: number;
+  label: number | null;
+  labelName: string | null;
+}
+
+/** `/api/workbench`: the served model's inputs and classes. */
+export interface WorkbenchInfo {
+  model: string;
+  inputs: WorkbenchInput[];
+  inputKind: 'image' | 'tokens' | 'other';
+  classNames: string[] | null;
+}
+
+/** `/api/workbench/tabs`: the views that apply to one graph node. */
+export interface WorkbenchTabs {
+  node: string;
+  module: string | null;
+  moduleType: string;
+  activations: boolean;
+  gradients: boolean;
+  gradcam: boolean;
+  saliency: boolean;
+  attention: boolean;
+  units: boolean;
+}
+
+/** `/api/workbench/view`: one computed view (its parts by name from `/part`). */
+export interface WorkbenchView {
+  key: string;
+  view: string;
+  node: string;
+  input: number;
+  meta: Record<string, unknown>;
+  parts: string[];
+  seconds: number;
+}
+
+export interface WorkbenchJob {
+  key: string;
+  label: string;
+  lane: string;
+  state: string;
+  waiters: number;
+  seconds: number;
+  progress: number | null;
+  note: string;
+  position: number | null;
+}
+
+/** `/api/workbench/jobs`: views queued or running, with their progress. */
+export interface WorkbenchJobs {
+  jobs: WorkbenchJob[];
+}
+
 /** What is logged with each layer output of one input item. */
 export interface ActivationsMeta {
   entry: string;

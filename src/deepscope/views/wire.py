@@ -23,6 +23,12 @@ from deepscope.views.kinds.embedding import (
 from deepscope.views.kinds.weights import ModelWeightsNode, ModelWeightsTable
 from deepscope.views.registry import PartRef
 from deepscope.views.schema import NonFinite
+from deepscope.views.workbench_wire import (
+    WorkbenchInfo,
+    WorkbenchJobs,
+    WorkbenchTabs,
+    WorkbenchView,
+)
 
 __all__ = ["BINARY_ROUTES", "JSON_ROUTES", "STREAM_ROUTES", "json_routes", "schemas"]
 
@@ -379,6 +385,10 @@ JSON_ROUTES: dict[str, Any] = {
     "/api/overlays": Overlays,
     "/api/overlays/values": OverlayValues,
     "/api/projector/neighbors": ProjectorNeighbors,
+    "/api/workbench": WorkbenchInfo,
+    "/api/workbench/tabs": WorkbenchTabs,
+    "/api/workbench/view": WorkbenchView,
+    "/api/workbench/jobs": WorkbenchJobs,
 }
 BINARY_ROUTES = {
     "/api/blob": "allow-listed file types",
@@ -386,6 +396,8 @@ BINARY_ROUTES = {
     "/api/model/weights/array": "envelope",
     "/api/projector/sprite": "image/png",
     "/api/projector/coords": "envelope",
+    "/api/workbench/input": "image/png",
+    "/api/workbench/part": "envelope or image/png",
 }
 STREAM_ROUTES = {"/api/stream": "text/event-stream"}
 

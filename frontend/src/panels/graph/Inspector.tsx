@@ -4,6 +4,7 @@ import { formatValue } from '../../format';
 import { InspectorAtlas } from '../atlas/InspectorAtlas';
 import type { GraphWeights } from '../weights/graphWeights';
 import { InspectorWeights } from '../weights/InspectorWeights';
+import { useWorkbenchInfo, WorkbenchInspector } from '../workbench/WorkbenchInspector';
 import { displayLabel, formatCount, formatShape, formatTensor } from './text';
 import type { LevelNode, TensorMeta } from './types';
 
@@ -46,6 +47,7 @@ function attrText(v: unknown): string {
 }
 
 export function Inspector(p: InspectorProps) {
+  const live = useWorkbenchInfo(); // explore mode: the live model's views replace the Weights section
   const n = p.node;
   if (n === null) {
     return (
@@ -100,7 +102,8 @@ export function Inspector(p: InspectorProps) {
           </table>
         </>
       )}
-      {p.weights !== undefined && <InspectorWeights node={n} weights={p.weights} />}
+      {live === null && p.weights !== undefined && <InspectorWeights node={n} weights={p.weights} />}
+      {live !== null && <WorkbenchInspector node={n} weights={p.weights} />}
       {attrs.length > 0 && (
         <>
           <h4>Attributes</h4>
