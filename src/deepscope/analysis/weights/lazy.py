@@ -17,9 +17,9 @@ weights), so a server can call this to serve one node's weights of a 10 GB file.
   `read(name)` (numbers numpy computes with: a zero-copy view on the memory map for
   numpy dtypes; bf16 / float8 decoded to float32), `raw(name)` (the stored bits, always a
   view where the format allows), `decoder(name)` (stored bits → numbers, per chunk) and
-  `fetch(name, start, stop)` (elements [start, stop) of the flattened stored bits, read with
-  `pread` into a small buffer: bounded memory and no pages left mapped, used by the
-  chunked statistics). Close the store (or use `with`) to unmap.
+  `fetch(name, start, stop, out=)` (elements [start, stop) of the flattened stored bits,
+  read with `pread` into a small or reused buffer: bounded memory and no pages left
+  mapped, used by the chunked statistics). Close the store (or use `with`) to unmap.
 - **safetensors**: header validated by `safetensors_file.read_header_from` (M9, every
   check of the eager loader), the file memory-mapped read-only.
 - **ONNX**: initializer records located by `_onnx_wire` on a memory map of the .onnx
@@ -171,13 +171,28 @@ class TensorStore:
         decode = self.decoder(name)
         return decode(raw) if decode is not None else raw
 
-    def fetch(self, name: str, start: int, stop: int) -> NDArray[Any]:
-        """Elements [start, stop) of the flattened stored bits, read into a new buffer
-        (`pread`: no pages stay mapped), or sliced from `raw` where there is no file."""
+    def stored_dtype(self, name: str) -> np.dtype[Any]:
+        """The numpy dtype of `name`'s stored bits (uint16 for bf16, uint8 for float8)."""
+        e = self._entry(name)
+        return e.stored if e.stored is not None else np.asarray(self.raw(name)).dtype
+
+    def fetch(
+        self, name: str, start: int, stop: int, out: NDArray[Any] | None = None
+    ) -> NDArray[Any]:
+        """Elements [start, stop) of the flattened stored bits, read into `out` (a buffer of
+        at least stop - start elements of the stored dtype, reused by the caller) or a new
+        buffer (`pread`: no pages stay mapped), or sliced from `raw` where there is no
+        file."""
         e = self._entry(name)
         if e.fd < 0 or e.stored is None or e.info.offset is None:
             return np.asarray(self.raw(name)).reshape(-1)[start:stop]
-        out = np.empty(max(0, stop - start), dtype=e.stored)
+        n = max(0, stop - start)
+        if out is None:
+            out = np.empty(n, dtype=e.stored)
+        else:
+            out = out.reshape(-1)[:n]
+            if out.dtype != e.stored or len(out) < n or not out.flags.c_contiguous:
+                raise ValueError(f"fetch(out=) needs {n} contiguous {e.stored} elements")
         view = memoryview(out.data).cast("B")
         pos = e.info.offset + start * e.stored.itemsize
         done = 0
@@ -210,6 +225,8 @@ class TensorStore:
         self._fds.append(fd)
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise ModelFormatError(f"{path.name} is not a regular file")
+        if hasattr(os, "posix_fadvise"):  # statistics read tensors front to back: more readahead
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         return fd
 
     def _map(self, fd: int) -> mmap.mmap | None:

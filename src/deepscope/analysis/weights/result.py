@@ -89,6 +89,32 @@ class Weights:
                 self._acc[name] = accumulate(ref.values())
         return self._acc[name]
 
+    def _stream_stored(self) -> None:
+        """Statistics of every file-backed tensor not computed yet, in one sequential pass
+        over the file (`_stream.stream_accumulate`: reads overlap the counting)."""
+        from deepscope.analysis.weights._stream import StreamJob, stream_accumulate
+
+        jobs = []
+        for name, ref in self.tensors.items():
+            if ref.store is None or name in self._acc:
+                continue
+            store = ref.store
+            info = store.info(name)
+            jobs.append(
+                (
+                    (str(info.file), info.offset if info.offset is not None else -1),
+                    StreamJob(
+                        name,
+                        math.prod(ref.shape),
+                        store.stored_dtype(name),
+                        partial(store.fetch, name),
+                        store.decoder(name),
+                    ),
+                )
+            )
+        jobs.sort(key=lambda j: j[0])  # file order: one sequential read
+        self._acc.update(stream_accumulate(job for _, job in jobs))
+
     def _row(self, ref: TensorRef) -> dict[str, Any]:
         acc = self._accumulator(ref.name)
         stats = acc.result() if acc else _from_file_stats(ref)
@@ -96,10 +122,12 @@ class Weights:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """One row per tensor, keyed by name: shape, dtype and `STAT_FIELDS`."""
+        self._stream_stored()
         return {name: self._row(ref) for name, ref in self.tensors.items()}
 
     def layer_stats(self) -> dict[str, dict[str, Any]]:
         """The same figures per layer (every tensor of one module path together)."""
+        self._stream_stored()
         groups: dict[str, StatsAccumulator] = {}
         for name in self.tensors:
             acc = self._accumulator(name)
@@ -109,6 +137,7 @@ class Weights:
 
     def total(self) -> dict[str, Any]:
         """The same figures over every readable tensor of the model."""
+        self._stream_stored()
         acc = StatsAccumulator()
         for name in self.tensors:
             part = self._accumulator(name)

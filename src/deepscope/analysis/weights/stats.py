@@ -6,6 +6,12 @@ tensor has no finite value. `zeros` is the fraction of exact zeros among all ele
 Accumulators merge (Chan's parallel formula), so a layer's and the model's figures are
 exact combinations of their tensors'.
 
+Tensors of 1- and 2-byte dtypes (float16, bfloat16, float8, int8/16, uint8/16) take one
+pass per chunk: a histogram of the stored bit patterns (`BitHistogram`, 256 or 65,536
+bins), from which every figure follows exactly (a table of what each pattern means,
+decoded once in float64). Wider dtypes go through `chunk_stats` (a float64 copy, then
+sum / min / max / zeros / Σx² on it).
+
 Example:
     >>> import numpy as np
     >>> s = tensor_stats(np.array([0.0, 3.0, -4.0, np.nan]))
@@ -24,7 +30,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["CHUNK", "STAT_FIELDS", "StatsAccumulator", "accumulate", "chunk_stats", "tensor_stats"]
+__all__ = [
+    "CHUNK",
+    "STAT_FIELDS",
+    "BitHistogram",
+    "StatsAccumulator",
+    "accumulate",
+    "chunk_stats",
+    "tensor_stats",
+]
 
 STAT_FIELDS = (
     "count",
@@ -136,8 +150,79 @@ def chunk_stats(values: NDArray[Any]) -> StatsAccumulator:
     return part
 
 
+class BitHistogram:
+    """Counts of each stored bit pattern of a 1- or 2-byte dtype; exact statistics from it.
+
+    `stored` is the dtype of the stored bits (e.g. float16, or uint16 for bfloat16 with a
+    `decode` that turns bits into numbers). `add(raw)` counts one chunk (one
+    `np.bincount` pass); `accumulator()` turns the counts into a `StatsAccumulator`:
+    min/max/zeros/NaN/Inf from the patterns present, Σx and Σx² as float64 sums of the
+    products count·value (each product exact for these dtypes), Σ(x-mean)² from the
+    table, so no cancellation.
+    """
+
+    def __init__(
+        self, stored: np.dtype[Any], decode: Callable[[NDArray[Any]], NDArray[Any]] | None
+    ):
+        self.stored = np.dtype(stored)
+        self.bits = np.dtype(f"u{self.stored.itemsize}")
+        self.decode = decode
+        self.counts = np.zeros(1 << (8 * self.stored.itemsize), dtype=np.int64)
+
+    @staticmethod
+    def supports(stored: np.dtype[Any]) -> bool:
+        """Whether `stored` is a dtype this histogram counts (1 or 2 bytes, not bool)."""
+        d = np.dtype(stored)
+        return d.itemsize in (1, 2) and d.kind in "fiu"
+
+    def add(self, raw: NDArray[Any]) -> None:
+        """Count one chunk of stored values (any shape; contiguous or not)."""
+        flat = np.ascontiguousarray(raw).reshape(-1).view(self.bits)
+        if flat.size:
+            self.counts += np.bincount(flat, minlength=self.counts.size)
+
+    def merge(self, other: BitHistogram) -> None:
+        """Add another histogram's counts."""
+        self.counts += other.counts
+
+    def table(self) -> NDArray[np.float64]:
+        """The value of every bit pattern, in float64 (NaN / ±Inf where they are)."""
+        patterns = np.arange(self.counts.size, dtype=self.bits).view(self.stored)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN patterns stay NaN
+            values = self.decode(patterns) if self.decode is not None else patterns
+            return np.asarray(values, dtype=np.float64).reshape(-1)
+
+    def accumulator(self) -> StatsAccumulator:
+        """The statistics of every value counted (see the class docstring)."""
+        acc = StatsAccumulator()
+        present = np.flatnonzero(self.counts)
+        counts = self.counts[present]
+        values = self.table()[present]
+        acc.count = int(counts.sum())
+        nan = np.isnan(values)
+        inf = np.isinf(values)
+        acc.n_nan = int(counts[nan].sum())
+        acc.n_inf = int(counts[inf].sum())
+        acc.n_zero = int(counts[values == 0].sum())
+        fin = ~(nan | inf)
+        if not fin.any():
+            return acc
+        c, v = counts[fin], values[fin]
+        acc.finite = int(c.sum())
+        acc.min, acc.max = float(v.min()), float(v.max())
+        cf = c.astype(np.float64)  # counts < 2**53: exact
+        cv = cf * v  # exact: counts < 2**42 times values of <= 11 significant bits
+        acc.mean = float(cv.sum()) / acc.finite
+        acc.sumsq = float(np.dot(cv, v))
+        d = v - acc.mean
+        acc.m2 = float(np.dot(cf * d, d))
+        return acc
+
+
 #: Elements per chunk: 512 KB of float64, so the passes over a chunk run in the CPU cache.
 CHUNK = 1 << 16
+#: Elements per `np.bincount` call of the histogram path (its index copy stays in cache).
+HIST_CHUNK = 1 << 18
 
 
 def accumulate(
@@ -147,6 +232,7 @@ def accumulate(
     fetch: Callable[[int, int], NDArray[Any]] | None = None,
     size: int | None = None,
     decode: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+    stored: np.dtype[Any] | None = None,
     workers: int | None = None,
 ) -> StatsAccumulator:
     """An accumulator over `values`, `chunk` elements at a time (bounded memory).
@@ -154,39 +240,65 @@ def accumulate(
     `values` may be memory-mapped. Or pass `fetch(start, stop)`, returning elements
     [start, stop) of the flattened tensor (e.g. read from the file into a small buffer),
     and its element count `size` instead. `decode` turns stored bits into numbers per
-    chunk (bf16 / float8 → float32). A large tensor is split into `workers` contiguous
-    slabs (default: the CPU count, up to 8) computed on threads (numpy releases the GIL)
-    and merged in order.
+    chunk (bf16 / float8 → float32); `stored` is the dtype of the stored bits (default:
+    that of `values`, or of the first fetched chunk). 1- and 2-byte stored dtypes are
+    counted in a `BitHistogram` (one pass, exact). A large tensor is split into `workers`
+    contiguous slabs (default: the CPU count, up to 8) computed on threads (numpy
+    releases the GIL) and merged in order.
     """
     flat = np.asarray(values).reshape(-1) if fetch is None else None
     if flat is not None:
         size = int(flat.size)
+        stored = flat.dtype
     elif size is None:
         raise ValueError("accumulate(fetch=...) needs size=")
     acc = StatsAccumulator()
     if size == 0:
         return acc
 
-    def get(start: int, stop: int) -> NDArray[Any]:
-        raw = fetch(start, stop) if fetch is not None else flat[start:stop]  # type: ignore[index]
-        return decode(raw) if decode is not None else raw
+    def raw(start: int, stop: int) -> NDArray[Any]:
+        return fetch(start, stop) if fetch is not None else flat[start:stop]  # type: ignore[index]
+
+    if stored is None:
+        stored = raw(0, min(size, 1)).dtype
+    if BitHistogram.supports(stored):
+        hist_chunk = max(chunk, HIST_CHUNK) if chunk == CHUNK else chunk
+
+        def hist_slab(lo: int, hi: int) -> BitHistogram:
+            h = BitHistogram(stored, decode)
+            for start in range(lo, hi, hist_chunk):
+                h.add(raw(start, min(hi, start + hist_chunk)))
+            return h
+
+        parts_h: list[BitHistogram] = _slabs(hist_slab, size, hist_chunk, workers)
+        total = parts_h[0]
+        for h in parts_h[1:]:
+            total.merge(h)
+        return total.accumulator()
 
     def slab(lo: int, hi: int) -> StatsAccumulator:
         part = StatsAccumulator()
         for start in range(lo, hi, chunk):
-            part.merge(chunk_stats(get(start, min(hi, start + chunk))))
+            r = raw(start, min(hi, start + chunk))
+            part.merge(chunk_stats(decode(r) if decode is not None else r))
         return part
 
+    for part in _slabs(slab, size, chunk, workers):
+        acc.merge(part)
+    return acc
+
+
+def _slabs(
+    work: Callable[[int, int], Any], size: int, chunk: int, workers: int | None
+) -> list[Any]:
+    """`work(lo, hi)` over contiguous slabs of [0, size), on threads when it is large."""
     n_workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
     n_slabs = max(1, min(n_workers, size // (4 * chunk)))
     if n_slabs == 1:
-        return slab(0, size)
+        return [work(0, size)]
     bounds = [size * i // n_slabs for i in range(n_slabs + 1)]
     with ThreadPoolExecutor(n_slabs) as pool:
-        parts = list(pool.map(slab, bounds[:-1], bounds[1:]))
-    for part in parts:
-        acc.merge(part)
-    return acc
+        return list(pool.map(work, bounds[:-1], bounds[1:]))
 
 
 def tensor_stats(values: NDArray[Any], chunk: int = CHUNK) -> dict[str, Any]:

@@ -1,0 +1,139 @@
+"""Statistics of a model file in one sequential pass (issue 15, "≤ one read of the file"):
+the bit-pattern histogram and the block pipeline give numpy's figures exactly, across
+block boundaries, NaN/Inf/zeros, every small dtype, and a file that shrinks mid-read."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import deepscope
+from deepscope.analysis.weights._stream import StreamJob, stream_accumulate
+from deepscope.analysis.weights.lazy import open_tensors
+from deepscope.analysis.weights.stats import BitHistogram, tensor_stats
+from deepscope.errors import ModelFormatError
+
+
+def write_safetensors(path: Path, tensors: dict[str, tuple[str, tuple[int, ...], bytes]]) -> Path:
+    header: dict[str, Any] = {}
+    pos = 0
+    for name, (code, shape, data) in tensors.items():
+        header[name] = {"dtype": code, "shape": list(shape), "data_offsets": [pos, pos + len(data)]}
+        pos += len(data)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    path.write_bytes(
+        struct.pack("<Q", len(raw)) + raw + b"".join(d for _, _, d in tensors.values())
+    )
+    return path
+
+
+def _numpy_stats(a: np.ndarray) -> dict[str, Any]:
+    x = np.asarray(a, dtype=np.float64).reshape(-1)
+    f = x[np.isfinite(x)]
+    return {
+        "count": x.size,
+        "mean": f.mean(),
+        "std": f.std(),
+        "min": f.min(),
+        "max": f.max(),
+        "absmax": np.abs(f).max(),
+        "zeros": float((x == 0).mean()),
+        "l2": np.linalg.norm(f),
+        "nan": int(np.isnan(x).sum()),
+        "inf": int(np.isinf(x).sum()),
+    }
+
+
+def _check(got: dict[str, Any], want: dict[str, Any]) -> None:
+    for k, v in want.items():
+        assert got[k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+
+
+def _special(a: np.ndarray) -> np.ndarray:
+    flat = a.reshape(-1)
+    flat[[0, 17, len(flat) - 1]] = [np.nan, np.inf, -np.inf]
+    flat[100:130] = 0.0
+    flat[131] = -0.0
+    return a
+
+
+def _bf16_bits(x: np.ndarray) -> np.ndarray:
+    return (torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16).view(torch.int16)).numpy()
+
+
+def test_histogram_path_equals_numpy_for_small_dtypes() -> None:
+    rng = np.random.default_rng(0)
+    f16 = _special(rng.standard_normal(5000).astype(np.float16) * 300)
+    f16[200] = np.float16(6e-8)  # a subnormal
+    _check(tensor_stats(f16), _numpy_stats(f16))
+    i8 = rng.integers(-128, 128, 4000).astype(np.int8)
+    _check(tensor_stats(i8), _numpy_stats(i8))
+    u16 = rng.integers(0, 65536, 3000).astype(np.uint16)
+    _check(tensor_stats(u16), _numpy_stats(u16))
+    # mean far from zero: Σx² - n·mean² would cancel; the table's Σ(x-mean)² does not
+    off = (rng.standard_normal(4000) * 0.01 + 1000).astype(np.float16)
+    got = tensor_stats(off)
+    assert got["std"] == pytest.approx(np.asarray(off, np.float64).std(), rel=1e-9)
+    h = BitHistogram(np.dtype(np.float16), None)
+    h.add(f16[:2500])
+    h.add(f16[2500:])
+    assert h.counts.sum() == f16.size and h.accumulator().result()["nan"] == 1
+
+
+def test_file_stats_stream_across_blocks_equal_numpy(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    f16 = _special(rng.standard_normal((300, 77)).astype(np.float16))
+    f32 = _special((rng.standard_normal((123, 45)) * 7 + 3).astype(np.float32))
+    bf = _special(rng.standard_normal(9000).astype(np.float32) * 50)
+    bf_bits = _bf16_bits(bf)
+    i8 = rng.integers(-128, 128, 777).astype(np.int8)
+    path = write_safetensors(
+        tmp_path / "m.safetensors",
+        {
+            "a.weight": ("F16", f16.shape, f16.tobytes()),
+            "b.weight": ("F32", f32.shape, f32.tobytes()),
+            "c.weight": ("BF16", bf.shape, bf_bits.tobytes()),
+            "d.weight": ("I8", i8.shape, i8.tobytes()),
+            "e.weight": ("F16", (0, 4), b""),
+        },
+    )
+    bf_exact = torch.from_numpy(bf_bits).view(torch.bfloat16).float().numpy()
+    want = {"a.weight": f16, "b.weight": f32, "c.weight": bf_exact, "d.weight": i8}
+    with open_tensors(path) as store:
+        jobs = [
+            StreamJob(
+                n,
+                int(np.prod(store.info(n).shape)),
+                store.stored_dtype(n),
+                lambda a, b, out, n=n: store.fetch(n, a, b, out),
+                store.decoder(n),
+            )
+            for n in store.names()
+        ]
+        got = stream_accumulate(jobs, workers=3, block_bytes=1000)  # many blocks per tensor
+    for name, values in want.items():
+        _check(got[name].result(), _numpy_stats(values))
+    assert got["e.weight"].result()["count"] == 0
+    w = deepscope.weights(path)  # the same through the public API, one streamed pass
+    rows = w.stats()
+    for name, values in want.items():
+        _check(rows[name], _numpy_stats(values))
+    all_values = np.concatenate([np.asarray(v, np.float64).ravel() for v in want.values()])
+    _check(w.total(), _numpy_stats(all_values))
+
+
+def test_a_file_truncated_after_open_is_a_clear_error(tmp_path: Path) -> None:
+    x = np.ones(50_000, dtype=np.float16)
+    path = write_safetensors(tmp_path / "t.safetensors", {"w": ("F16", x.shape, x.tobytes())})
+    w = deepscope.weights(path)
+    os.truncate(path, 1000)
+    with pytest.raises(ModelFormatError, match="truncated"):
+        w.stats()
