@@ -1,15 +1,14 @@
 """Per-app state shared by the routes: settings, the store (opened lazily), the graph cache,
 the read gate (bounded reads per run), the cached run list and the shared SSE poller.
 
-The store is typed by the read protocol (`deepscope.store.protocol`) plus the two lookups
-the server needs beyond it (`count_runs`, `blob`), so any backend with those works.
+The store is typed by the store contract (`deepscope.store.protocol.Store`), so any
+backend (a SQLite log directory, a PostgreSQL URL) is served the same way.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Protocol
 
 from starlette.requests import Request
 
@@ -20,7 +19,7 @@ from deepscope.server.listing import RunListing, confined_db
 from deepscope.server.params import BadRequestError
 from deepscope.server.poller import VersionPoller
 from deepscope.server.settings import Settings
-from deepscope.store.protocol import BlobInfo, RunInfo, RunReader
+from deepscope.store.protocol import RunReader, Store
 from deepscope.store.schema import DB_NAME, is_valid_run_name
 
 __all__ = ["AppState", "ServedRun", "ServedStore", "app_state", "safe_run_name"]
@@ -28,24 +27,8 @@ __all__ = ["AppState", "ServedRun", "ServedStore", "app_state", "safe_run_name"]
 MAX_RUN_NAME = 255
 
 
-class ServedRun(RunReader, Protocol):
-    """A run reader that can also look a blob up by id and list only the latest blobs."""
-
-    def blob(self, blob_id: int) -> BlobInfo: ...
-
-    def blobs(
-        self, kind: str, tag: str | None = None, *, limit: int | None = None
-    ) -> list[BlobInfo]: ...
-
-
-class ServedStore(Protocol):
-    """The store operations the server calls."""
-
-    def runs(self, *, offset: int = 0, limit: int = 500, filter: str = "") -> list[RunInfo]: ...
-
-    def count_runs(self, *, filter: str = "") -> int: ...
-
-    def run(self, name: str) -> ServedRun: ...
+ServedRun = RunReader  # the server reads runs through the store contract only
+ServedStore = Store
 
 
 def safe_run_name(name: str) -> str:

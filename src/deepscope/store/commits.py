@@ -340,7 +340,7 @@ def _resolve(item: Item) -> Item:
 
 def count_points(item: Item) -> int:
     """How many points `item` holds (a flush marker holds none)."""
-    if type(item) is tuple and item and item[0] in "sd":
+    if isinstance(item, tuple) and item and item[0] in "sd":
         return len(item[3])
     return 0 if type(item) is Marker else 1
 

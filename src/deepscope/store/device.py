@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from deepscope.store.protocol import ScalarRecord
+
 
 class DeviceValue:
     """A 1-element tensor on an accelerator, read in the writer thread (no sync in training)."""
@@ -58,7 +60,7 @@ def read_device_items(items: list[Any]) -> list[Any]:
     for it in items:
         if it[0] == "d":
             pairs = tuple((k, read[id(v)] if type(v) is DeviceValue else v) for k, v in it[3])
-            out.append(("s", it[1], it[2], pairs))
+            out.append(ScalarRecord("s", it[1], it[2], pairs))
         else:
             out.append(it)
     return out

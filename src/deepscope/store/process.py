@@ -1,8 +1,8 @@
 """Process-wide bookkeeping for run writers: fork, exit and SIGTERM.
 
-* fork: while a process forks, every writer's I/O lock is held, so no SQLite call is in
-  flight; in the child each writer drops (never closes) the parent's connection and starts
-  afresh on its first write (`RunWriter._after_fork_child`).
+* fork: while a process forks, every writer's I/O lock (`fork_lock()`) is held, so no
+  database call is in flight; in the child each writer drops (never closes) the parent's
+  connection and starts afresh on its first write (`after_fork_child()`).
 * exit: `close_all` flushes and closes every writer (atexit; multiprocessing children run
   it through a `multiprocessing.util.Finalize` registered by the writer).
 * SIGTERM: flush, mark runs interrupted, then terminate as the default action would.
@@ -13,18 +13,25 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import sqlite3
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from deepscope.store.writer import RunWriter
+    from deepscope.store.protocol import RunWriter as _Writer
+
+    class RunWriter(_Writer, Protocol):
+        """A writer with fork hooks (every backend's writer)."""
+
+        def fork_lock(self) -> threading.Lock | None: ...
+
+        def after_fork_child(self) -> None: ...
+
 
 log = logging.getLogger("deepscope.store")
 
 _WRITERS: weakref.WeakSet[RunWriter] = weakref.WeakSet()
-FORK_ORPHANS: list[sqlite3.Connection] = []  # inherited connections, never touched again
+FORK_ORPHANS: list[Any] = []  # inherited connections, never touched again
 _HOOKS_INSTALLED = False
 _HOOKS_LOCK = threading.Lock()
 
@@ -53,9 +60,10 @@ _HELD: list[threading.Lock] = []
 def _before_fork() -> None:
     # Hold every writer's I/O lock so no SQLite call is in flight while the process forks.
     for w in list(_WRITERS):
-        if w._thread is not None and w._pid == os.getpid():
-            w._io_lock.acquire()
-            _HELD.append(w._io_lock)
+        lock = w.fork_lock()
+        if lock is not None:
+            lock.acquire()
+            _HELD.append(lock)
 
 
 def _after_fork_parent() -> None:
@@ -68,7 +76,7 @@ def _after_fork_child() -> None:
     global _HOOKS_LOCK
     _HOOKS_LOCK = threading.Lock()
     for w in list(_WRITERS):
-        w._after_fork_child()
+        w.after_fork_child()
 
 
 def close_ref(ref: weakref.ref[RunWriter]) -> None:

@@ -1,7 +1,15 @@
-"""The storage-agnostic read interface (cf. TensorBoard's `data/provider.py`).
+"""The whole store contract: typed write records, the run writer, the run reader and the
+store (listing, counting and opening runs). Cf. TensorBoard's `data/provider.py`.
 
-The server only ever sees these types. `deepscope.store.open(logdir)` returns a
-`StoreReader`; SQLite implements it today, PostgreSQL later. Imports stdlib only.
+`deepscope.store.open(target)` returns a `Store` and `deepscope.store.open_writer(target,
+...)` a `RunWriter`, for a log directory (SQLite, ``store/sqlite/``: one ``run.db`` per run)
+or a ``postgresql://`` URL (``store/postgres/``). `deepscope.tracking` and
+`deepscope.server` use these types and nothing else of a backend. Imports stdlib only.
+
+Write records are named tuples (cheap to build in the training thread; the first field is
+a one-letter code the writer dispatches on): `ScalarRecord` (``"s"``; ``"d"`` while some
+values are `deepscope.store.device.DeviceValue` s still on an accelerator),
+`HistogramRecord` (``"h"``), `BlobRecord` (``"b"``), `EventRecord` (``"e"``).
 
 Downsampling contract for every series: at most `max_points` items come back; the first
 and the latest datum are always included; for scalars each bucket keeps its min and max,
@@ -10,12 +18,64 @@ and every non-finite value (NaN, +Inf, -Inf) in range is kept as a marker.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 RunStatus = Literal["running", "finished", "interrupted", "unreadable"]
 Severity = Literal["info", "warning", "error"]
+EndState = Literal["finished", "interrupted"]
+
+
+# ---- write records ------------------------------------------------------------------------
+class ScalarRecord(NamedTuple):
+    """One ``run.log(...)`` call: scalars of one step, one atomic unit in the store."""
+
+    code: Literal["s", "d"]  # "d": some values are DeviceValue (read in the writer thread)
+    step: int
+    wall_time: float
+    pairs: Sequence[tuple[str, Any]]  # (tag, float | DeviceValue)
+
+
+class HistogramRecord(NamedTuple):
+    """One histogram (`deepscope._histdata.HistogramData`, or a pending one with
+    ``.result()`` that the writer thread finishes)."""
+
+    code: Literal["h"]
+    tag: str
+    step: int
+    wall_time: float
+    histogram: Any
+
+
+class BlobRecord(NamedTuple):
+    """An image, text, graph JSON... `path` is content-addressed
+    (`deepscope.store.blobs.blob_relpath`), `meta` a JSON object as text."""
+
+    code: Literal["b"]
+    kind: str
+    tag: str
+    step: int
+    wall_time: float
+    path: str
+    data: bytes
+    meta: str
+
+
+class EventRecord(NamedTuple):
+    """A diagnostic event (NaN seen, exploding gradient, dead units...)."""
+
+    code: Literal["e"]
+    step: int
+    wall_time: float
+    severity: str
+    kind: str
+    layer: str | None
+    message: str
+
+
+WriteRecord = ScalarRecord | HistogramRecord | BlobRecord | EventRecord
 
 
 @dataclass(frozen=True)
@@ -84,6 +144,9 @@ class EventInfo:
 
 
 class RunReader(Protocol):
+    """Reads one run. `directory`: where its blob files are (SQLite: the run folder;
+    PostgreSQL: a local cache the blobs are fetched into on demand)."""
+
     name: str
     directory: Path
 
@@ -102,10 +165,23 @@ class RunReader(Protocol):
 
     def histograms(self, tag: str, *, max_points: int = 100) -> list[HistogramPoint]: ...
 
-    def blobs(self, kind: str, tag: str | None = None) -> list[BlobInfo]: ...
+    def blobs(
+        self, kind: str, tag: str | None = None, *, limit: int | None = None
+    ) -> list[BlobInfo]:
+        """Blobs of `kind` (of `tag`), oldest first; with `limit`, only the latest `limit`."""
+        ...
+
+    def blob(self, blob_id: int) -> BlobInfo:
+        """One blob by id; `deepscope.errors.NotFoundError` if there is none."""
+        ...
 
     def blob_path(self, blob: BlobInfo) -> Path:
-        """Absolute path of a blob, confined to the run directory."""
+        """Absolute path of a blob's file, confined to `directory` (fetched there first by a
+        backend that keeps blobs elsewhere)."""
+        ...
+
+    def read_blob(self, blob: BlobInfo, *, max_bytes: int = 64 * 1024 * 1024) -> bytes:
+        """The bytes of a blob; `deepscope.errors.StoreError` past `max_bytes`."""
         ...
 
     def events(self, *, limit: int = 1000) -> list[EventInfo]: ...
@@ -115,11 +191,70 @@ class RunReader(Protocol):
         ...
 
 
-class StoreReader(Protocol):
-    root: Path
+class Store(Protocol):
+    """A place runs live in: a log directory (SQLite) or a database (PostgreSQL)."""
 
-    def runs(self, *, offset: int = 0, limit: int = 500, filter: str = "") -> list[RunInfo]: ...
+    def runs(self, *, offset: int = 0, limit: int = 500, filter: str = "") -> list[RunInfo]:
+        """Runs sorted by name whose name contains `filter` (case-insensitive); a run that
+        cannot be read is listed with status ``"unreadable"``."""
+        ...
+
+    def run_names(self, *, filter: str = "") -> list[str]: ...
+
+    def count_runs(self, *, filter: str = "") -> int: ...
 
     def run(self, name: str) -> RunReader:
         """Raises `deepscope.errors.NotFoundError` for an unknown or unsafe run name."""
+        ...
+
+    def versions(self, names: Sequence[str]) -> dict[str, int | None]:
+        """`RunReader.version` of many runs at once (None: gone or unreadable)."""
+        ...
+
+
+StoreReader = Store  # the earlier name of the read side
+
+
+class RunWriter(Protocol):
+    """Writes one run from a background thread (`deepscope.store.writer.SqliteRunWriter`,
+    `deepscope.store.postgres.writer.PostgresRunWriter`).
+
+    Durability for every backend: `put` only enqueues; batches commit all-or-nothing every
+    flush interval; `flush` blocks until everything put before it is committed (or, while
+    the store is down, spilled to a local file: PostgreSQL replays it later); after kill -9
+    at most one flush interval is lost. A store fault never reaches the training loop
+    unless the writer is strict: it warns once (`check`) and counts `dropped` points.
+    """
+
+    name: str
+    dropped: int  # points that are not in the store (spilled or lost), counted
+    spill_path: Path | None
+
+    @property
+    def location(self) -> str:
+        """Where the run is written, for messages (a path, or a URL without password)."""
+        ...
+
+    @property
+    def directory(self) -> Path | None:
+        """The run's folder (a log directory store), None for a database store."""
+        ...
+
+    @property
+    def has_pending(self) -> bool:
+        """A warning (or, strict, an error) waits to be shown by `check`."""
+        ...
+
+    def put(self, record: WriteRecord, nbytes: int = 0) -> None:
+        """Enqueue one record (`nbytes`: blob bytes, for the queue's byte bound)."""
+        ...
+
+    def check(self) -> None:
+        """Show a pending warning once, or raise `StoreError` in strict mode."""
+        ...
+
+    def flush(self, timeout: float | None = None) -> None: ...
+
+    def close(self, state: str = "finished", timeout: float = 30.0) -> None:
+        """Flush, end this process's session in `state` (an `EndState`), stop the thread."""
         ...

@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -337,6 +337,16 @@ class SqliteStore:
 
     def count_runs(self, *, filter: str = "") -> int:
         return len(self.run_names(filter=filter))
+
+    def versions(self, names: Sequence[str]) -> dict[str, int | None]:
+        """`SqliteRunReader.version` of each run (None: gone or unreadable)."""
+        out: dict[str, int | None] = {}
+        for name in names:
+            try:
+                out[name] = self.run(name).version()
+            except StoreError:
+                out[name] = None
+        return out
 
     def runs(
         self,

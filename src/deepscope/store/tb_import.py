@@ -31,6 +31,7 @@ from deepscope._histdata import HistogramData
 from deepscope.errors import require
 from deepscope.store import jsonenc
 from deepscope.store.blobs import blob_relpath
+from deepscope.store.protocol import BlobRecord, HistogramRecord, ScalarRecord, WriteRecord
 from deepscope.store.schema import sanitize_run_name
 from deepscope.store.writer import RunWriter, WriterOptions
 
@@ -118,7 +119,7 @@ def _import_run(
     try:
         for path in files:
             for item in _items(path, result):
-                writer.put(item, len(item[6]) if item[0] == "b" else 0)
+                writer.put(item, len(item.data) if isinstance(item, BlobRecord) else 0)
             if progress is not None:
                 progress(path.stat().st_size)
         writer.flush()
@@ -128,7 +129,7 @@ def _import_run(
     return result
 
 
-def _items(path: Path, result: RunSummary) -> Iterator[tuple[Any, ...]]:
+def _items(path: Path, result: RunSummary) -> Iterator[WriteRecord]:
     from tensorboard.backend.event_processing.event_file_loader import (
         LegacyEventFileLoader,
     )
@@ -159,13 +160,13 @@ def _items(path: Path, result: RunSummary) -> Iterator[tuple[Any, ...]]:
             yield item
 
 
-def _convert(value: Any, plugin: str, step: int, wall: float) -> tuple[Any, ...] | None:
+def _convert(value: Any, plugin: str, step: int, wall: float) -> WriteRecord | None:
     tag = value.tag
     which = value.WhichOneof("value")
     if which == "simple_value":
-        return ("s", step, wall, [(tag, float(value.simple_value))])
+        return ScalarRecord("s", step, wall, [(tag, float(value.simple_value))])
     if which == "histo":
-        return ("h", tag, step, wall, histogram_from_proto(value.histo))
+        return HistogramRecord("h", tag, step, wall, histogram_from_proto(value.histo))
     if which == "image":
         img = value.image
         return _image(tag, step, wall, bytes(img.encoded_image_string))
@@ -175,9 +176,9 @@ def _convert(value: Any, plugin: str, step: int, wall: float) -> tuple[Any, ...]
 
     array = tensor_util.make_ndarray(value.tensor)
     if plugin == "scalars" and array.size == 1:
-        return ("s", step, wall, [(tag, float(array.reshape(-1)[0]))])
+        return ScalarRecord("s", step, wall, [(tag, float(array.reshape(-1)[0]))])
     if plugin == "histograms" and array.ndim == 2 and array.shape[1] == 3:
-        return ("h", tag, step, wall, histogram_from_buckets(array))
+        return HistogramRecord("h", tag, step, wall, histogram_from_buckets(array))
     if plugin == "images" and array.ndim == 1 and array.size >= 3:
         return _image(tag, step, wall, bytes(array[2]))  # [width, height, image, ...]
     if plugin == "text" and array.size >= 1:
@@ -185,7 +186,7 @@ def _convert(value: Any, plugin: str, step: int, wall: float) -> tuple[Any, ...]
         text = "\n".join(_text(x) for x in array.reshape(-1))
         data = text.encode("utf-8")
         meta = jsonenc.dumps({"length": len(text)})
-        return ("b", "text", tag, step, wall, blob_relpath(data, "txt"), data, meta)
+        return BlobRecord("b", "text", tag, step, wall, blob_relpath(data, "txt"), data, meta)
     return None
 
 
@@ -193,11 +194,13 @@ def _text(x: Any) -> str:
     return x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
 
 
-def _image(tag: str, step: int, wall: float, data: bytes) -> tuple[Any, ...] | None:
+def _image(tag: str, step: int, wall: float, data: bytes) -> WriteRecord | None:
     meta = png_meta(data)
     if meta is None:
         return None  # not a PNG (JPEG/GIF summaries are rare): counted as skipped
-    return ("b", "image", tag, step, wall, blob_relpath(data, "png"), data, jsonenc.dumps(meta))
+    return BlobRecord(
+        "b", "image", tag, step, wall, blob_relpath(data, "png"), data, jsonenc.dumps(meta)
+    )
 
 
 def png_meta(data: bytes) -> dict[str, Any] | None:

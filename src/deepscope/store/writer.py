@@ -42,6 +42,7 @@ from deepscope.store.process import (
     register,
     unregister,
 )
+from deepscope.store.protocol import WriteRecord
 from deepscope.store.rows import classify
 from deepscope.store.schema import DB_NAME
 from deepscope.store.session import WriterOptions
@@ -49,6 +50,7 @@ from deepscope.store.session import WriterOptions
 __all__ = [
     "DeviceValue",
     "RunWriter",
+    "SqliteRunWriter",
     "StoreWarning",
     "WriterOptions",
     "classify",
@@ -98,6 +100,28 @@ class RunWriter(WriterIO):
         self._open_or_degrade(first=True)
         self._start()
 
+    @property
+    def location(self) -> str:
+        """The run's database file (for messages)."""
+        return str(self.db_path)
+
+    @property
+    def directory(self) -> Path | None:
+        """The run's folder (``LOGDIR/<name>``)."""
+        return self.run_dir
+
+    # ---- process bookkeeping (deepscope.store.process) ------------------------------------
+    def fork_lock(self) -> threading.Lock | None:
+        """The lock to hold across ``fork()`` (no I/O in flight), or None when this process's
+        writer thread has not started."""
+        if self._thread is not None and self._pid == os.getpid():
+            return self._io_lock
+        return None
+
+    def after_fork_child(self) -> None:
+        """In a forked child: forget the parent's connection and thread (see the module doc)."""
+        self._after_fork_child()
+
     # ---- state that must be fresh in every process --------------------------------------
     def _reset_runtime(self) -> None:
         self._pid = os.getpid()
@@ -124,7 +148,7 @@ class RunWriter(WriterIO):
         # The child starts its writer lazily, on its first put().
 
     # ---- caller-thread API --------------------------------------------------------------
-    def put(self, item: Item, nbytes: int = 0) -> None:
+    def put(self, item: WriteRecord, nbytes: int = 0) -> None:
         """Enqueue one item (never blocks unless the queue is full)."""
         if self._thread is None:
             self._start_in_child()
@@ -264,3 +288,6 @@ class RunWriter(WriterIO):
             self._drained.clear()
             self._wake.set()
             self._drained.wait(0.05)
+
+
+SqliteRunWriter = RunWriter  # the SQLite backend's `deepscope.store.protocol.RunWriter`

@@ -32,13 +32,20 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from deepscope.errors import StoreError, require
 from deepscope.store import jsonenc
 from deepscope.store.blobs import blob_relpath, check_ext
-from deepscope.store.schema import check_local_filesystem, generate_run_name, sanitize_run_name
-from deepscope.store.writer import DeviceValue, RunWriter, WriterOptions, install_signal_handlers
+from deepscope.store.protocol import (
+    BlobRecord,
+    EventRecord,
+    HistogramRecord,
+    RunWriter,
+    ScalarRecord,
+)
+from deepscope.store.targets import open_writer
+from deepscope.store.writer import DeviceValue, WriterOptions, install_signal_handlers
 from deepscope.tracking._group import apply_group
 from deepscope.tracking._views import ViewLogging
 from deepscope.tracking.values import check_text, escape_text, to_scalar, to_step
@@ -101,7 +108,7 @@ def _convert(pairs: tuple[tuple[Any, Any], ...], checked: set[str]) -> list[tupl
     return out
 
 
-def _code(pairs: list[tuple[str, Any]]) -> str:
+def _code(pairs: list[tuple[str, Any]]) -> Literal["s", "d"]:
     # "d": some values are device tensors, read in the writer thread
     return "d" if any(type(v) is DeviceValue for _, v in pairs) else "s"
 
@@ -117,7 +124,7 @@ class Run(ViewLogging):
     def __init__(self, writer: RunWriter, config: dict[str, Any]) -> None:
         self._writer = writer
         self.name: str = writer.name
-        self.directory: Path = writer.run_dir
+        self.directory: Path | None = writer.directory  # None for a database store
         self.config = config
         self._step = 0
         self._next = 0
@@ -140,7 +147,8 @@ class Run(ViewLogging):
         return self._writer.spill_path
 
     def __repr__(self) -> str:
-        return f"<deepscope.Run {self.name!r} at {str(self.directory)!r} step={self._step}>"
+        where = str(self.directory) if self.directory is not None else self._writer.location
+        return f"<deepscope.Run {self.name!r} at {where!r} step={self._step}>"
 
     # ---- logging --------------------------------------------------------------------------
     def _guard(self) -> None:
@@ -159,7 +167,7 @@ class Run(ViewLogging):
         int64 (`ValueError`).
         """
         w = self._writer
-        if w._pending or self._closed:
+        if w.has_pending or self._closed:
             self._guard()
         if type(values) is not dict and not isinstance(values, Mapping):
             raise TypeError(f"run.log takes a dict of tag -> number, not {type(values).__name__}")
@@ -176,7 +184,10 @@ class Run(ViewLogging):
         self._step = step
         self._next = step + 1
         if pairs:
-            w.put(("s" if type(pairs) is tuple else _code(pairs), step, time.time(), pairs))
+            # a ScalarRecord built as a plain tuple of its fields: 1.5 us cheaper per call
+            # than the named tuple (the writer dispatches on the code in field 0)
+            code = "s" if type(pairs) is tuple else _code(pairs)
+            w.put(cast(ScalarRecord, (code, step, time.time(), pairs)))
             if self._watchers:
                 self._observe(pairs, step)
 
@@ -200,7 +211,9 @@ class Run(ViewLogging):
         from deepscope.tracking.histogram import begin_histogram
 
         pending = begin_histogram(values, bins)
-        self._writer.put(("h", tag, self._step_or_current(step), time.time(), pending))
+        self._writer.put(
+            HistogramRecord("h", tag, self._step_or_current(step), time.time(), pending)
+        )
 
     def log_image(
         self, tag: str, image: Any, step: int | None = None, dataformats: str | None = None
@@ -251,7 +264,9 @@ class Run(ViewLogging):
         meta_json = jsonenc.dumps(dict(meta or {}))
         relpath = blob_relpath(data, e)
         step_ = self._step_or_current(step)
-        self._writer.put(("b", kind, tag, step_, time.time(), relpath, data, meta_json), len(data))
+        self._writer.put(
+            BlobRecord("b", kind, tag, step_, time.time(), relpath, data, meta_json), len(data)
+        )
         return relpath
 
     def log_view(
@@ -291,7 +306,7 @@ class Run(ViewLogging):
         layer = None if layer is None else escape_text(str(layer))
         step_ = self._step_or_current(step)
         text = escape_text(str(message))  # free text: a lone surrogate is kept as \udcxx
-        self._writer.put(("e", step_, time.time(), severity, kind, layer, text))
+        self._writer.put(EventRecord("e", step_, time.time(), severity, kind, layer, text))
 
     def log_graph(self, model_or_graph: Any, example_inputs: Any = None, tag: str = "model") -> str:
         """Store a model's graph (a `Graph`, a `Model`, or anything `deepscope.graph` takes)."""
@@ -388,7 +403,7 @@ class Run(ViewLogging):
 
 
 def init(
-    logdir: str | os.PathLike[str] = "runs",
+    logdir: str | os.PathLike[str] | None = None,
     name: str | None = None,
     config: Any = None,
     durability: str = "normal",
@@ -398,9 +413,13 @@ def init(
     allow_network_fs: bool = False,
     heartbeat_interval: float = 5.0,
     group: str | None = None,
+    store: str | None = None,
 ) -> Run:
     """Start (or join) a run in ``logdir/<name>/run.db`` and return its `Run`.
 
+    `logdir` (default ``"runs"``) or `store`: where the run goes, a log directory or a
+    ``postgresql://user:password@host/db`` URL (the ``[postgres]`` extra; many hosts log into
+    one database). Given neither, ``DEEPSCOPE_STORE`` names it when set.
     `name`: letters, digits and ``._-=+`` (others become ``-``); an existing run of that name
     is joined, so several processes can log into one run. Without a name: a fresh
     ``yyyymmdd-hhmmss-<hex>``. `config`: a JSON-serialisable dict. `durability`:
@@ -422,37 +441,13 @@ def init(
     config_json = _config_json(config)
     if group is not None:
         name, config_json = apply_group(group, name, config_json)
-    root = Path(logdir).expanduser()
-    check_local_filesystem(root, allow_network_fs=allow_network_fs)
-    run_dir = _make_run_dir(root, name, strict=options.strict)
-    writer = RunWriter(run_dir, run_dir.name, config_json=config_json, options=options)
+    if logdir is not None and store is not None:
+        raise ValueError("pass logdir (a directory) or store (a directory or URL), not both")
+    target = store if store is not None else logdir
+    if target is None:
+        target = os.environ.get("DEEPSCOPE_STORE", "").strip() or "runs"
+    writer = open_writer(
+        target, name, config_json=config_json, options=options, allow_network_fs=allow_network_fs
+    )
     install_signal_handlers()
     return Run(writer, jsonenc.loads(config_json))
-
-
-def _make_run_dir(root: Path, name: str | None, *, strict: bool) -> Path:
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if strict:
-            raise StoreError(f"cannot create the log directory {root}: {exc}") from exc
-    if name is not None:
-        run_dir = root / sanitize_run_name(name)
-        try:
-            run_dir.mkdir(exist_ok=True)  # an existing run of this name is joined
-        except OSError as exc:
-            if strict:
-                raise StoreError(f"cannot create the run directory {run_dir}: {exc}") from exc
-        return run_dir
-    for _ in range(100):
-        run_dir = root / generate_run_name()
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            if strict:
-                raise StoreError(f"cannot create the run directory {run_dir}: {exc}") from exc
-            return run_dir  # the writer degrades to the spill file and keeps retrying
-    raise StoreError(f"could not find a free run name in {root}")  # pragma: no cover
