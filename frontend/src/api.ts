@@ -125,6 +125,12 @@ export function setBlobResolver(resolve: BlobResolver | null): void {
   blobResolver = resolve;
 }
 
+/** The inlined `data:` URL of blob `id` of `run` in a page without a server (a report or a
+ * widget), or undefined (the dashboard, or a blob the snapshot left out). */
+export function offlineBlobUrl(run: string, id: number | string): string | undefined {
+  return blobResolver?.(run, id);
+}
+
 /** URL of a stored blob; built here from run + id, never taken from data as an href. */
 export function blobUrl(run: string, id: number | string): string {
   return blobResolver?.(run, id) ?? apiUrl('blob', { run, id });

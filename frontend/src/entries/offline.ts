@@ -8,7 +8,9 @@
 // here, with the server's rules (downsampling keeps the first, last and extreme points).
 
 import { setBlobResolver } from '../api';
+import { spriteBlobId, vectorsBlobId } from '../panels/projector/api';
 import { ARRAY_CONTENT_TYPE } from '../wire/envelope';
+import { type Matrix, matrixFromEnvelope, nearest, NeighborError } from './neighbors';
 
 /** What a page carries: `deepscope.views.embed.Snapshot`. */
 export interface Snapshot {
@@ -239,10 +241,7 @@ function dataResponse(url: string, type?: string): Response {
   const comma = url.indexOf(',');
   const head = url.slice(5, comma);
   const mime = type ?? head.split(';')[0];
-  const bytes = head.endsWith(';base64')
-    ? Uint8Array.from(atob(url.slice(comma + 1)), (c) => c.charCodeAt(0))
-    : new TextEncoder().encode(decodeURIComponent(url.slice(comma + 1)));
-  return new Response(bytes, { status: 200, headers: { 'content-type': mime } });
+  return new Response(dataBytes(url), { status: 200, headers: { 'content-type': mime } });
 }
 
 function blob(q: URLSearchParams, type?: string): Response {
@@ -267,6 +266,35 @@ function project(body: string): unknown {
   return base('projector/project', [['run', run], ['tag', tag], ['step', String(step)], ['dims', '2'], ['method', 'pca']]);
 }
 
+/** Bytes of a `data:` URL. */
+function dataBytes(url: string): Uint8Array<ArrayBuffer> {
+  const comma = url.indexOf(',');
+  return url.slice(5, comma).endsWith(';base64')
+    ? Uint8Array.from(atob(url.slice(comma + 1)), (c) => c.charCodeAt(0))
+    : new TextEncoder().encode(decodeURIComponent(url.slice(comma + 1)));
+}
+
+const matrices = new Map<string, Matrix>();
+
+/** `projector/neighbors`: the k nearest points computed here from the embedding's vectors
+ * in the snapshot (`entries/neighbors.ts`); a clear error when the report left them out. */
+function neighbors(q: URLSearchParams): unknown {
+  const run = one(q, 'run');
+  const tag = one(q, 'tag');
+  const step = num(q, 'step') ?? 0;
+  const key = blobKey(run, vectorsBlobId(tag, step));
+  let m = matrices.get(key);
+  if (m === undefined) {
+    const url = store().blobs.get(key);
+    if (url === undefined) throw new Missing(`nearest neighbours of ${tag} (step ${step}) are not in this report (its vectors were over the size limit): open the run with \`deepscope serve\` for them`);
+    const bytes = dataBytes(url);
+    m = matrixFromEnvelope(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    matrices.set(key, m);
+  }
+  const index = num(q, 'index') ?? -1;
+  return { index, neighbors: nearest(m, index, num(q, 'k') ?? 10, q.get('metric') ?? 'cosine') };
+}
+
 /** The answer to one `api/...` URL (`body`: a POST's body). */
 export function answer(url: string, body?: string): Response {
   const rest = url.slice('api/'.length);
@@ -277,8 +305,12 @@ export function answer(url: string, body?: string): Response {
     if (path === 'blob') return blob(q);
     if (path === 'projector/project') return json(project(body ?? '{}'));
     if (path === 'projector/cancel') return json({ cancelled: false });
-    if (path === 'projector/neighbors') throw new Missing(`nearest neighbours ${STATIC}`);
-    if (path === 'projector/sprite') throw new Missing(`thumbnails ${STATIC}`);
+    if (path === 'projector/neighbors') return json(neighbors(q));
+    if (path === 'projector/sprite') {
+      const url = store().blobs.get(blobKey(one(q, 'run'), spriteBlobId(one(q, 'tag'), num(q, 'step') ?? 0)));
+      if (url === undefined) throw new Missing(`the thumbnails of this embedding are not in this report: open the run with \`deepscope serve\` for them`);
+      return dataResponse(url, 'image/png');
+    }
     if (path === 'projector/coords') {
       const key = one(q, 'key');
       const url = store().blobs.get(blobKey(one(q, 'run'), `projector:${key}`));
@@ -295,6 +327,7 @@ export function answer(url: string, body?: string): Response {
     return json(base(path, [...q.entries()]));
   } catch (e) {
     if (e instanceof Missing) return json({ error: { type: 'NotFound', message: e.message } }, 404);
+    if (e instanceof NeighborError) return json({ error: { type: 'ProjectionError', message: e.message } }, 400);
     return json({ error: { type: 'Internal', message: String(e) } }, 500);
   }
 }

@@ -36,7 +36,10 @@ from deepscope.errors import DeepscopeError
 from deepscope.views import envelope
 from deepscope.views.embed import Snapshot, blob_key, request_key
 
-__all__ = ["Limits", "Recorded", "record", "search_index", "snapshot_logdir", "snapshot_model"]
+__all__ = [
+    "Limits", "Recorded", "record", "search_index", "snapshot_logdir", "snapshot_model",
+    "sprite_blob_id", "vectors_blob_id",
+]  # fmt: skip
 
 Params = list[tuple[str, str]]
 _TYPES = {"image/png": "png", "application/json": "json"}
@@ -64,6 +67,11 @@ class Limits:
     """Blob bytes inlined in all (before base64); later blobs are left out and noted."""
     max_projector_points: int = 50_000
     """Embeddings with more points are left out of the Projector (and noted)."""
+    max_sprite_bytes: int = 2 * 1024 * 1024
+    """An embedding's sprite atlas (PNG) larger than this is left out: no hover thumbnails."""
+    max_vector_bytes: int = 2 * 1024 * 1024
+    """An embedding's vectors (N x D as stored: float16 or float32) larger than this are
+    left out: no nearest neighbours (2 MiB: 16k points of 64 float16s, 4k of 128 float32s)."""
 
 
 @dataclass
@@ -231,7 +239,12 @@ class _Recorder:
     async def projector(self, run: str) -> None:
         """Each embedding's columns and a 2-D PCA (computed here from the stored vectors),
         kept as the answers of ``POST projector/project`` and ``projector/coords``: the
-        panel's default view draws offline (t-SNE, UMAP and 3-D answer an error there)."""
+        panel's default view draws offline (t-SNE, UMAP and 3-D answer an error there).
+        Its sprite atlas (hover thumbnails) and its vectors as stored (the page computes
+        nearest neighbours from them, exactly as ``/projector/neighbors``) come along when
+        each is within `Limits.max_sprite_bytes` / `Limits.max_vector_bytes` and the blob
+        budget; else the listing says ``sprite: null`` / the page says neighbours are not
+        in the report, and a note names what was left out."""
         r = [("run", run)]
         status, _, body = await self.client.get("projector/embeddings", r)
         if status != 200:
@@ -240,13 +253,15 @@ class _Recorder:
         kept: list[dict[str, Any]] = []
         for row in listing["embeddings"]:
             tag, step, n = row["tag"], int(row["step"]), int(row["n"])
-            if n > self.limits.max_projector_points:
-                self.notes.append(f"embedding {tag!r} (step {step}) of run {run!r}: {n} points, "
-                                  f"over {self.limits.max_projector_points}: not in the Projector")  # fmt: skip
-                continue
             where = [*r, ("step", str(step)), ("tag", tag)]
+            what = f"embedding {tag!r} (step {step}) of run {run!r}"
+            if n > self.limits.max_projector_points:
+                self.notes.append(f"{what}: {n} points, over "
+                                  f"{self.limits.max_projector_points}: not in the Projector")  # fmt: skip
+                continue
             status, _, cols = await self.client.get("projector/columns", where)
-            coords = _pca_envelope(self.client.app, run, tag, step)
+            x = _matrix(self.client.app, run, tag, step)
+            coords = _pca_envelope(x)
             size = len(cols) + len(coords)
             if status != 200 or self.blob_bytes + size > self.limits.max_blob_bytes:
                 self.left_out += 1
@@ -254,17 +269,47 @@ class _Recorder:
             self.blob_bytes += size
             self.answers[request_key("projector/columns", where)] = json.loads(cols)
             key = f"report-pca-{step}-{len(kept)}"
-            data = base64.b64encode(coords).decode("ascii")
-            self.blobs[blob_key(run, f"projector:{key}")] = (
-                f"data:{envelope.CONTENT_TYPE};base64,{data}"
-            )
+            self.blobs[blob_key(run, f"projector:{key}")] = _data_url(envelope.CONTENT_TYPE, coords)
             project = [*where, ("dims", "2"), ("method", "pca")]
             self.answers[request_key("projector/project", project)] = {
                 "key": key, "state": "done", "progress": 1.0,
             }  # fmt: skip
+            if row.get("sprite") is not None and not await self.projector_sprite(
+                run, tag, step, what
+            ):
+                row = {**row, "sprite": None}  # the panel then asks for no thumbnails
+            vectors = envelope.encode(x)
+            if self._fits(len(vectors), self.limits.max_vector_bytes, f"{what}: its vectors "
+                          "(for nearest neighbours)"):  # fmt: skip
+                self.blobs[blob_key(run, vectors_blob_id(tag, step))] = _data_url(
+                    envelope.CONTENT_TYPE, vectors
+                )
             kept.append(row)
         listing["embeddings"] = kept
         self.answers[request_key("projector/embeddings", r)] = listing
+
+    def _fits(self, size: int, cap: int, what: str) -> bool:
+        """Count `size` bytes against `cap` and the blob budget; note `what` when over."""
+        if size > cap:
+            self.notes.append(f"{what} take {size} bytes, over {cap}: not in the report")
+            return False
+        if self.blob_bytes + size > self.limits.max_blob_bytes:
+            self.left_out += 1
+            return False
+        self.blob_bytes += size
+        return True
+
+    async def projector_sprite(self, run: str, tag: str, step: int, what: str) -> bool:
+        """Inline an embedding's sprite atlas (PNG) for the hover thumbnails."""
+        where = [("run", run), ("step", str(step)), ("tag", tag)]
+        status, ctype, png = await self.client.get("projector/sprite", where)
+        if status != 200:
+            return False
+        if not self._fits(len(png), self.limits.max_sprite_bytes, f"{what}: its thumbnails"):
+            return False
+        mime = ctype.split(";")[0].strip() or "image/png"
+        self.blobs[blob_key(run, sprite_blob_id(tag, step))] = _data_url(mime, png)
+        return True
 
     async def graphs(self, run: str) -> None:
         r = [("run", run)]
@@ -295,19 +340,42 @@ class _Recorder:
         self.answers[request_key("graph/search", source)] = search_index(levels)
 
 
-def _pca_envelope(app: Any, run: str, tag: str, step: int) -> bytes:
-    """The 2-D PCA of an embedding's stored vectors as the float32 envelope ``/coords``
-    serves (NaN rows where the input had NaN/Inf)."""
+def sprite_blob_id(tag: str, step: int) -> str:
+    """The blob id of an embedding's sprite atlas in a snapshot (``spriteUrl`` in
+    ``frontend/src/panels/projector/api.ts`` asks the page's blob resolver for it)."""
+    return f"projector:sprite:{step}:{tag}"
+
+
+def vectors_blob_id(tag: str, step: int) -> str:
+    """The blob id of an embedding's vectors (an array envelope) in a snapshot
+    (``frontend/src/entries/offline.ts`` answers ``projector/neighbors`` from them)."""
+    return f"projector:vectors:{step}:{tag}"
+
+
+def _data_url(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def _matrix(app: Any, run: str, tag: str, step: int) -> Any:
+    """An embedding's stored vectors (N x D, float16 or float32 as logged)."""
     import numpy as np
 
-    from deepscope.analysis.projection import project
     from deepscope.server.routes.blobs import blob_file
     from deepscope.server.routes.projector import _chunks, _embedding
 
     reader = app.state.deepscope.run(run)
     main = _embedding(reader, tag, step)
     parts = [envelope.decode(blob_file(reader, b).read_bytes()) for b in _chunks(reader, main)]
-    x = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def _pca_envelope(x: Any) -> bytes:
+    """The 2-D PCA of `x` as the float32 envelope ``/coords`` serves (NaN rows where the
+    input had NaN/Inf)."""
+    import numpy as np
+
+    from deepscope.analysis.projection import project
+
     coords = project(x, "pca", 2).coords
     return envelope.encode(np.ascontiguousarray(coords, dtype=np.float32))
 

@@ -3,7 +3,7 @@
 // UMAP: queued on a worker, progress over SSE, coordinates as a binary array envelope), and
 // nearest neighbours in the original space.
 
-import { ApiError, apiUrl, getJson } from '../../api';
+import { ApiError, apiUrl, getJson, offlineBlobUrl } from '../../api';
 import { ARRAY_CONTENT_TYPE, decodeArray } from '../../wire/envelope';
 
 export type ColumnType = 'category' | 'number' | 'text';
@@ -80,9 +80,22 @@ export const projectorApi = {
   cancel: (run: string, key: string) => postJson<{ cancelled: boolean }>('projector/cancel', { run, key }),
 };
 
-/** URL of the sprite atlas (built here from run/tag/step; no URL is taken from data). */
+/** The snapshot blob id of an embedding's sprite atlas in a report or widget
+ * (`deepscope.notebook.snapshot.sprite_blob_id` writes the same). */
+export function spriteBlobId(tag: string, step: number): string {
+  return `projector:sprite:${step}:${tag}`;
+}
+
+/** The snapshot blob id of an embedding's vectors, which the offline API answers
+ * `projector/neighbors` from (`deepscope.notebook.snapshot.vectors_blob_id`). */
+export function vectorsBlobId(tag: string, step: number): string {
+  return `projector:vectors:${step}:${tag}`;
+}
+
+/** URL of the sprite atlas (built here from run/tag/step; no URL is taken from data): the
+ * server's route, or in a report/widget the atlas inlined in the page's snapshot. */
 export function spriteUrl(run: string, tag: string, step: number): string {
-  return apiUrl('projector/sprite', { run, tag, step });
+  return offlineBlobUrl(run, spriteBlobId(tag, step)) ?? apiUrl('projector/sprite', { run, tag, step });
 }
 
 /** A same-origin JSON POST (the server refuses a foreign Origin; the token cookie rides along). */
