@@ -1,6 +1,8 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, type EventInfo } from '../../api';
-import { useDashboard } from '../../context';
+import { eventInLayer, layerLink, namespaceOf, useDashboard, useLayerLink } from '../../context';
+import { openGraphTab } from '../graph/overlays';
+import { LayerChip } from '../graph/overlaysView';
 import { formatTime } from '../../format';
 import { useDebounced, useRunsVersion } from '../../hooks';
 import { TextLogs } from './TextLogs';
@@ -33,10 +35,20 @@ export function EventsPanel() {
     return () => ctl.abort();
   }, [key, version]);
 
+  const link = useLayerLink();
+  const scope = link.selected?.layer ?? null;
   const shown = useMemo(
-    () => (events ?? []).filter((e) => severity === 'all' || e.severity === severity),
-    [events, severity],
+    () =>
+      (events ?? []).filter(
+        (e) => (severity === 'all' || e.severity === severity) && (scope === null || eventInLayer(e.layer, scope)),
+      ),
+    [events, severity, scope],
   );
+  const showInGraph = (e: EventInfo) => {
+    if (!e.layer) return;
+    layerLink.focus({ run: e.run, layer: namespaceOf(e.layer), eventId: e.id });
+    openGraphTab();
+  };
 
   return (
     <section class="panel" data-testid="panel-events">
@@ -51,6 +63,7 @@ export function EventsPanel() {
           </select>
         </label>
         <span class="muted">{shown.length} events</span>
+        {scope !== null && <LayerChip layer={scope} onClear={() => layerLink.select(null)} />}
       </div>
       {error !== null && <div class="error">{error}</div>}
       {events !== null && shown.length === 0 ? (
@@ -70,7 +83,17 @@ export function EventsPanel() {
           </thead>
           <tbody>
             {shown.map((e) => (
-              <tr key={`${e.run}\u0000${e.id}`} data-testid="event-row" data-severity={e.severity}>
+              <tr
+                key={`${e.run}\u0000${e.id}`}
+                data-testid="event-row"
+                data-severity={e.severity}
+                data-layer={e.layer ?? undefined}
+                class={e.layer ? 'layer-linkable-row' : undefined}
+                title={e.layer ? 'click to show this layer in the graph' : undefined}
+                onMouseEnter={() => layerLink.hover(e.layer ? namespaceOf(e.layer) : null)}
+                onMouseLeave={() => layerLink.hover(null)}
+                onClick={() => showInGraph(e)}
+              >
                 <td class="run-name">
                   <span class="swatch" style={{ background: colorOf(e.run) }} />
                   {e.run}
@@ -81,7 +104,15 @@ export function EventsPanel() {
                   <span class={`badge sev-${e.severity}`}>{e.severity}</span>
                 </td>
                 <td>{e.kind}</td>
-                <td class="mono">{e.layer ?? '—'}</td>
+                <td class="mono">
+                  {e.layer ? (
+                    <span class="layer-linkable" data-testid="event-layer-link">
+                      {e.layer}
+                    </span>
+                  ) : (
+                    '—'
+                  )}
+                </td>
                 <td class="message">{e.message}</td>
               </tr>
             ))}

@@ -2,6 +2,9 @@
 // level with ELK in a worker. Rendered inside App's <section data-testid="panel-graph">.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { getJson } from '../../api';
+import { layerLink, useDashboard, useLayerLink } from '../../context';
+import { useBadges, useOverlayIndex, useOverlayValues } from './overlays';
+import { linkedNodes, Scrubber, visibleBadges } from './overlaysView';
 import { makeColorer, type ColorMode } from './colorScale';
 import { NODE_STATS, nodeTensors, nodeValue, type NodeStat } from '../weights/data';
 import { useGraphWeights, type GraphWeights } from '../weights/graphWeights';
@@ -13,6 +16,8 @@ import { buildScene } from './scene';
 import { SearchBox } from './SearchBox';
 import { groupNamespace, type GraphEntry, type GraphSource, type SearchMatch } from './types';
 import './graph.css';
+
+const EMPTY_VALUES = new Map<string, number | null>();
 
 export interface GraphPanelProps {
   runs: string[];
@@ -78,6 +83,18 @@ export function GraphPanel(props: GraphPanelProps) {
   const [command, setCommand] = useState<ViewCommand | null>(null);
   const [colorValue, setColorValue] = useState('op');
   const weights = useGraphWeights(source, colorValue.startsWith('wt:') && colorValue !== 'wt:reldelta');
+  // training overlays (#18): the run's watch series, one step at a time, and event badges
+  const { versions } = useDashboard();
+  const overlayIndex = useOverlayIndex(props.modelMode ? null : run, tag, run === null ? 0 : (versions[run] ?? 0));
+  const seriesName = colorValue.startsWith('ts:') ? colorValue.slice(3) : null;
+  const series = overlayIndex?.series.find((x) => x.name === seriesName) ?? null;
+  const seriesSteps = series?.steps ?? overlayIndex?.steps ?? [];
+  const [stepIndex, setStepIndex] = useState<number | null>(null);
+  const scrubIndex = stepIndex === null ? seriesSteps.length - 1 : Math.min(stepIndex, seriesSteps.length - 1);
+  const scrubStep = scrubIndex >= 0 ? seriesSteps[scrubIndex] : null;
+  const stepValues = useOverlayValues(run, tag, series?.name ?? null, scrubStep, seriesSteps);
+  const badges = useBadges(overlayIndex, stepIndex === null && series === null ? null : scrubStep);
+  const link = useLayerLink();
 
   useEffect(() => {
     setSelectedId(null);
@@ -92,8 +109,35 @@ export function GraphPanel(props: GraphPanelProps) {
   }, [explorer]);
 
   const scene = useMemo(() => buildScene(explorer), [explorer, version]);
-  const mode = parseMode(colorValue, weights);
-  const colorer = useMemo(() => makeColorer(mode, scene.nodes.map((s) => s.node)), [colorValue, scene, weights]);
+  const mode: ColorMode =
+    series !== null
+      ? { kind: 'series', name: series.label, values: stepValues?.values ?? EMPTY_VALUES, step: stepValues?.step ?? null }
+      : parseMode(colorValue, weights);
+  const colorer = useMemo(
+    () => makeColorer(mode, scene.nodes.map((s) => s.node)),
+    [colorValue, scene, weights, series, stepValues],
+  );
+  const shownBadges = useMemo(() => visibleBadges(scene, badges), [scene, badges]);
+  const linkedIds = useMemo(() => linkedNodes(scene, link.hover), [scene, link.hover]);
+
+  // Another panel asked to show a layer (an event's "show in graph"): switch to its run,
+  // reveal its node, select and centre it.
+  const focus = link.selected?.focus;
+  useEffect(() => {
+    const want = link.selected;
+    if (want === null || want.focus === undefined || props.modelMode) return;
+    if (want.run !== null && want.run !== run && props.runs.includes(want.run)) {
+      setPickedRun(want.run);
+      return;
+    }
+    if (explorer === null || !explorer.levels.has('') || busy) return;
+    if (want.eventId !== undefined && overlayIndex === null) return; // its badge names the node
+    const badge = overlayIndex?.badges.find((b) => b.id === want.eventId && b.nodes.length > 0);
+    const id = badge?.nodes[0] ?? want.nodes?.[0] ?? `ns:${want.layer}`;
+    const namespace = badge?.namespaces[0] ?? explorer.nodes.get(id)?.namespace ?? want.layer;
+    layerLink.select({ run, layer: namespace, nodes: [id] });
+    reveal({ id, label: '', op: '', namespace });
+  }, [focus, explorer, run, busy, version, overlayIndex]);
 
   const toggle = (id: string) => {
     const ns = groupNamespace(id);
@@ -171,6 +215,11 @@ export function GraphPanel(props: GraphPanelProps) {
                 {n}
               </option>
             ))}
+            {(overlayIndex?.series ?? []).map((x) => (
+              <option key={`ts:${x.name}`} value={`ts:${x.name}`}>
+                {x.label}
+              </option>
+            ))}
             {weights.mode !== 'none' &&
               NODE_STATS.filter(([s]) => s !== 'reldelta' || weights.mode === 'diff').map(([s, label]) => (
                 <option key={s} value={`wt:${s}`}>
@@ -179,6 +228,9 @@ export function GraphPanel(props: GraphPanelProps) {
               ))}
           </select>
         </label>
+        {series !== null && (
+          <Scrubber steps={seriesSteps} index={scrubIndex} shownStep={stepValues?.step ?? null} onIndex={(i) => setStepIndex(i)} />
+        )}
         <button type="button" data-testid="graph-fit" onClick={() => setCommand((c) => ({ kind: 'fit', seq: (c?.seq ?? 0) + 1 }))}>
           Fit
         </button>
@@ -205,7 +257,12 @@ export function GraphPanel(props: GraphPanelProps) {
             onSelect={(id) => {
               setSelectedId(id);
               if (id !== highlightId) setHighlightId(null);
+              const n = id === null ? undefined : explorer?.nodes.get(id);
+              const ns = id === null ? null : (groupNamespace(id) ?? n?.namespace ?? null);
+              layerLink.select(id === null || !ns ? null : { run, layer: ns, nodes: [id] });
             }}
+            badges={shownBadges}
+            linkedIds={linkedIds}
             onToggle={toggle}
             onHoverGroup={(id) => {
               const ns = groupNamespace(id);

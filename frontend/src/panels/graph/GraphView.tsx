@@ -4,6 +4,7 @@ import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preac
 import type { JSX } from 'preact';
 import type { Colorer } from './colorScale';
 import { textOn } from './colorScale';
+import type { OverlayBadge } from './overlays';
 import type { Scene, SceneEdge, SceneNode } from './scene';
 import { displayLabel, fit, HEADER_H, outputLine, subtitle } from './text';
 
@@ -21,6 +22,10 @@ export interface GraphViewProps {
   onToggle: (id: string) => void;
   /** The pointer rests on a collapsed group: a good moment to fetch its level. */
   onHoverGroup?: (id: string) => void;
+  /** Diagnosis events to badge, by the id of the shown node that holds their layer. */
+  badges?: Map<string, OverlayBadge[]>;
+  /** Nodes of the layer hovered in another panel (linked selection). */
+  linkedIds?: Set<string>;
 }
 
 interface View {
@@ -54,11 +59,37 @@ function edgePath(p: number[]): string {
   return d;
 }
 
-function nodeClass(sn: SceneNode, selected: boolean, hit: boolean): string {
+function nodeClass(sn: SceneNode, selected: boolean, hit: boolean, linked: boolean): string {
   let c = sn.expanded ? 'gx-node gx-open' : `gx-node gx-${sn.node.kind}`;
   if (selected) c += ' gx-selected';
   if (hit) c += ' gx-hit';
+  if (linked) c += ' gx-linked';
   return c;
+}
+
+function renderBadge(sn: SceneNode, items: OverlayBadge[]): JSX.Element {
+  const error = items.some((b) => b.severity === 'error');
+  const nan = items.find((b) => b.kind.startsWith('nonfinite'));
+  const first = nan ?? items[0];
+  const text = nan !== undefined ? 'NaN' : items.length > 1 ? String(items.length) : '!';
+  const w = Math.max(18, text.length * 7 + 8);
+  return (
+    <g
+      key={`badge:${sn.node.id}`}
+      class={`gx-badge ${error ? 'gx-badge-error' : 'gx-badge-warning'}`}
+      data-testid="graph-badge"
+      data-node-id={sn.node.id}
+      data-kind={first.kind}
+      data-step={first.step}
+      transform={`translate(${sn.x + sn.w - 6},${sn.y - 10})`}
+    >
+      <rect width={w} height={16} rx={8} />
+      <text x={w / 2} y={12} text-anchor="middle">
+        {text}
+      </text>
+      <title>{items.map((b) => `step ${b.step} · ${b.kind} · ${b.layer}: ${b.message}`).join('\n')}</title>
+    </g>
+  );
 }
 
 function renderNode(sn: SceneNode, p: GraphViewProps, low: boolean): JSX.Element {
@@ -66,6 +97,7 @@ function renderNode(sn: SceneNode, p: GraphViewProps, low: boolean): JSX.Element
   const fill = p.colorer.fill(n);
   const selected = p.selectedId === n.id;
   const hit = p.highlightId === n.id;
+  const linked = p.linkedIds?.has(n.id) ?? false;
   const ink = textOn(fill);
   const label = displayLabel(n);
   const common = {
@@ -75,7 +107,8 @@ function renderNode(sn: SceneNode, p: GraphViewProps, low: boolean): JSX.Element
     'data-kind': n.kind,
     'data-expanded': sn.expanded ? 'true' : undefined,
     'data-highlighted': hit ? 'true' : undefined,
-    class: nodeClass(sn, selected, hit),
+    'data-fill': fill,
+    class: nodeClass(sn, selected, hit, linked),
     transform: `translate(${sn.x},${sn.y})`,
   };
   if (sn.expanded) {
@@ -341,10 +374,13 @@ export function GraphView(p: GraphViewProps) {
   const open: JSX.Element[] = [];
   const leaves: JSX.Element[] = [];
   const edges: JSX.Element[] = [];
+  const badges: JSX.Element[] = [];
   if (w !== null) {
     for (const sn of p.scene.nodes) {
       if (!inWin(w, sn.x, sn.y, sn.x + sn.w, sn.y + sn.h)) continue;
       (sn.expanded ? open : leaves).push(renderNode(sn, p, w.low));
+      const items = p.badges?.get(sn.node.id);
+      if (items !== undefined && items.length > 0) badges.push(renderBadge(sn, items));
     }
     for (const e of p.scene.edges) if (inWin(w, e.x0, e.y0, e.x1, e.y1)) edges.push(renderEdge(e));
   }
@@ -375,6 +411,7 @@ export function GraphView(p: GraphViewProps) {
           ))}
         </g>
         <g class="gx-leaves">{leaves}</g>
+        <g class="gx-badges">{badges}</g>
       </g>
     </svg>
   );

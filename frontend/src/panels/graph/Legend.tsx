@@ -25,12 +25,27 @@ export function Legend(props: { mode: ColorMode; colorer: Colorer; scene: Scene 
       </div>
     );
   }
+  const range = colorer.range;
+  const scale = colorer.scale ?? 'linear';
+  const mid =
+    range === null ? null : scale === 'log' ? Math.sqrt(range[0] * range[1]) : (range[0] + range[1]) / 2;
   return (
-    <div class="gx-legend" data-testid="graph-legend">
-      <span>{mode.name}</span>
-      <span>{colorer.range === null ? '—' : formatValue(colorer.range[0])}</span>
-      <span class="gx-ramp" style={{ background: SEQUENTIAL_CSS }} />
-      <span>{colorer.range === null ? '—' : formatValue(colorer.range[1])}</span>
+    <div
+      class="gx-legend"
+      data-testid="graph-legend"
+      data-lo={range?.[0]}
+      data-hi={range?.[1]}
+      data-scale={scale}
+      data-step={mode.kind === 'series' ? (mode.step ?? '') : undefined}
+    >
+      <span class="gx-legend-name">{mode.kind === 'series' && mode.step !== null ? `${mode.name} @ step ${mode.step}` : mode.name}</span>
+      <span data-testid="graph-legend-lo">{range === null ? '—' : formatValue(range[0])}</span>
+      <span class="gx-ramp-box">
+        <span class="gx-ramp" style={{ background: SEQUENTIAL_CSS }} />
+        {mid !== null && <span class="gx-ramp-mid">{formatValue(mid)}</span>}
+      </span>
+      <span data-testid="graph-legend-hi">{range === null ? '—' : formatValue(range[1])}</span>
+      {scale === 'log' && <span class="gx-muted">log scale</span>}
       <span class="gx-swatch-item">
         <span class="gx-swatch" style={{ background: NO_VALUE }} />
         no value

@@ -56,12 +56,51 @@ export type ColorMode =
   | { kind: 'none' }
   | { kind: 'op' }
   | { kind: 'overlay'; name: string }
-  | { kind: 'value'; name: string; value: (n: LevelNode) => number | null };
+  | { kind: 'value'; name: string; value: (n: LevelNode) => number | null }
+  /** A training overlay series at one step (`overlays.ts`): values by node id. */
+  | { kind: 'series'; name: string; values: Map<string, number | null>; step: number | null };
 
 export interface Colorer {
   fill(n: LevelNode): string;
   /** For the legend of an overlay: the value range (null when no finite value is shown). */
   range: [number, number] | null;
+  /** How values map onto the ramp (default linear); log when they span >= 3 decades. */
+  scale?: 'linear' | 'log';
+}
+
+/** Where `v` sits on the ramp, 0..1, for a range and scale (as the legend draws it). */
+export function rampPosition(v: number, range: [number, number], scale: 'linear' | 'log'): number {
+  const [lo, hi] = scale === 'log' ? [Math.log10(range[0]), Math.log10(range[1])] : range;
+  const x = scale === 'log' ? Math.log10(v) : v;
+  return hi === lo ? 1 : (x - lo) / (hi - lo);
+}
+
+/** The colour of finite `v` on the sequential ramp. */
+export function rampColor(v: number, range: [number, number], scale: 'linear' | 'log'): string {
+  return sequential(rampPosition(v, range, scale));
+}
+
+function seriesColorer(values: Map<string, number | null>, nodes: Iterable<LevelNode>): Colorer {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const n of nodes) {
+    const v = values.get(n.id);
+    if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+    lo = Math.min(lo, v);
+    hi = Math.max(hi, v);
+  }
+  const range: [number, number] | null = lo <= hi ? [lo, hi] : null;
+  const scale = range !== null && range[0] > 0 && range[1] / range[0] >= 1000 ? 'log' : 'linear';
+  return {
+    range,
+    scale,
+    fill: (n) => {
+      const v = values.get(n.id);
+      if (v === undefined || v === null) return NO_VALUE;
+      if (!Number.isFinite(v)) return NONFINITE_COLOR;
+      return range === null ? NO_VALUE : rampColor(v, range, scale);
+    },
+  };
 }
 
 export function overlayValue(n: LevelNode, name: string): number | null {
@@ -77,6 +116,7 @@ export function makeColorer(mode: ColorMode, nodes: Iterable<LevelNode>): Colore
     return { fill: (n) => opColor(n.kind === 'group' ? n.moduleType || 'group' : n.op, n.kind === 'group'), range: null };
   }
   if (mode.kind === 'value') return valueColorer(mode.value, nodes);
+  if (mode.kind === 'series') return seriesColorer(mode.values, nodes);
   let lo = Infinity;
   let hi = -Infinity;
   for (const n of nodes) {

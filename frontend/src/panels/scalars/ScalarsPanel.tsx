@@ -1,6 +1,8 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { useDashboard } from '../../context';
+import { inLayer, layerLink, layerOfTag, useLayerLink } from '../../context';
 import { useTagGroups, type TagGroup } from '../../hooks';
+import { hoverLayerOfTag, LayerChip } from '../graph/overlaysView';
 import { sections, type Section } from './groups';
 import { ScalarChart, type Line } from './ScalarChart';
 import type { XMode } from './series';
@@ -46,11 +48,14 @@ export function ScalarsPanel() {
   const [combined, setCombined] = useState<string[][]>(loadCombined);
   useEffect(() => saveCombined(combined), [combined]);
   const f = filter.trim().toLowerCase();
-  const shown = f === '' ? groups : groups.filter((g) => g.tag.toLowerCase().includes(f));
+  const scope = useLayerLink().selected?.layer ?? null; // the graph's selection (#18)
+  const shown = groups.filter(
+    (g) => (f === '' || g.tag.toLowerCase().includes(f)) && (scope === null || inLayer(layerOfTag(g.tag), scope)),
+  );
   const secs = useMemo(() => sections(shown), [shown]);
   const view: View = { xMode, smoothing, logY, ignoreOutliers };
   const runsOf = new Map(groups.map((g) => [g.tag, g.runs]));
-  const isOpen = (s: Section) => open[s.prefix] ?? (f !== '' || !s.watch);
+  const isOpen = (s: Section) => open[s.prefix] ?? (f !== '' || scope !== null || !s.watch);
 
   const pick = (tag: string, on: boolean) =>
     setPicked((p) => (on ? (p.includes(tag) ? p : [...p, tag]) : p.filter((t) => t !== tag)));
@@ -121,6 +126,7 @@ export function ScalarsPanel() {
         >
           Overlay picked{picked.length > 0 ? ` (${picked.length})` : ''}
         </button>
+        {scope !== null && <LayerChip layer={scope} onClear={() => layerLink.select(null)} />}
         <span class="muted">drag to zoom · double-click to reset</span>
       </div>
       {error !== null && <div class="error">{error}</div>}
@@ -179,6 +185,8 @@ interface SectionProps {
 function TagSection({ section, open, onToggle, view, picked, onPick }: SectionProps) {
   return (
     <div
+      onMouseOver={hoverLayerOfTag}
+      onMouseLeave={() => layerLink.hover(null)}
       class="scalar-section"
       data-testid="scalar-section"
       data-prefix={section.prefix}
