@@ -203,3 +203,12 @@ def test_save_figure_without_title_is_the_picture_alone(tmp_path: Path) -> None:
     assert root.findall(f".//{SVG_NS}path") == [] and root.find(f"{SVG_NS}title") is None
     data = save_figure(pic, tmp_path / "f.pdf", dpi=72).read_bytes()
     assert b"/MediaBox [0 0 90 60]" in data
+
+
+def test_grid_save_carries_a_title_as_paths(tmp_path: Path) -> None:
+    from deepscope.render.grid import Grid
+
+    grid = Grid(_picture(), [(0, 0, 90, 60)], [(0.0, 1.0)])
+    root = ET.parse(grid.save(tmp_path / "g.svg", title="conv1 maps")).getroot()
+    assert root.findall(f".//{SVG_NS}text") == []
+    assert len(root.findall(f".//{SVG_NS}g/{SVG_NS}path")) == len("conv1maps")

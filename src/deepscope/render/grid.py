@@ -50,12 +50,12 @@ class Grid:
         """The picture as an (H, W, 3) uint8 array."""
         return self.pixels
 
-    def save(self, path: str | Path, *, dpi: float = 150) -> Path:
-        """Write the picture as PNG, SVG or PDF by the suffix (`render.figure`); returns the
-        path."""
+    def save(self, path: str | Path, *, dpi: float = 150, title: str | None = None) -> Path:
+        """Write the picture as PNG, SVG or PDF by the suffix (`render.figure`), `title`
+        above it as vector outlines (SVG, PDF); returns the path."""
         from deepscope.render.figure import save_figure
 
-        return save_figure(self.pixels, path, dpi=dpi)
+        return save_figure(self.pixels, path, dpi=dpi, title=title)
 
     def _repr_png_(self) -> bytes:
         buf = io.BytesIO()
