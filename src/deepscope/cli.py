@@ -21,8 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "serve": ("deepscope.commands.serve:serve", "Serve the dashboard for a log directory."),
     "view": (
-        "deepscope.commands.serve:view",
-        "Open one model file or module:factory in the graph panel.",
+        "deepscope.commands.view:view",
+        "Open a model in the graph panel (live views with --inputs).",
     ),
     "graph": ("deepscope.commands.graph:graph", "Draw a model's graph to SVG, PNG or JSON."),
     "summary": (
@@ -41,6 +41,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-tb": (
         "deepscope.commands.import_tb:import_tb",
         "Import TensorBoard event files into a logdir.",
+    ),
+    "migrate": (
+        "deepscope.commands.migrate:migrate",
+        "Copy runs into another store (a logdir into PostgreSQL); resumable, verified.",
     ),
 }
 

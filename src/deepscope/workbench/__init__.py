@@ -89,6 +89,15 @@ def explore(
             f"host {host!r} is reachable from the network: pass token='<secret>' "
             "(explore serves your live model; loopback needs none)"
         )
+    return _serve_bench(model, inputs, labels=labels, classes=classes, host=host, port=port,
+                        token=token)  # fmt: skip
+
+
+def _serve_bench(model: Any, inputs: Any, *, labels: Any, classes: list[str] | None,
+                 host: str, port: int, token: str | None,
+                 allowed_hosts: frozenset[str] = frozenset()) -> Explorer:  # fmt: skip
+    """Build the `Workbench` of `model` on `inputs` and serve it (no host policy here:
+    callers check it)."""
     import numpy as np
     import torch
 
@@ -106,7 +115,11 @@ def explore(
     model.eval()
     graph = build_graph(model, batch[:1])
     bench = Workbench(model, batch, graph, labels=label_list, classes=classes)
-    url, stop = serve(bench, host=host, port=port, token=token)
+    try:
+        url, stop = serve(bench, host=host, port=port, token=token, allowed_hosts=allowed_hosts)
+    except BaseException:
+        bench.close()
+        raise
     return Explorer(url=url, workbench=bench, _stop=stop)
 
 
