@@ -587,6 +587,7 @@ export interface AtlasMeta {
   exampleSize: number[];
   columns: number;
   steps: number;
+  measure: 'mean' | 'max';
   format: 'json';
 }
 

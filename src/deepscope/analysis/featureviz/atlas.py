@@ -1,9 +1,10 @@
 """`atlas(model, layer, loader=None)`: per channel of a layer, the optimised image beside
 the dataset inputs that excite it most.
 
-The images come from one batched `visualize(model, channels(layer))`; the examples from
-`deepscope.unit_stats` (its top-k per unit: the receptive-field crops it keeps for conv
-units, else the whole inputs, fetched in a second pass over the loader). With `run=` the
+The images come from one batched `visualize(model, channels(layer))`; the examples are each
+channel's top-k inputs of the loader (`examples.py`: by the channel's spatial mean, the
+quantity the images maximise, so the two are comparable; or by its maximum, as
+`deepscope.unit_stats` ranks them, with its receptive-field crops). With `run=` the
 atlas is logged as the ``atlas`` view kind (`deepscope.views.kinds.atlas`: the optimised
 images and the examples as two PNG sprites, the activation values as JSON), which the
 dashboard's Atlas panel draws and the graph inspector links from the layer's node.
@@ -34,8 +35,9 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 
 from deepscope.analysis.attribution.layer_search import channels_last
+from deepscope.analysis.featureviz.examples import Measure, channel_scores, top_examples
 from deepscope.analysis.featureviz.objectives import channels
-from deepscope.analysis.featureviz.optimize import _Capture, visualize
+from deepscope.analysis.featureviz.optimize import visualize
 from deepscope.analysis.featureviz.result import FeatureViz
 
 _PAD, _LABEL, _BG = 4, 14, (255, 255, 255)
@@ -46,10 +48,11 @@ _MAX_COLUMNS = 16  # channels per sprite row
 @dataclass
 class Atlas:
     """`viz` (the optimised images), `examples[c]` (channel c's top inputs or crops, each
-    (C, h, w) in the model's input space), `values[c]` (their scores: the channel's
-    spatial maximum, as `unit_stats` ranks inputs), `scores[c]` (the same score of channel
-    c's optimised image), `rows[c]` (the row picture (H, W, 3) uint8: optimised image, then
-    examples) and `mean`/`std` (how examples are de-normalised for display)."""
+    (C, h, w) in the model's input space), `values[c]` (their scores by `measure`: the
+    channel's spatial mean, what `visualize` maximises, or its maximum, as `unit_stats`
+    ranks inputs; see `deepscope.analysis.featureviz.examples`), `scores[c]` (the same
+    score of channel c's optimised image), `rows[c]` (the row picture (H, W, 3) uint8:
+    optimised image, then examples) and `mean`/`std` (how examples are de-normalised)."""
 
     layer: str
     viz: FeatureViz
@@ -57,6 +60,7 @@ class Atlas:
     values: list[list[float]]
     scores: list[float]
     rows: list[NDArray[np.uint8]]
+    measure: Measure = "mean"
     mean: Sequence[float] | None = None
     std: Sequence[float] | None = None
 
@@ -113,6 +117,7 @@ class Atlas:
             "exampleSize": [int(eh), int(ew)],
             "columns": cols,
             "steps": int(self.viz.settings.get("steps", 0)),
+            "measure": self.measure,
         }
         parts = {"images": _png(images)}
         if examples is not None:
@@ -169,20 +174,6 @@ def _png(rgb: NDArray[np.uint8]) -> bytes:
     return buf.getvalue()
 
 
-def _scores(model: nn.Module, layer: str, images: torch.Tensor, last: bool) -> list[float]:
-    """Channel c's spatial maximum on image c (the score `unit_stats` ranks inputs by)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with _Capture(model, frozenset([layer]), last) as cap, torch.no_grad():
-            acts = cap.run(images.permute(0, 2, 3, 1) if last else images)
-    finally:
-        model.train(was_training)
-    out = acts[layer].detach().float().cpu().movedim(cap.axes[layer], 1)
-    flat = out.reshape(out.shape[0], out.shape[1], -1).amax(dim=2)
-    return [float(flat[c, c]) for c in range(min(flat.shape[0], flat.shape[1]))]
-
-
 def _tile(rgb: NDArray[np.uint8], side: int) -> Image.Image:
     img = Image.fromarray(rgb)
     scale = side / max(img.size)
@@ -202,21 +193,6 @@ def _row(label: str, tiles: list[NDArray[np.uint8]], side: int) -> NDArray[np.ui
     return np.asarray(canvas, dtype=np.uint8).copy()
 
 
-def _whole_inputs(loader: Iterable[Any], wanted: set[int], last: bool) -> dict[int, torch.Tensor]:
-    """Inputs by loader-order index (a second pass; first element of tuple batches)."""
-    found: dict[int, torch.Tensor] = {}
-    offset = 0
-    for batch in loader:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        x = torch.as_tensor(x)
-        for j in range(x.shape[0]):
-            if offset + j in wanted:
-                item = x[j].detach().cpu()
-                found[offset + j] = item.permute(2, 0, 1) if last and item.ndim == 3 else item
-        offset += x.shape[0]
-    return found
-
-
 def atlas(
     model: nn.Module,
     layer: str,
@@ -224,6 +200,7 @@ def atlas(
     *,
     top_k: int = 4,
     steps: int = 128,
+    measure: Measure = "mean",
     size: Any = None,
     run: Any = None,
     tile: int = 64,
@@ -234,8 +211,9 @@ def atlas(
     **options: Any,
 ) -> Atlas:
     """The neuron atlas of `layer`: `visualize(model, channels(layer), steps, size, ...)`
-    beside each channel's `top_k` dataset examples from `unit_stats` over `loader` (none
-    when `loader` is None). With `run` (a `deepscope.Run`) it is logged as the ``atlas``
+    beside each channel's `top_k` dataset examples over `loader` (none when `loader` is
+    None), ranked by `measure`: ``"mean"`` (whole inputs, scored like the optimised images)
+    or ``"max"`` (`unit_stats`' receptive-field crops). With `run` (a `deepscope.Run`) it is logged as the ``atlas``
     view (tag ``"atlas"``; `Atlas.log` for another tag or a step). Other options go to
     `visualize`."""
     last = channels_last(model)
@@ -259,23 +237,9 @@ def atlas(
     examples: list[list[torch.Tensor]] = [[] for _ in range(n)]
     values: list[list[float]] = [[] for _ in range(n)]
     if loader is not None:
-        from deepscope.analysis.activations import unit_stats
-
-        table = unit_stats(model, loader, [layer], top_k=top_k, progress=progress)[layer]
-        if table.crops is None:
-            wanted = {int(i) for i in table.top_indices.flatten()}
-            whole = _whole_inputs(loader, wanted, last)
-        for c in range(min(n, table.top_indices.shape[0])):
-            for slot in range(table.top_indices.shape[1]):
-                if table.crops is not None:
-                    item = table.crops[c][slot]
-                    if item is None:
-                        continue
-                    item = item.permute(2, 0, 1) if last and item.ndim == 3 else item
-                else:
-                    item = whole[int(table.top_indices[c, slot])]
-                examples[c].append(item)
-                values[c].append(float(table.top_values[c, slot]))
+        found = top_examples(model, layer, loader, top_k, measure, last, progress)
+        examples[: len(found.items)] = found.items[:n]
+        values[: len(found.values)] = found.values[:n]
     pictures = viz.rgb()
     rows = [
         _row(
@@ -285,8 +249,10 @@ def atlas(
         )
         for c in range(n)
     ]
-    scores = _scores(model, layer, viz.images, last)
-    result = Atlas(layer, viz, examples, values, scores, rows, mean, std)
+    fed = viz.images.permute(0, 2, 3, 1) if last else viz.images
+    own = channel_scores(model, layer, fed, measure, last)
+    scores = [float(own[c, c]) for c in range(min(own.shape))]
+    result = Atlas(layer, viz, examples, values, scores, rows, measure, mean, std)
     if run is not None:
         result.log(run)
     return result

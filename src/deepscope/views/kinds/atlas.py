@@ -1,8 +1,8 @@
 """The ``atlas`` view kind: a neuron atlas of one layer (`deepscope.atlas`).
 
-An item is one layer's atlas: a JSON main blob (`AtlasDoc`: per channel, the activation
-of the optimised image and of each of its top-k dataset examples, scored like
-`deepscope.unit_stats` ranks inputs: the channel's spatial maximum) with `AtlasMeta`, plus
+An item is one layer's atlas: a JSON main blob (`AtlasDoc`: per channel, the score of the
+optimised image and of each of its top-k dataset examples, by ``meta.measure``: the
+channel's spatial ``"mean"`` or ``"max"``) with `AtlasMeta`, plus
 two PNG parts joined by ``meta.entry`` (the layer name):
 
 - ``images``: the optimised images, tile ``size`` = [height, width] each, channel c at
@@ -41,6 +41,7 @@ class AtlasMeta(TypedDict):
     exampleSize: list[int]
     columns: int
     steps: int
+    measure: Literal["mean", "max"]
     format: Literal["json"]
 
 
