@@ -102,22 +102,45 @@ _allowed = click.option("--allowed-host", "allowed_hosts", multiple=True,
 _open = click.option("--open", "open_browser", is_flag=True, help="Open a browser tab.")
 
 
+def _logdir_or_url(ctx: click.Context, param: click.Parameter, value: str) -> Path | str:
+    """A log directory that exists, or a ``postgresql://`` URL (kept as a string)."""
+    from deepscope.store.postgres.url import is_postgres_url
+
+    if is_postgres_url(value):
+        return value
+    checked: Path = click.Path(exists=True, file_okay=False, path_type=Path).convert(
+        value, param, ctx
+    )
+    return checked
+
+
 @click.command()
-@click.argument("logdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("logdir", metavar="LOGDIR|URL", callback=_logdir_or_url)
 @_host
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
 @_token
 @_allowed
 @_open
 def serve(
-    logdir: Path,
+    logdir: Path | str,
     host: str,
     port: int,
     token: str | None,
     allowed_hosts: tuple[str, ...],
     open_browser: bool,
 ) -> None:
-    """Serve the dashboard for the runs in LOGDIR (default http://127.0.0.1:6100)."""
+    """Serve the dashboard for the runs in LOGDIR (default http://127.0.0.1:6100), or in
+    a PostgreSQL store: ``deepscope serve postgresql://user:password@host/db``."""
+    if isinstance(logdir, str):  # a database URL: blobs are cached in a local folder
+        from deepscope.store.postgres.reader import default_cache_dir
+        from deepscope.store.postgres.url import mask
+
+        cache = default_cache_dir(logdir)
+        cache.mkdir(parents=True, exist_ok=True)
+        run_server(host=host, port=port, token=token, allowed_hosts=allowed_hosts,
+                   open_browser=open_browser, what=f"serving {mask(logdir)}",
+                   logdir=cache.resolve(), store_url=logdir)  # fmt: skip
+        return
     run_server(host=host, port=port, token=token, allowed_hosts=allowed_hosts,
                open_browser=open_browser, what=f"serving {logdir}",
                logdir=logdir.resolve())  # fmt: skip

@@ -29,10 +29,18 @@ import anyio.to_thread
 
 from deepscope.errors import DeepscopeError, NotFoundError
 from deepscope.server.gate import ReadGate
-from deepscope.store.protocol import RunInfo
+from deepscope.store.protocol import RunInfo, Store
 from deepscope.store.schema import DB_NAME, is_valid_run_name
 
-__all__ = ["Listed", "OutsideLogdirError", "RunListing", "confined_db", "db_stamp", "group_of"]
+__all__ = [
+    "Listed",
+    "OutsideLogdirError",
+    "RunListing",
+    "StoreListing",
+    "confined_db",
+    "db_stamp",
+    "group_of",
+]
 
 RUNNING_TTL_S = 5.0  # a "running" entry is re-read after this long (the writer beats every 5 s)
 RETRY_SLOW_S = 60.0  # a run that answered 503 (busy, past the deadline) is tried again after this
@@ -304,3 +312,22 @@ class RunListing:
                     tg.start_soon(one, name, got)
         out = [row for name in chosen if (row := rows.get(name)) is not None]
         return out, len(names)
+
+
+class StoreListing:
+    """The run list of a database store (`deepscope.store.protocol.Store`): one query per
+    page (the store lists runs with their status itself), through the `ReadGate`."""
+
+    def __init__(self, store: Store, gate: ReadGate) -> None:
+        self.store = store
+        self.gate = gate
+
+    def _page(self, offset: int, limit: int, filter: str) -> tuple[list[Listed], int]:
+        infos = self.store.runs(offset=offset, limit=limit, filter=filter)
+        total = self.store.count_runs(filter=filter)
+        return [Listed(i.name, i) for i in infos], total
+
+    async def page(self, *, offset: int, limit: int, filter: str = "") -> tuple[list[Listed], int]:
+        """Rows ``[offset, offset + limit)`` of the runs whose name contains `filter`, and the
+        total."""
+        return await self.gate.call([], self._page, offset, limit, filter)

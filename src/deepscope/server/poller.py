@@ -5,7 +5,8 @@ Before, each SSE stream polled each of its runs every interval in its own worker
 
 - streams `subscribe` their runs; whichever stream finds a poll due runs it (one poll in
   flight at a time, at most one per `interval`); the others wait for it to finish;
-- a poll only ``stat``\\ s each subscribed ``run.db`` (+ WAL); it queries `version()` (through
+- a poll only ``stat``\\ s each subscribed ``run.db`` (+ WAL; a database store: one query for
+  every subscribed run's version instead); it queries `version()` (through
   the `ReadGate`, with its deadline) only for runs whose files changed since the last poll,
   so idle runs cost no query at all and a hostile run cannot stall the poller for long.
 
@@ -38,9 +39,16 @@ class VersionPoller:
     """Latest store version of every subscribed run, refreshed by one shared poll loop."""
 
     def __init__(
-        self, root: Path, gate: ReadGate, read_version: Callable[[str], int], *, interval: float
+        self,
+        root: Path,
+        gate: ReadGate,
+        read_version: Callable[[str], int],
+        *,
+        interval: float,
+        stamps: Callable[[list[str]], dict[str, Stamp | None]] | None = None,
     ) -> None:
         self.root = root.resolve()
+        self.stamps = stamps or self._stamps_of  # a database store: its runs' versions
         self.gate = gate
         self.read_version = read_version
         self.interval = interval
@@ -113,7 +121,7 @@ class VersionPoller:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            stamps = await anyio.to_thread.run_sync(self._stamps_of, list(self._subs))
+            stamps = await anyio.to_thread.run_sync(self.stamps, list(self._subs))
             changed = []
             for run, stamp in stamps.items():
                 if run not in self._subs:

@@ -32,7 +32,9 @@ class Settings:
     """Configuration of one dashboard server.
 
     Attributes:
-        logdir: the directory of runs to serve (None when only a model is shown).
+        logdir: the directory of runs to serve (None when only a model is shown); with
+            `store_url`, the local folder blobs fetched from the database are cached in.
+        store_url: a database store (``postgresql://…``) served instead of a log directory.
         token: when set, every request needs it (Bearer header or the cookie).
         allowed_hosts: extra names accepted in the ``Host`` header, besides loopback
             names and `bound_host`.
@@ -60,6 +62,7 @@ class Settings:
     """
 
     logdir: Path | None = None
+    store_url: str | None = None
     token: str | None = None
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     bound_host: str = "127.0.0.1"

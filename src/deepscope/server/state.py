@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 
 from starlette.requests import Request
 
-from deepscope.errors import NotFoundError
+from deepscope.errors import NotFoundError, StoreError
 from deepscope.server.gate import ReadGate
 from deepscope.server.graph_cache import GraphCache
-from deepscope.server.listing import RunListing, confined_db
+from deepscope.server.listing import RunListing, Stamp, StoreListing, confined_db
 from deepscope.server.params import BadRequestError
 from deepscope.server.poller import VersionPoller
 from deepscope.server.settings import Settings
@@ -58,7 +59,7 @@ class AppState:
             threads=settings.read_threads,
         )
         self._store: ServedStore | None = None
-        self._listing: RunListing | None = None
+        self._listing: RunListing | StoreListing | None = None
         self._poller: VersionPoller | None = None
         self._lock = threading.Lock()
 
@@ -71,17 +72,24 @@ class AppState:
                 import deepscope.store
 
                 self._store = deepscope.store.open(
-                    self.settings.logdir, read_deadline=self.settings.read_deadline
+                    self.settings.store_url or self.settings.logdir,
+                    read_deadline=self.settings.read_deadline,
                 )
             return self._store
+
+    @property
+    def database(self) -> bool:
+        """Whether the runs come from a database store (not files in a log directory)."""
+        return self.settings.store_url is not None
 
     def run(self, name: str) -> ServedRun:
         """The reader of run `name` (`NotFoundError` for an unknown or path-like name, or
         one whose run.db resolves outside the log folder)."""
         store = self.store()
         assert self.settings.logdir is not None
-        confined_db(self.settings.logdir.resolve(), safe_run_name(name))
-        return store.run(name)
+        if not self.database:
+            confined_db(self.settings.logdir.resolve(), safe_run_name(name))
+        return store.run(safe_run_name(name))
 
     def check_listed(self, name: str) -> None:
         """`NotFoundError` unless `name` is a run listed here (files only, nothing opened).
@@ -89,18 +97,23 @@ class AppState:
         An unreadable run passes (it is listed, as ``"unreadable"``): a live stream that
         follows it next to good runs must not fail; the poller reads only confined files.
         """
-        self.store()
+        store = self.store()
         assert self.settings.logdir is not None
+        if self.database:
+            store.run(safe_run_name(name))  # NotFoundError for a run the database lacks
+            return
         if not is_valid_run_name(safe_run_name(name)) or not os.path.lexists(
             os.path.join(self.settings.logdir, name, DB_NAME)
         ):
             raise NotFoundError(f"no run named {name[:80]!r}")
 
-    def listing(self) -> RunListing:
-        """The cached run list of the log folder."""
+    def listing(self) -> RunListing | StoreListing:
+        """The cached run list of the log folder (or the database store's listing)."""
         store = self.store()
         assert self.settings.logdir is not None
         with self._lock:
+            if self._listing is None and self.database:
+                self._listing = StoreListing(store, self.gate)
             if self._listing is None:
                 self._listing = RunListing(
                     self.settings.logdir, self.gate, lambda name: store.run(name).info()
@@ -118,11 +131,26 @@ class AppState:
                     self.gate,
                     lambda name: store.run(name).version(),
                     interval=self.settings.poll_interval,
+                    stamps=_version_stamps(store) if self.database else None,
                 )
             return self._poller
 
     def model_mode(self) -> bool:
         return self.settings.model_graph is not None
+
+
+def _version_stamps(store: Store) -> Callable[[list[str]], dict[str, Stamp | None]]:
+    """What the poller compares for a database store: each run's version, all in one query
+    (a run whose version moved is then read again)."""
+
+    def stamps(runs: list[str]) -> dict[str, Stamp | None]:
+        try:
+            versions = store.versions(runs)
+        except StoreError:
+            return dict.fromkeys(runs)
+        return {run: None if v is None else (v,) for run, v in versions.items()}
+
+    return stamps
 
 
 def app_state(request: Request) -> AppState:

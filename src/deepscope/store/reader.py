@@ -344,7 +344,7 @@ class SqliteStore:
         for name in names:
             try:
                 out[name] = self.run(name).version()
-            except StoreError:
+            except (StoreError, NotFoundError):
                 out[name] = None
         return out
 

@@ -27,8 +27,13 @@ def blob_url(run: str, blob_id: int) -> str:
 
 
 def blob_file(reader: ServedRun, blob: BlobInfo) -> Path:
-    """The blob's file, confined to the run directory by `paths.confine`."""
-    return confine(Path(reader.directory), blob.path)
+    """The blob's file, confined to the run directory by `paths.confine` (a database store
+    fetches it into its local cache first: `RunReader.blob_path`)."""
+    try:
+        return confine(Path(reader.directory), blob.path)
+    except NotFoundError:
+        reader.blob_path(blob)  # NotFoundError again when the store has no such blob
+        return confine(Path(reader.directory), blob.path)
 
 
 def content_type(path: Path) -> str:

@@ -199,6 +199,12 @@ class PostgresRunWriter(RunWriter):
             log.warning("deepscope: run '%s' is writing to %s again", self.name, mask(self.url))
         return True
 
+    def _drain(self) -> None:
+        super()._drain()
+        if self._conn is None or self._spilled_file is not None or self._held:
+            with self._io_lock:  # every flush interval while degraded (within the backoff)
+                self._reconnect()
+
     def _lost(self, exc: BaseException) -> None:
         self._drop_connection()
         self._enter_degraded(exc)
