@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from deepscope.analysis.weights import weights
+from deepscope.demo.atlas import log_digits_atlas
 from deepscope.demo.attention import log_transformer_attention
 from deepscope.demo.data import Digits
 from deepscope.tracking.run import Run, init
@@ -113,6 +114,9 @@ def _log_embedding(run: Run, model: DigitsCNN, x: torch.Tensor, y: torch.Tensor,
     run.log_embedding("embedding/fc", penultimate, labels=y, images=x, step=step)
 
 
+MODEL_FILE = "model.pt"  # the healthy run's trained state dict, in its run folder
+
+
 def train_healthy(
     logdir: Path, data: Digits, *, epochs: int = 8, progress: bool = True
 ) -> tuple[str, float]:
@@ -154,6 +158,7 @@ def train_healthy(
         run.log_histogram("test/logits", model(data.x_test).detach(), step=step)
         _log_attributions(run, model, data.x_test[:8], data.y_test[:8], step)
         _log_activations(run, model, data.x_test[:4], data.x_test, step)
+        log_digits_atlas(run, model, data.x_test, step)  # the Atlas tab
         _log_embedding(run, model, data.x_test, data.y_test, step)
         run.log_weights("weights", weights(model), step=step)  # the trained weights
         log_transformer_attention(run)  # the Attention tab: a tiny transformer learns to reverse
@@ -163,6 +168,8 @@ def train_healthy(
             step=step,
         )
         name = run.name
+    # the trained weights, for the demo's live workbench (`deepscope.commands.demo`)
+    torch.save(model.state_dict(), Path(logdir) / name / MODEL_FILE)
     return name, acc
 
 
