@@ -35,9 +35,8 @@ JOB_SCRIPT = textwrap.dedent(
 
     def rank_main(rank, world, logdir, store, steps, hists, events, out):
         dist.init_process_group("gloo", rank=rank, world_size=world)
-        kw = {} if store == "-" else {"store": store}
-        run = deepscope.init(logdir=logdir, group="job-42", config={"lr": 0.1},
-                             flush_interval=0.1, **kw)
+        where = {"logdir": logdir} if store == "-" else {"store": store}
+        run = deepscope.init(group="job-42", config={"lr": 0.1}, flush_interval=0.1, **where)
         for step in range(steps):
             t = torch.tensor([float(rank + 1)])
             if step % 50 == 0:
@@ -138,6 +137,15 @@ def test_four_gloo_ranks_log_one_group_with_exact_counts(tmp_path: Path) -> None
     check_job(store, names)
     rows = [Listed(i.name, i).to_json() for i in store.runs()]
     assert [(r["group"], r["rank"]) for r in rows] == [("job-42", r) for r in range(WORLD)]
+
+
+def test_four_gloo_ranks_log_one_group_into_postgresql(tmp_path: Path, pg_fresh_url: str) -> None:
+    names = run_job(tmp_path, str(tmp_path / "unused"), store=pg_fresh_url)
+    store = deepscope.store.open(pg_fresh_url)
+    check_job(store, names)
+    rows = [Listed(i.name, i).to_json() for i in store.runs()]
+    assert [(r["group"], r["rank"]) for r in rows] == [("job-42", r) for r in range(WORLD)]
+    assert not (tmp_path / "unused").exists()
 
 
 def test_rank_from_environment_and_name_padding(tmp_path: Path) -> None:
