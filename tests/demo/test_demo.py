@@ -54,3 +54,32 @@ def test_diverging_run_has_the_diagnosis_events(demo_logdir: Path) -> None:
     assert {"exploding_gradients", "divergence"} <= kinds
     nan = next(e for e in events if e.kind == "nonfinite_activation")
     assert nan.layer and nan.layer.startswith(("features.", "classifier."))
+
+
+def test_the_explore_link_serves_the_trained_cnn_live(demo_logdir: Path) -> None:
+    """`deepscope demo` ends with an explore link: the trained CNN (weights saved in its run
+    folder) on test digits; its predictions are right and its layers answer."""
+    import json
+    import urllib.request
+
+    from deepscope.commands.demo import explore_demo
+
+    assert (demo_logdir / "digits-cnn" / "model.pt").is_file()
+    with explore_demo(demo_logdir, "digits-cnn", inputs=16) as ex:
+        base = ex.url.rstrip("/")
+
+        def get(path: str) -> dict:  # type: ignore[type-arg]
+            with urllib.request.urlopen(base + path, timeout=60) as r:
+                return json.loads(r.read())  # type: ignore[no-any-return]
+
+        info = get("/api/workbench")
+        assert info["classNames"] == [str(d) for d in range(10)] and len(info["inputs"]) == 16
+        right = 0
+        for i, row in enumerate(info["inputs"]):
+            top = get(f"/api/workbench/view?view=predict&input={i}")["meta"]["top"]
+            right += top[0]["class"] == row["label"]
+        assert right >= 13, right  # a trained model, not a fresh one (~10% right)
+        conv = next(n for n, i in ex.workbench.nodes.nodes.items()
+                    if i.module_type == "Conv2d" and n.startswith("ns:"))  # fmt: skip
+        maps = get(f"/api/workbench/view?view=activations&node={conv}&input=0")
+        assert maps["meta"]["layout"] == "chw"

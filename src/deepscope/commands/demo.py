@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -73,10 +75,29 @@ def demo(logdir: Path, host: str, port: int, epochs: int, no_serve: bool, no_bro
     if no_serve:
         click.echo(f"view them with: deepscope serve {logdir}")
         return
-    from deepscope.commands.serve import run_server
+    from deepscope.commands.serve import TOKEN_BYTES, is_loopback, run_server
 
-    run_server(host=host, port=port, token=None, allowed_hosts=(), what="demo dashboard",
+    token = None if is_loopback(host) else secrets.token_urlsafe(TOKEN_BYTES)
+    explorer = explore_demo(logdir, result.healthy_run, host=host, port=0, token=token)
+    click.echo(f"deepscope: explore the trained CNN live at {explorer.url}")
+    run_server(host=host, port=port, token=token, allowed_hosts=(), what="demo dashboard",
                open_browser=not no_browser and _has_display(), logdir=logdir.resolve())  # fmt: skip
+
+
+def explore_demo(logdir: Path, run: str, *, host: str = "127.0.0.1", port: int = 0,
+                 token: str | None = None, inputs: int = 32) -> Any:  # fmt: skip
+    """`deepscope.explore` on the demo's trained CNN (its weights from the run folder, read
+    by the safe loader) and the first `inputs` test digits, labelled."""
+    from deepscope.demo import DigitsCNN, load_digits
+    from deepscope.demo.train import MODEL_FILE
+    from deepscope.workbench import explore
+    from deepscope.workbench.inputs import load_weights
+
+    model = DigitsCNN()
+    load_weights(model, Path(logdir) / run / MODEL_FILE)
+    data = load_digits()
+    return explore(model, data.x_test[:inputs], labels=data.y_test[:inputs],
+                   classes=[str(d) for d in range(10)], host=host, port=port, token=token)  # fmt: skip
 
 
 def _has_display() -> bool:
