@@ -25,6 +25,10 @@ chromium:
 	  { echo "installing Debian chromium for the browser tests"; \
 	    (apt-get update -q && apt-get install -y -q chromium) >/dev/null || \
 	    { echo "could not install chromium: run 'apt-get install chromium' as root"; exit 1; }; }
+	@command -v pdftoppm >/dev/null 2>&1 || \
+	  { echo "installing Debian poppler-utils (pdftoppm renders the PDF figures in the tests)"; \
+	    (apt-get update -q && apt-get install -y -q poppler-utils) >/dev/null || \
+	    { echo "could not install poppler-utils: run 'apt-get install poppler-utils' as root"; exit 1; }; }
 
 demo: install
 	$(BIN)/deepscope demo
