@@ -1,16 +1,25 @@
 """The run list in Chromium with the ranks of a distributed job (`deepscope.init(group=...)`):
 one group row with its ranks under it, in rank order; its checkbox selects every rank, and the
-Scalars panel then overlays the ranks' curves, one colour each. The store and server are this
-module's own."""
+Scalars panel then overlays the ranks' curves, one colour each. The store (a log directory,
+and a PostgreSQL database) and the server are this module's own."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import STATIC_INDEX, ServerThread, canvas_rgba, count_color, css_rgb, open_tab
+from e2e_support import (
+    STATIC_INDEX,
+    ServerThread,
+    canvas_rgba,
+    count_color,
+    css_rgb,
+    free_port,
+    open_tab,
+)
 from e2e_support import screenshot as save_screenshot
 
 pytestmark = pytest.mark.browser
@@ -22,14 +31,28 @@ RANKS = [f"{GROUP}.rank-{r}" for r in range(WORLD)]
 CHART = '[data-testid="scalar-chart"][data-tag="loss"]'
 
 
-@pytest.fixture(scope="module")
-def group_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not STATIC_INDEX.exists():
-        pytest.skip("the frontend is not built: run `pip install -e .` (builds frontend/)")
+class StoreServer(ServerThread):
+    """`ServerThread` serving a database store (``Settings.store_url``)."""
+
+    def __init__(self, url: str, cache: Path) -> None:
+        import uvicorn
+
+        from deepscope.server.app import create_app
+        from deepscope.server.settings import Settings
+
+        self.port = free_port()
+        settings = Settings(logdir=cache, store_url=url, bound_host="127.0.0.1", poll_interval=0.25)
+        config = uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+
+def _write_runs(where: dict[str, Any]) -> None:
     import deepscope
 
-    root: Path = tmp_path_factory.mktemp("group-logdir")
-    with deepscope.init(logdir=root, name="a-solo-run") as run:
+    with deepscope.init(name="a-solo-run", **where) as run:
         for step in range(STEPS):
             run.log({"loss": 3.0 - step * 0.01}, step=step)
     for rank in reversed(range(WORLD)):  # written out of order: the list still shows 0, 1, 2, 3
@@ -37,13 +60,33 @@ def group_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             mp.setenv("RANK", str(rank))
             mp.setenv("WORLD_SIZE", str(WORLD))
             mp.setenv("LOCAL_RANK", str(rank))
-            with deepscope.init(logdir=root, group=GROUP, config={"lr": 0.1}) as run:
+            with deepscope.init(group=GROUP, config={"lr": 0.1}, **where) as run:
                 for step in range(STEPS):  # well-separated curves: rank r sits near r
                     run.log({"loss": rank + 0.5 * (step % 10) / 10}, step=step)
-    with deepscope.init(logdir=root, name="zz-other-run") as run:
+    with deepscope.init(name="zz-other-run", **where) as run:
         run.log({"loss": 1.0}, step=0)
-    with ServerThread(root) as server:
-        yield server.url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def group_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if not STATIC_INDEX.exists():
+        pytest.skip("the frontend is not built: run `pip install -e .` (builds frontend/)")
+    root: Path = tmp_path_factory.mktemp("group-logdir")
+    if request.param == "sqlite":
+        _write_runs({"logdir": root})
+        with ServerThread(root) as server:
+            yield server.url
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.fresh_database()
+    try:
+        _write_runs({"store": url})
+        with StoreServer(url, root) as server:
+            yield server.url
+    finally:
+        cluster.drop_database(url)
 
 
 def _rows(page: Any) -> list[list[str | None]]:
