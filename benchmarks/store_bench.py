@@ -10,6 +10,17 @@ several repetitions. Goals (DESIGN.md / issue #2):
 - 1M points of one tag -> 2,000-point series: <= 0.3 s (TensorBoard: EventAccumulator with a
   2,000-point reservoir reading an event file of the same points)
 
+``--store postgresql://…`` (or ``--store postgres-temp``: a temporary cluster started here
+with Debian's binaries, as the tests do) measures the PostgreSQL store instead, with the
+SQLite store as the peer in the same run (issue #21):
+
+- 8 writer processes, each its own run, 10 tags per ``run.log``: scalars committed per
+  second in total (from a common start until every process has flushed and exited):
+  >= 100k/s;
+- a 1M-point tag served as 2,000 points <= 0.3 s, a zoom (a tenth of the steps) <= 100 ms;
+- listing 10,000 runs (``store.runs`` and one ``/api/runs`` page of 1,000 with the total)
+  <= 0.5 s (no SQLite peer: 10,000 run.db files; Aim slows down from about 1,000 runs).
+
 TensorBoard's pure-Python writer and reader are slow, so its side of the last two
 figures runs on fewer points (``tb_points``) and is also given scaled linearly to the
 deepscope point count (both are linear in the number of events); the JSON says which.
@@ -29,6 +40,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -266,10 +278,131 @@ def bench_downsample(tmp: Path, n: int, tb_n: int, reps: int) -> dict[str, float
     }
 
 
+_WRITER = """
+import os, sys, time
+import deepscope
+target, name, calls, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+tags = [f"metric/{i}" for i in range(10)]
+while not os.path.exists(go):
+    time.sleep(0.001)
+run = deepscope.init(store=target, name=name, flush_interval=1.0)
+log = run.log
+for step in range(calls):
+    log({t: step * 0.5 + i for i, t in enumerate(tags)}, step=step)
+run.finish()
+assert run.dropped == 0, run.dropped
+"""
+
+
+def bench_writers(target: str, procs: int, calls: int, tag: str) -> float:
+    """Scalars committed per second by `procs` writer processes into `target` (total)."""
+    import subprocess
+
+    go = Path(tempfile.mkdtemp(prefix="deepscope-go-")) / "go"
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, target, f"{tag}-w{i}", str(calls), str(go)]
+        )
+        for i in range(procs)
+    ]
+    time.sleep(3.0)  # let every interpreter start and import deepscope
+    t0 = time.perf_counter()
+    go.touch()
+    codes = [w.wait() for w in workers]
+    elapsed = time.perf_counter() - t0
+    shutil.rmtree(go.parent, ignore_errors=True)
+    if any(codes):
+        raise SystemExit(f"a writer process failed: exit codes {codes}")
+    return procs * calls * 10 / elapsed
+
+
+def _fill_tag(target: str, n: int) -> None:
+    run = deepscope.init(store=target, name="big", flush_interval=1.0)
+    log = run.log
+    for i in range(n):
+        log({"series": math.sin(i * 1e-3) + (i % 97) * 1e-3}, step=i)
+    run.finish()
+
+
+def _fill_runs(url: str, n: int) -> None:
+    """`n` finished runs, written straight into the tables (10,000 writers would take long)."""
+    import psycopg
+
+    now = time.time()
+    with psycopg.connect(url) as conn:
+        with conn.cursor().copy(
+            "COPY deepscope.run (name, created, config, version) FROM STDIN"
+        ) as cp:
+            for i in range(n):
+                cp.write_row(
+                    (f"listed-{i:05d}", now - n + i, json.dumps({"lr": 0.001, "seed": i}), 1)
+                )
+        conn.execute(
+            "INSERT INTO deepscope.session (run_id, pid, host, started, heartbeat, ended, state)"
+            " SELECT id, 1, 'bench', created, created + 60, created + 60, 'finished'"
+            " FROM deepscope.run WHERE name LIKE 'listed-%'"
+        )
+
+
+def bench_postgres(url: str, q: bool, tmp: Path) -> dict[str, Any]:
+    """Figures of the PostgreSQL store, the SQLite store alongside (interleaved, medians)."""
+    from starlette.testclient import TestClient
+
+    from deepscope.server.app import Settings, create_app
+
+    procs, calls = 8, (2_000 if q else 10_000)
+    pg_rates, lite_rates = [], []
+    for rep in range(3):  # interleaved: the machine's load hits both alike
+        pg_rates.append(bench_writers(url, procs, calls, f"r{rep}"))
+        lite_rates.append(bench_writers(str(tmp / f"lite{rep}"), procs, calls, f"r{rep}"))
+    n = 200_000 if q else 1_000_000
+    _fill_tag(url, n)
+    _fill_tag(str(tmp / "lite-big"), n)
+    out: dict[str, Any] = {
+        "pg_writers": procs,
+        "pg_scalars_per_writer": calls * 10,
+        "pg_commit_per_s": statistics.median(pg_rates),
+        "sqlite_commit_per_s": statistics.median(lite_rates),
+        "pg_tag_points": n,
+    }
+    for label, target in (("pg", url), ("sqlite", str(tmp / "lite-big"))):
+        reader = deepscope.store.open(target).run("big")
+        got = reader.scalars("series", max_points=2000)
+        assert len(got) <= 2000 and got[-1].step == n - 1
+        out[f"{label}_serve_s"] = median_time(partial(reader.scalars, "series"), 5)
+        zoom = partial(reader.scalars, "series", start_step=n // 2, end_step=n // 2 + n // 10)
+        out[f"{label}_zoom_s"] = median_time(zoom, 5)
+    _fill_runs(url, 10_000)
+    store = deepscope.store.open(url)
+    out["pg_runs_listed"] = len(store.runs(limit=20_000))
+    out["pg_list_10k_s"] = median_time(lambda: store.runs(limit=20_000), 5)
+    app = create_app(Settings(logdir=tmp, store_url=url))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        page = client.get("/api/runs", params={"limit": 1000}).json()
+        assert page["total"] >= 10_000, page["total"]
+        out["pg_api_runs_page_s"] = median_time(
+            lambda: client.get("/api/runs", params={"limit": 1000, "offset": 5000}), 5
+        )
+    out["pg_commit_ratio_to_sqlite"] = out["pg_commit_per_s"] / out["sqlite_commit_per_s"]
+    return out
+
+
+def _temp_cluster() -> Any:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from _pg import PgCluster  # the tests' temporary cluster (initdb as an unprivileged user)
+
+    return PgCluster(fsync=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer points and repetitions")
+    parser.add_argument("--store", default=None,
+                        help="postgresql://… or postgres-temp: benchmark the PostgreSQL store")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.store is not None:
+        main_postgres(args.store, args.quick)
+        return
     torch.set_num_threads(1)
     q = args.quick
     reps = 3 if q else 5
@@ -286,6 +419,35 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     print_table(results)
     print(json.dumps(results, sort_keys=True))
+
+
+def main_postgres(store: str, quick: bool) -> None:
+    from deepscope.store.postgres.url import mask
+
+    cluster = _temp_cluster() if store == "postgres-temp" else None
+    url = cluster.url if cluster is not None else store
+    tmp = Path(tempfile.mkdtemp(prefix="deepscope-bench-"))
+    try:
+        r = bench_postgres(url, quick, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if cluster is not None:
+            cluster.destroy()
+    r.update({"quick": quick, "store": mask(url) if cluster is None else "postgres-temp"})
+    rows = [
+        (f"{r['pg_writers']} writers: scalars committed / s", r["pg_commit_per_s"],
+         r["sqlite_commit_per_s"], ">= 100k/s"),
+        (f"{r['pg_tag_points'] / 1e6:g}M-point tag -> 2000 (s)", r["pg_serve_s"],
+         r["sqlite_serve_s"], "<= 0.3 s"),
+        ("zoom to a tenth (s)", r["pg_zoom_s"], r["sqlite_zoom_s"], "<= 0.1 s"),
+        (f"list {r['pg_runs_listed']} runs (s)", r["pg_list_10k_s"], float("nan"), "<= 0.5 s"),
+        ("/api/runs page of 1000 + total (s)", r["pg_api_runs_page_s"], float("nan"), "<= 0.5 s"),
+    ]  # fmt: skip
+    print(f"{'measure':58} {'postgresql':>12} {'sqlite':>12}  goal")
+    for name, a, b, goal in rows:
+        print(f"{name:58} {a:12.4g} {b:12.4g}  {goal}")
+    sys.stdout.flush()
+    print(json.dumps(r, sort_keys=True))
 
 
 def print_table(r: dict[str, Any]) -> None:

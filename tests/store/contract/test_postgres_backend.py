@@ -171,3 +171,26 @@ def test_unreachable_database_spills_then_replays(tmp_path: Path, pg_cluster: Pg
         assert [p.step for p in reader.scalars("x", max_points=1000)] == list(range(101))
     finally:
         del os.environ["DEEPSCOPE_SPILL_DIR"]
+
+
+def test_a_batch_replayed_twice_is_stored_once(pg_fresh_url: str, tmp_path: Path) -> None:
+    from deepscope.store.postgres.spill import append_batch, encode_batch, read_batches
+    from deepscope.store.protocol import EventRecord, ScalarRecord
+
+    run = deepscope.init(store=pg_fresh_url, name="once")
+    records = [ScalarRecord("s", s, 1.0, (("x", float(s)), ("y", -0.0))) for s in range(50)]
+    records.append(EventRecord("e", 3, 1.0, "info", "k", None, "hello"))
+    spill = tmp_path / "replay.jsonl"
+    append_batch(spill, encode_batch("0123456789abcdef0123456789abcdef", records))
+    append_batch(spill, b'{"batch": "cut short')  # a line a crash cut off: skipped
+    (batch,) = list(read_batches(spill))
+    writer = run._writer
+    with writer._io_lock:
+        assert writer._write_batch(batch) is True
+        assert writer._write_batch(batch) is False  # the same id again: nothing written
+    run.finish()
+    reader = deepscope.store.open(pg_fresh_url).run("once")
+    assert [p.step for p in reader.scalars("x")] == list(range(50))
+    assert {t.tag: t.count for t in reader.tags()} == {"x": 50, "y": 50}
+    assert all(math.copysign(1.0, p.value) < 0 for p in reader.scalars("y"))  # -0.0 kept
+    assert [e.message for e in reader.events()] == ["hello"]

@@ -37,7 +37,8 @@ def scalar_rows(
         return []
     args = (tag_id, lo, hi)
     n = conn.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM deepscope.scalar WHERE {_WHERE} LIMIT %s) s",
+        f"SELECT count(*) FROM (SELECT 1 FROM deepscope.scalar WHERE {_WHERE}"
+        " ORDER BY tag_id, step, id LIMIT %s) s",  # index order: the scan stops at the limit
         (*args, max_points + 1),
     ).fetchone()[0]
     if n == 0:
@@ -82,10 +83,10 @@ def scalar_rows(
             wanted[i] = s
     missing = [(i, s) for i, s in wanted.items() if i not in picked]
     if missing:
-        for r in conn.execute(
-            f"SELECT s.{_COLS.replace(', ', ', s.')} FROM deepscope.scalar s"
-            " JOIN unnest(%s::bigint[], %s::bigint[]) AS u(i, st)"
-            " ON s.tag_id = %s AND s.step = u.st AND s.id = u.i",
+        for r in conn.execute(  # one primary-key lookup per row, whatever the statistics
+            f"SELECT x.* FROM unnest(%s::bigint[], %s::bigint[]) AS u(i, st) CROSS JOIN LATERAL"
+            f" (SELECT {_COLS} FROM deepscope.scalar s"
+            "  WHERE s.tag_id = %s AND s.step = u.st AND s.id = u.i) x",
             ([m[0] for m in missing], [m[1] for m in missing], tag_id),
         ).fetchall():
             picked[r[0]] = r

@@ -21,7 +21,7 @@ from typing import Any
 
 from deepscope.errors import NotFoundError, ReadDeadlineError, StoreError, UnreadableRunError
 from deepscope.store.blobs import write_blob
-from deepscope.store.checks import BadValue
+from deepscope.store.checks import BadValue, as_float, as_str
 from deepscope.store.postgres.downsample import histogram_ids, scalar_rows
 from deepscope.store.postgres.schema import ensure_schema
 from deepscope.store.postgres.url import connect, mask, scrub
@@ -48,6 +48,7 @@ from deepscope.store.schema import is_valid_run_name
 __all__ = ["PostgresRunReader", "PostgresStore", "default_cache_dir"]
 
 POOL_SIZE = 8
+CONFIG_CACHE = 50_000  # parsed run configs kept (by their JSON text)
 _SESSION_COLS = "s.parent, s.heartbeat, s.ended, s.state, s.pid, s.host, s.proc_id"
 _BLOB_COLS = "b.id, b.kind, t.name, b.step, b.wall_time, b.path, b.meta"
 
@@ -77,6 +78,12 @@ class _Pool:
             ensure_schema(conn, mask(self.url))
             self._schema_ok = True
         conn.execute(f"SET statement_timeout = {ms}")
+        # Every read is an index range scan or primary-key lookup by design; the planner's
+        # statistics lag behind a table that grows by 100k rows a second (autovacuum
+        # analyses it a minute later) and it would then pick bitmap scans of a whole tag
+        # or hash joins. Those plans are switched off for the readers' sessions.
+        for plan in ("bitmapscan", "hashjoin", "mergejoin"):
+            conn.execute(f"SET enable_{plan} = off")
         conn.commit()
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
@@ -129,6 +136,7 @@ class PostgresStore:
         self.read_deadline = read_deadline
         self.root = Path(cache_dir) if cache_dir is not None else default_cache_dir(url)
         self.pool = _Pool(url, pool_size, read_deadline)
+        self._configs: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<PostgresStore {mask(self.url)}>"
@@ -204,7 +212,7 @@ class PostgresStore:
     def _info(self, head: tuple[Any, ...], sessions: list[tuple[Any, ...]], now: float) -> RunInfo:
         name = head[0]
         try:
-            created, config = run_row(head)
+            created, config = self._run_row(head)
             rows = session_rows(sessions)
         except BadValue as exc:
             return RunInfo(name=name, status="unreadable", created=0.0, heartbeat=0.0,
@@ -222,6 +230,21 @@ class PostgresStore:
             config=config if isinstance(config, dict) else {"value": config},
             finished=finished,
         )
+
+    def _run_row(self, head: tuple[Any, ...]) -> tuple[float, Any]:
+        """`run_row`, with configs parsed once per distinct text (a listing of 10,000 runs
+        otherwise spends most of its time parsing the same JSON again)."""
+        key = head[2]
+        cached = self._configs.get(key) if isinstance(key, str) else None
+        if cached is None:
+            created, config = run_row(head)
+            if isinstance(key, str):
+                if len(self._configs) >= CONFIG_CACHE:
+                    self._configs.clear()
+                self._configs[key] = config
+            return created, config
+        as_str(head[0], "run.name")
+        return as_float(head[1], "run.created"), cached  # shared: RunInfo is read-only
 
     def run(self, name: str) -> PostgresRunReader:
         if not isinstance(name, str) or not is_valid_run_name(name):

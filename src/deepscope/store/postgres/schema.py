@@ -157,8 +157,9 @@ def ensure_schema(conn: Any, key: str) -> None:
     if row is None or row[0] is None:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            for statement in _statements(DDL):
-                conn.execute(statement)
+            if not _has_meta(conn):  # another process may have made it while we waited
+                for statement in _statements(DDL):  # (its DDL would lock tables in use)
+                    conn.execute(statement)
     _READY.add(key)
 
 
