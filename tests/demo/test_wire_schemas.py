@@ -119,6 +119,7 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         assert missing.status_code == 404 and not errors(missing.json(), wire.ErrorBody)
 
     _model_weights_routes(f, demo_logdir)
+    _workbench_routes(f, demo_logdir)
     api = {r.path for r in app.routes if isinstance(r, Route) and r.path.startswith("/api/")}
     hit = {re.sub(r"^/api/views/(\w+)$", "/api/views/{kind}", p) for p in f.hit}
     assert api - set(wire.STREAM_ROUTES) == hit, "a route was not fetched and checked"
@@ -150,6 +151,44 @@ def _model_weights_routes(f: Fetcher, logdir: Path) -> None:
         assert arr.shape == (3, 3)
     f.hit |= model.hit
     f.checked += model.checked
+
+
+def _workbench_routes(f: Fetcher, logdir: Path) -> None:
+    """``/api/workbench*`` under ``deepscope.explore``: the demo's trained CNN, live."""
+    from deepscope.demo import DigitsCNN, load_digits
+    from deepscope.server.routes.workbench import attach
+    from deepscope.sources import graph
+    from deepscope.workbench.inputs import load_weights
+    from deepscope.workbench.source import Workbench
+
+    model = DigitsCNN().eval()
+    load_weights(model, logdir / "digits-cnn" / "model.pt")
+    x = load_digits().x_test[:4]
+    bench = Workbench(
+        model, x, graph(model, x[:1]), labels=[0, 1, 2, 3], classes=list("0123456789")
+    )
+    app = create_app(Settings(model_graph=bench.graph))
+    attach(app, bench)
+    try:
+        with TestClient(app, base_url="http://127.0.0.1:6101") as client:
+            live = Fetcher(client)
+            assert live.json("/api/workbench")["inputKind"] == "image"
+            conv = next(n for n, i in bench.nodes.nodes.items() if i.module_type == "Conv2d")
+            assert live.json("/api/workbench/tabs", {"node": conv})["gradcam"] is True
+            view = live.json("/api/workbench/view", {"view": "gradcam", "node": conv, "input": 1})
+            live.json("/api/workbench/jobs")
+            png = live.binary(
+                f"/api/workbench/part?key={view['key']}&part=image", "/api/workbench/part"
+            )
+            assert png[:4] == b"\x89PNG"
+            assert (
+                live.binary("/api/workbench/input?index=1", "/api/workbench/input")[:4]
+                == b"\x89PNG"
+            )
+    finally:
+        bench.close()
+    f.hit |= live.hit
+    f.checked += live.checked
 
 
 def _projector_routes(f: Fetcher, client: TestClient, run: str) -> None:

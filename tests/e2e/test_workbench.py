@@ -125,6 +125,14 @@ def test_conv_node_feature_maps_equal_deepscope_activations(
     first = page.locator('[data-testid="wb-preds"] li').first.get_attribute("data-class")
     assert int(first) == int(probs.argmax())
     screenshot(page, "workbench_activations")
+    # the unit table over every input, then the Weights tab (the Weights panel's components)
+    page.locator('[data-testid="wb-units-open"]').click()
+    page.wait_for_selector('[data-testid="wb-units"] tbody tr')
+    assert page.locator('[data-testid="wb-units"] tbody tr').count() == CHANNELS
+    page.locator('[data-testid="wb-tab-weights"]').click()
+    page.wait_for_selector('[data-testid="inspector-weights"] canvas')
+    assert "conv2.weight" in page.locator('[data-testid="inspector-weights"]').inner_text()
+    screenshot(page, "workbench_weights")
     assert page_log.errors == []
 
 
