@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Line", "TABLE", "Glyph", "layout", "pdf_path", "polygons", "svg_path"]
+__all__ = ["Line", "TABLE", "Glyph", "layout", "pdf_path", "polygons", "svg_path", "units_per_em"]
 
 TABLE = Path(__file__).with_name("glyphs_dejavu_sans.json")
 
@@ -75,6 +75,11 @@ def _font() -> tuple[dict[str, Any], dict[str, Glyph], Glyph]:
     glyphs = {ch: Glyph(ch, int(adv), _parse(d)) for ch, (adv, d) in table["glyphs"].items()}
     adv, d = table["notdef"]
     return table, glyphs, Glyph("\ufffd", int(adv), _parse(d))
+
+
+def units_per_em() -> int:
+    """The font's units per em (the outlines' coordinate scale)."""
+    return int(_font()[0]["unitsPerEm"])
 
 
 def layout(text: str, size: float) -> Line:

@@ -1,8 +1,9 @@
 """`Projection`: the result of `deepscope.project`, and its scatter picture.
 
-The picture is drawn with numpy and Pillow only: every point (no sampling), coloured by
-its label (a palette of 20 for categories, viridis for numbers), with a legend for up to 20
-categories; a 3-D projection is drawn from an oblique view.
+The picture (`Projection.figure`, `deepscope.render.scatter`) is drawn with numpy and
+Pillow only: every point (no sampling), coloured by its label (a palette of 20 for
+categories, viridis for numbers), with a legend for up to 20 categories, axes and a title;
+a 3-D projection is drawn from an oblique view. `save` writes it as PNG, SVG or PDF.
 
 Example:
     >>> import numpy as np
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from deepscope.render.vector import Scene
+
 __all__ = ["PALETTE", "Projection"]
 
 PALETTE = (
@@ -31,6 +34,7 @@ PALETTE = (
 ).split()
 """Category colours (tab10 then its light half), repeated past 20 categories."""
 _MAX_LEGEND = 20
+_NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 
 @dataclass
@@ -68,17 +72,47 @@ class Projection:
             ev = " explained=" + "/".join(f"{r:.3f}" for r in self.explained_variance_ratio)
         return f"<Projection {self.method} {n} points -> {self.dims}-D dropped={self.dropped}{ev}>"
 
-    def image(self, size: int = 800) -> NDArray[np.uint8]:
-        """The scatter picture as a (size, size, 3) uint8 array."""
-        return _render(self, size)
+    def figure(self, size: int = 800, *, dpi: float = 150, title: str | None = None) -> Scene:
+        """The scatter plot as a vector scene (`deepscope.render.scatter`): a `size` x
+        `size` pixel page at `dpi`, one mark per point coloured by label, a legend, axes
+        with tick labels and a title (default: the method and point count), text as
+        outlines. A 3-D projection is drawn from an oblique view, without ticks."""
+        from deepscope.render.scatter import scatter_scene
 
-    def save(self, path: str | Path, size: int = 800) -> Path:
-        """Write the scatter picture as PNG; returns the path."""
-        from PIL import Image
+        n = self.coords.shape[0]
+        rgb, legend = _colours(self.labels, n)
+        if title is None:
+            title = f"{_NAMES.get(self.method, self.method)} \u00b7 {n:,} points"
+            title += f", {self.dropped} dropped" if self.dropped else ""
+        return scatter_scene(_plane(self.coords), rgb, legend, title=title or None,
+                             size=(size, size), dpi=dpi, axis_names=self._axis_names())  # fmt: skip
 
-        out = Path(path)
-        Image.fromarray(self.image(size)).save(out, format="PNG")
-        return out
+    def _axis_names(self) -> tuple[str, str] | None:
+        if self.coords.shape[1] >= 3:
+            return None
+        name = _NAMES.get(self.method, self.method)
+        if self.method == "pca":
+            ratio = self.explained_variance_ratio or []
+            return tuple(  # type: ignore[return-value]
+                f"PC {i + 1}" + (f" ({100 * ratio[i]:.1f}%)" if i < len(ratio) else "")
+                for i in range(2)
+            )
+        return f"{name} 1", f"{name} 2"
+
+    def image(self, size: int = 800, *, dpi: float = 150) -> NDArray[np.uint8]:
+        """The scatter picture (`figure` drawn) as a (size, size, 3) uint8 array."""
+        import numpy as np
+
+        return np.asarray(self.figure(size, dpi=dpi).raster(), dtype=np.uint8)
+
+    def save(
+        self, path: str | Path, size: int = 800, *, dpi: float = 150, title: str | None = None
+    ) -> Path:
+        """Write the scatter plot (`figure`) as PNG, SVG or PDF by the suffix of `path`:
+        `size` pixels square at `dpi` (so ``size / dpi`` inches); in SVG and PDF the points,
+        axes, legend and text are vector (above 50,000 points the points layer is one
+        picture at `dpi`). Returns the path."""
+        return self.figure(size, dpi=dpi, title=title).save(path)
 
     def _repr_png_(self) -> bytes:
         from PIL import Image
@@ -144,39 +178,3 @@ def _colours(labels: Sequence[Any] | None, n: int) -> tuple[Any, list[tuple[str,
     rgb = table[codes % len(table)]
     legend = [(str(c), table[i % len(table)]) for i, c in enumerate(cats[:_MAX_LEGEND])]
     return rgb, legend
-
-
-def _render(p: Projection, size: int) -> NDArray[np.uint8]:
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    n = p.coords.shape[0]
-    xy = _plane(p.coords)
-    ok = np.isfinite(xy).all(axis=1)
-    rgb, legend = _colours(p.labels, n)
-    canvas = np.full((size, size, 3), 255, np.uint8)
-    margin = max(8, size // 25)
-    right = 110 if legend else 0
-    width, height = size - 2 * margin - right, size - 2 * margin
-    if ok.any() and width > 4:
-        pts = xy[ok]
-        lo, hi = pts.min(axis=0), pts.max(axis=0)
-        span = np.where(hi > lo, hi - lo, 1.0)
-        scale = min(width / span[0], height / span[1])
-        px = (margin + (pts[:, 0] - lo[0]) * scale).astype(np.int64)
-        py = (size - margin - (pts[:, 1] - lo[1]) * scale).astype(np.int64)
-        dot = 3 if n <= 20_000 else 2 if n <= 200_000 else 1
-        colour = rgb[ok]
-        for dx in range(dot):
-            for dy in range(dot):
-                canvas[np.clip(py - dy, 0, size - 1), np.clip(px + dx, 0, size - 1)] = colour
-    img = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(img)
-    title = f"{p.method.upper()} {n:,} points" + (f", {p.dropped} dropped" if p.dropped else "")
-    draw.text((margin, 2), title, fill=(40, 40, 40))
-    for i, (text, colour) in enumerate(legend):
-        y = margin + 14 * i
-        x = size - right + 6
-        draw.rectangle((x, y + 2, x + 8, y + 10), fill=tuple(int(c) for c in colour))
-        draw.text((x + 12, y), text[:14], fill=(40, 40, 40))
-    return np.asarray(img, dtype=np.uint8)
