@@ -92,6 +92,7 @@ class LiveModel:
         self._keep = keep_inputs
         self._acts: OrderedDict[int, Any] = OrderedDict()
         self._logits: dict[int, torch.Tensor] = {}
+        self._n_scores: int | None = None  # output size, known after the first forward
 
     def item(self, index: int) -> torch.Tensor:
         """Input `index` as a batch of one."""
@@ -109,15 +110,17 @@ class LiveModel:
                 out = select_output(self.model(self.item(index)), None)
             hit = out.detach().float().reshape(-1).cpu()
             self._logits[index] = hit
+            self._n_scores = hit.numel()
         return hit
 
     def target(self, index: int, target: int | None) -> int:
         """The class to explain: `target`, or the predicted one when None."""
-        scores = self.logits(index)
         if target is None:
-            return int(scores.argmax())
-        if not 0 <= target < scores.numel():
-            raise DeepscopeError(f"class {target} is out of range (0..{scores.numel() - 1})")
+            return int(self.logits(index).argmax())
+        # a given class needs no forward pass of this input, only the output size
+        n = self._n_scores if self._n_scores is not None else self.logits(index).numel()
+        if not 0 <= target < n:
+            raise DeepscopeError(f"class {target} is out of range (0..{n - 1})")
         return target
 
     def captured(self, index: int) -> Any:
