@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -148,9 +149,7 @@ def _histogram_data(p: Any) -> Any:
 
 
 def _skip(items: Iterator[Any], n: int) -> Iterator[Any]:
-    for i, item in enumerate(items):
-        if i >= n:
-            yield item
+    return itertools.islice(items, n, None)
 
 
 def copy_run(reader: Any, writer: Any, have: dict[tuple[str, str], int], have_events: int,
