@@ -134,11 +134,25 @@ class Atlas:
         ]
         return np.concatenate(padded, axis=0)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the atlas as a PNG; returns the path."""
+    def save(self, path: str | Path, *, dpi: float = 150, title: str | None = None) -> Path:
+        """Write the atlas by the suffix of `path`; returns the path. ``.png``: the `image`
+        picture, `dpi` recorded, `title` above it; ``.svg`` / ``.pdf``: the same rows as a
+        figure for papers (`deepscope.render.tiles`): images at their own pixels, `dpi` of
+        them per inch, row labels and `title` as vector outlines."""
         out = Path(path)
-        Image.fromarray(self.image()).save(out, format="PNG")
-        return out
+        if out.suffix.lower() == ".png":
+            from deepscope.render.figure import save_figure
+
+            return save_figure(self.image(), out, dpi=dpi, title=title)
+        from deepscope.render.tiles import rows_scene
+
+        pictures = self.viz.rgb()
+        rows = [
+            (f"{self.layer}:{c}", [pictures[c], *(_to_rgb(e, self.mean, self.std) for e in ex)])
+            for c, ex in enumerate(self.examples[: len(pictures)])
+        ]
+        side = self.rows[0].shape[0] - _LABEL - _PAD if self.rows else 64
+        return rows_scene(rows, title=title, dpi=dpi, tile=max(8, side)).save(out)
 
 
 def _to_rgb(

@@ -70,11 +70,35 @@ class FeatureViz:
             canvas.paste(Image.fromarray(upscale(tiles[i], f, f)), (x0, y0))
         return np.asarray(canvas, dtype=np.uint8).copy()
 
-    def save(self, path: str | Path) -> Path:
-        """Write the grid as a PNG; returns the path."""
+    def save(
+        self,
+        path: str | Path,
+        *,
+        dpi: float = 150,
+        title: str | None = None,
+        min_tile: int = 64,
+        columns: int | None = None,
+    ) -> Path:
+        """Write the grid by the suffix of `path`; returns the path.
+
+        ``.png``: the `grid` picture (what a notebook shows), `dpi` recorded, `title` above
+        it. ``.svg`` / ``.pdf``: the same grid as a figure for papers
+        (`deepscope.render.tiles`): each image at its own pixels (crisp, scaled up by a whole
+        factor to at least `min_tile` pixels, `dpi` of them per inch) under its caption,
+        captions and `title` as vector outlines.
+        """
         out = Path(path)
-        Image.fromarray(self.grid()).save(out, format="PNG")
-        return out
+        if out.suffix.lower() == ".png":
+            from deepscope.render.figure import save_figure
+
+            return save_figure(self.grid(min_tile, columns), out, dpi=dpi, title=title)
+        from deepscope.render.tiles import grid_scene
+
+        tiles = self.rgb()
+        side = max(tiles.shape[1:3]) if len(tiles) else min_tile
+        tile = side * max(1, math.ceil(min_tile / side))
+        cells = list(zip(self.labels, tiles, strict=False))
+        return grid_scene(cells, title=title, dpi=dpi, tile=tile, columns=columns).save(out)
 
     def show(self) -> Any:
         """Display the grid in a notebook (IPython), else return it as a PIL image."""
