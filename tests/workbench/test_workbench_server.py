@@ -168,6 +168,9 @@ def test_a_view_that_raises_is_its_error_and_the_server_keeps_serving(explorer: 
     assert err["type"] == "ViewFailed" and "RuntimeError" in err["message"]
     status, body = _get(ex.url, "/view", view="gradients", node="no-such-node", input=0)
     assert status == 400 and b"no node" in body
+    status, body = _get(ex.url, "/view", view="gradcam", node=_conv_nodes(ex)[0][0], input=0,
+                        target=99)  # fmt: skip
+    assert status == 422 and b"class 99 is out of range (0..2)" in body
     ok = _view(ex.url, view="activations", node=nograd, input=0)  # same node, other view
     assert ok["meta"]["shape"] == [4, 10, 10]
     assert _view(ex.url, view="predict", input=0)["meta"]["top"]
