@@ -46,8 +46,9 @@ def _write_source(root: Path) -> None:
         run.log({"x": 1.0}, step=0)
         raise RuntimeError("training died")
     with deepscope.init(logdir=root, name="big", flush_interval=0.2) as run:
-        for step in range(BIG):
-            run.log({"y": float(step % 97)}, step=step * 3)  # sparse steps
+        for i in range(BIG):  # dense steps, then sparse: one read window holds more points
+            step = i if i < 20_000 else 20_000 + (i - 20_000) * 100
+            run.log({"y": float(i % 97)}, step=step)
         run.log_event("done", "big run done", severity="info")
 
 
