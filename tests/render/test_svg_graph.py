@@ -41,8 +41,12 @@ def test_hostile_labels_are_escaped_and_svg_parses() -> None:
         svg = render_svg(_hostile_graph(), depth)
         root = ElementTree.fromstring(svg)  # well-formed XML despite NUL and markup
         assert "<img" not in svg and "<script" not in svg and "\x00" not in svg
-        texts = "".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
-        assert "<img src=x" in texts  # shown as text, not markup
+        labels = root.iter("{http://www.w3.org/2000/svg}g")
+        texts = "".join(t.get("aria-label", "") for t in labels if t.get("class") == "label")
+        assert "<img src=x" in texts  # shown as text (outlines, the string in aria-label)
+        searchable = ElementTree.fromstring(render_svg(_hostile_graph(), depth, text="svg"))
+        texts = "".join(t.text or "" for t in searchable.iter("{http://www.w3.org/2000/svg}text"))
+        assert "<img src=x" in texts  # text="svg": <text> elements, escaped
 
 
 @pytest.mark.parametrize("name,depth", [("resnet", 1), ("resnet", None), ("transformer", 3)])

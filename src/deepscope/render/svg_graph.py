@@ -1,6 +1,12 @@
 """A static drawing of a Graph IR: SVG text written by deepscope (no graphviz), and PNG
 through resvg (``pip install 'deepscope[png]'``).
 
+Node labels are glyph outlines by default (``text="paths"``: DejaVu Sans from the table
+shipped with the package, one ``<path>`` per glyph used in ``<defs>``, placed by ``<use>``;
+the file looks the same wherever it is opened, no font needed, as papers want; each line's
+string is its group's ``aria-label``). ``text="svg"`` writes ``<text>`` elements instead
+(searchable, selectable, smaller, but drawn in whatever font the viewer has).
+
 Every label is escaped and stripped of characters XML cannot hold: node names come from
 untrusted model files (docs/threats.md D5).
 
@@ -14,6 +20,8 @@ Example:
 from __future__ import annotations
 
 import re
+import warnings
+from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
 
 from deepscope.errors import OptionalDependencyError
@@ -22,13 +30,19 @@ from deepscope.graph.collapse import collapse
 from deepscope.graph.fold import fold
 from deepscope.graph.gcpause import gc_paused
 from deepscope.graph.ir import Graph, Node
+from deepscope.render import glyphs
 from deepscope.render.labels import member_lines, node_lines
 from deepscope.render.layout import layered_layout
+from deepscope.render.vector_svg import GlyphDefs
 
-__all__ = ["ASPECT", "FOLD_ABOVE", "MAX_BOXES", "render_png", "render_svg"]
+__all__ = ["ASPECT", "FOLD_ABOVE", "MAX_BOXES", "TextMode", "render_png", "render_svg"]
+
+TextMode = Literal["paths", "svg"]
 
 _CHAR_W = 7.0  # px per character at 12 px sans-serif (generous, so text fits its box)
 _LINE_H = 16.0
+_FONT_PX = 12.0
+_BOLD_PX = 0.6  # the first line's outline stroke: DejaVu Sans Bold is not in the table
 _MAX_LABEL = 48
 _MAX_MEMBER = 160
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
@@ -71,8 +85,10 @@ def render_svg(
     fold_above: int | None = FOLD_ABOVE,
     max_boxes: int = MAX_BOXES,
     aspect: float | None = ASPECT,
+    text: TextMode = "paths",
 ) -> str:
     """SVG text of `graph`, collapsed to module `depth` (None: every op). Sized to fit.
+    Labels are glyph outlines (`text` ``"paths"``) or ``<text>`` elements (``"svg"``).
 
     A drawing of more than `fold_above` nodes is folded (`deepscope.graph.fold`) into about
     `max_boxes` boxes: repeated blocks, blocks between single live values, chunks along the
@@ -80,8 +96,10 @@ def render_svg(
     None draws every node. A drawing taller than twice its width wraps into columns
     toward width / height = `aspect` (None: one column).
     """
+    if text not in ("paths", "svg"):
+        raise ValueError(f"text is 'paths' (glyph outlines) or 'svg' (<text>), not {text!r}")
     with gc_paused():
-        return _render(graph, depth, fold_above, max_boxes, aspect)
+        return _render(graph, depth, fold_above, max_boxes, aspect, text)
 
 
 def _render(
@@ -90,6 +108,7 @@ def _render(
     fold_above: int | None,
     max_boxes: int,
     aspect: float | None,
+    text: TextMode,
 ) -> str:
     if not graph.groups:
         aggregate(graph)
@@ -107,7 +126,7 @@ def _render(
     lay = layered_layout(ids, edges, sizes, hang=_hanging(g), aspect=aspect)
     w, h = max(lay.width, 120.0), max(lay.height, 60.0)
     out = [
-        '<svg xmlns="http://www.w3.org/2000/svg" '
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
         f'width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" '
         'font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" '
@@ -125,8 +144,20 @@ def _render(
             'marker-end="url(#arrow)"/>'
         )
     out.append("</g>")
-    for node in g.nodes:
-        out.extend(_node_svg(node, lay.positions[node.id], sizes[node.id], texts[node.id], by_id))
+    defs = GlyphDefs() if text == "paths" else None
+    with warnings.catch_warnings(record=True) as missing:
+        warnings.simplefilter("always")
+        for node in g.nodes:
+            at, size = lay.positions[node.id], sizes[node.id]
+            out.extend(_node_svg(node, at, size, texts[node.id], by_id, defs))
+    if missing:
+        warnings.warn(
+            f"graph drawing: {len(missing)} label(s) have characters outside the figure font "
+            "(drawn as boxes); render_svg(..., text='svg') keeps them as <text>",
+            stacklevel=3,
+        )
+    if defs is not None:
+        out.insert(1, defs.defs())
     out.append("</svg>")
     return "\n".join(out)
 
@@ -146,6 +177,7 @@ def _node_svg(
     size: tuple[float, float],
     lines: list[str],
     by_id: dict[str, Node],
+    defs: GlyphDefs | None,
 ) -> list[str]:
     (x, y), (bw, bh) = at, size
     kind = _kind(node)
@@ -167,14 +199,31 @@ def _node_svg(
     )
     top = y - bh / 2 + 5 + _LINE_H * 0.75
     for i, line in enumerate(lines):
-        weight = ' font-weight="bold"' if i == 0 else ""
         color = "#202124" if i == 0 else "#5f6368"
+        if defs is not None:
+            out.append(_outlined(line, x, top + i * _LINE_H, color, i == 0, defs))
+            continue
+        weight = ' font-weight="bold"' if i == 0 else ""
         out.append(
             f'<text x="{x:.1f}" y="{top + i * _LINE_H:.1f}" text-anchor="middle" '
             f'fill="{color}"{weight}>{escape(line)}</text>'
         )
     out.append("</g>")
     return out
+
+
+def _outlined(line: str, x: float, baseline: float, color: str, bold: bool, defs: GlyphDefs) -> str:
+    """One label line centred on `x` as glyph ``<use>``s in a group scaled to font units
+    (one ``translate ... scale`` per line, so each glyph is a short ``<use x=...>``)."""
+    laid = glyphs.layout(line, _FONT_PX)
+    s = _FONT_PX / glyphs.units_per_em()
+    uses = "".join(defs.place(g, gx / s) for gx, g in laid.inked)
+    stroke = f' stroke="{color}" stroke-width="{_BOLD_PX / s:.0f}"' if bold else ""
+    return (
+        f'<g class="label" fill="{color}"{stroke} role="img" aria-label={quoteattr(line)} '
+        f'transform="translate({x - laid.width / 2:.1f} {baseline:.1f}) scale({s:.6g})">'
+        f"{uses}</g>"
+    )
 
 
 def render_png(graph: Graph, depth: int | None = None, *, zoom: float = 1.0) -> bytes:

@@ -35,8 +35,7 @@ class GlyphDefs:
         self.prefix = prefix
         self._paths: dict[str, str] = {}
 
-    def use(self, g: glyphs.Glyph, x: float, y: float, size: float, vertical: bool = False) -> str:
-        """A ``<use>`` of `g` with its origin at (`x`, `y`) set at `size` per em."""
+    def _id(self, g: glyphs.Glyph) -> str:
         gid = f"{self.prefix}{ord(g.char[0]):x}"
         if gid not in self._paths:
             d = []
@@ -44,6 +43,15 @@ class GlyphDefs:
                 pts = [f"{_f(a[i])} {_f(-a[i + 1])}" for i in range(0, len(a), 2)]
                 d.append(op + " ".join(pts))
             self._paths[gid] = f'<path id="{gid}" d="{"".join(d)}"/>'
+        return gid
+
+    def place(self, g: glyphs.Glyph, x_units: float) -> str:
+        """A ``<use>`` of `g` at `x_units` along a baseline already in font units."""
+        return f'<use xlink:href="#{self._id(g)}" x="{x_units:.0f}"/>'
+
+    def use(self, g: glyphs.Glyph, x: float, y: float, size: float, vertical: bool = False) -> str:
+        """A ``<use>`` of `g` with its origin at (`x`, `y`) set at `size` per em."""
+        gid = self._id(g)
         s = size / glyphs.units_per_em()
         turn = " rotate(-90)" if vertical else ""
         return f'<use xlink:href="#{gid}" transform="translate({_f(x)} {_f(y)}){turn} scale({s:.6g})"/>'
