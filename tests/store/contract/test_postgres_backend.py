@@ -194,3 +194,37 @@ def test_a_batch_replayed_twice_is_stored_once(pg_fresh_url: str, tmp_path: Path
     assert {t.tag: t.count for t in reader.tags()} == {"x": 50, "y": 50}
     assert all(math.copysign(1.0, p.value) < 0 for p in reader.scalars("y"))  # -0.0 kept
     assert [e.message for e in reader.events()] == ["hello"]
+
+
+def test_deepscope_serve_a_postgres_url_without_printing_the_password(
+    pg_cluster: PgCluster, pg_fresh_url: str, tmp_path: Path
+) -> None:
+    import re
+
+    import httpx
+
+    with deepscope.init(store=pg_fresh_url, name="cli") as run:
+        run.log({"loss": 0.25}, step=3)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from deepscope.cli import main; main()", "serve", pg_fresh_url,
+         "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert pg_cluster.password not in line and ":***@" in line, line
+        url = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert url is not None, line
+        runs = httpx.get(url.group(0) + "/api/runs", timeout=30).json()
+        assert [r["name"] for r in runs["runs"]] == ["cli"] and runs["runs"][0][
+            "status"
+        ] == "finished"
+        points = httpx.get(url.group(0) + "/api/scalars", params={"run": "cli", "tag": "loss"},
+                           timeout=30).json()["points"]  # fmt: skip
+        assert [(p[0], p[2]) for p in points] == [(3, 0.25)]
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert pg_cluster.password not in out
