@@ -3,7 +3,6 @@
 // channel enlarged.
 
 import { useEffect, useRef } from 'preact/hooks';
-import { formatValue } from '../../format';
 import type { AtlasItem } from '../../wire/types';
 import { drawTile, exampleBox, imageBox, type AtlasChannel, type AtlasData } from './sprites';
 
@@ -14,8 +13,12 @@ function Tile(props: { sprite: HTMLImageElement; box: [number, number, number, n
   return <canvas ref={ref} class={`atlas-canvas ${props.cls}`} data-testid={props.testid} width={w} height={h} />;
 }
 
-function value(v: number | null): string {
-  return v === null ? '—' : formatValue(v);
+/** An activation in 4 significant digits. */
+export function value(v: number | null): string {
+  if (v === null) return '—';
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e5 || a < 1e-3)) return v.toExponential(2);
+  return String(Number(v.toPrecision(4)));
 }
 
 function Examples(props: { item: AtlasItem; data: AtlasData; channel: AtlasChannel; big: boolean }) {
@@ -36,6 +39,12 @@ function Examples(props: { item: AtlasItem; data: AtlasData; channel: AtlasChann
   );
 }
 
+/** Whether the optimised image's score is above the best example's. */
+function beats(ch: AtlasChannel): boolean {
+  const best = ch.values[0];
+  return ch.score !== null && best !== undefined && best !== null && ch.score > best;
+}
+
 export function AtlasCard(props: { item: AtlasItem; data: AtlasData; channel: AtlasChannel; onOpen: () => void }) {
   const { item, data, channel } = props;
   const c = channel.channel;
@@ -44,7 +53,14 @@ export function AtlasCard(props: { item: AtlasItem; data: AtlasData; channel: At
       <button type="button" class="atlas-main" data-testid="atlas-open" title={`enlarge channel ${c}`} onClick={props.onOpen}>
         <Tile sprite={data.images} box={imageBox(item, c)} cls="atlas-img" testid="atlas-image" />
         <span class="atlas-caption">
-          <strong>{`ch ${c}`}</strong> <span data-testid="atlas-score">{value(channel.score)}</span>
+          <strong>{`ch ${c}`}</strong>{' '}
+          <span
+            data-testid="atlas-score"
+            class={beats(channel) ? 'atlas-beats' : undefined}
+            title={beats(channel) ? 'the optimised image excites the channel more than every example' : 'the optimised image\'s activation'}
+          >
+            {value(channel.score)}
+          </span>
         </span>
       </button>
       <Examples item={item} data={data} channel={channel} big={false} />

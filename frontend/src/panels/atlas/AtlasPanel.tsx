@@ -110,6 +110,9 @@ function RunAtlas({ view, runs, onRun }: { view: AtlasView; runs: string[]; onRu
           {`${item.meta.layer}: ${item.meta.channels} channels · ${item.meta.steps} steps · top ${item.meta.topK} examples · step ${item.step}`}
         </span>
       </div>
+      <p class="muted atlas-legend">
+        {`Each card: a channel's optimised image (its activation, the channel's spatial ${item.meta.measure}, green when above every example's) beside the ${item.meta.topK} dataset inputs that excite it most, with theirs. Click a card to enlarge it.`}
+      </p>
       <LayerAtlas key={`${item.id}`} run={view.run} item={item} />
     </div>
   );
