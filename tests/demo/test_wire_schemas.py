@@ -87,7 +87,9 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         legacy = f.json("/api/attributions", {"run": run})["items"]
         assert legacy
         kinds = [k["kind"] for k in f.json("/api/views")["kinds"]]
-        assert {"activations", "attribution", "unit_stats", "weights"} <= set(kinds)
+        assert {"activations", "atlas", "attribution", "unit_stats", "weights"} <= set(kinds)
+        (atlas,) = f.json("/api/views/atlas", {"run": run})["items"]
+        assert atlas["meta"]["layer"] == "features.5" and atlas["parts"]["examples"] is not None
         weights = f.json("/api/views/weights", {"run": run})["items"]
         assert weights and weights[0]["parts"]["heatmap"] is not None
         heat = envelope.decode(
