@@ -119,6 +119,18 @@ def test_conv_node_feature_maps_equal_deepscope_activations(
         pixels = _canvas(page, '[data-testid="act-tile"] canvas', k)
         assert pixels.shape == (12, 12, 3)
         assert np.abs(pixels.astype(int) - _viridis(want[k], lo, hi)).max() <= 5
+    # picking another input in the strip redraws the open view with that input's maps
+    page.locator('[data-testid="wb-input"][data-index="0"]').click()
+    page.wait_for_selector('[data-testid="wb-activations"][data-key="activations|ns:conv2|0|pred"]')
+    page.wait_for_function(
+        f"() => document.querySelectorAll('[data-testid=act-tile] canvas[data-painted]').length === {CHANNELS}"
+    )
+    other = deepscope.activations(model, x[0:1], ["conv2"])["conv2"][0].numpy()
+    pixels = _canvas(page, '[data-testid="act-tile"] canvas', 1)
+    want1 = _viridis(other[1], float(other.min()), float(other.max()))
+    assert np.abs(pixels.astype(int) - want1).max() <= 5
+    page.locator('[data-testid="wb-input"][data-index="2"]').click()
+    page.wait_for_selector('[data-testid="wb-activations"][data-key="activations|ns:conv2|2|pred"]')
     # the predictions beside the strip are the model's top classes for input 2
     probs = model(x[2:3]).softmax(1)[0].detach().numpy()
     page.wait_for_selector('[data-testid="wb-preds"] li')

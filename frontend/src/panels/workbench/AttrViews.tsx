@@ -61,16 +61,18 @@ export function AttributionTab({ node, sel, tabs }: { node: string; sel: Selecti
 
 export function AttentionTab({ node, sel }: { node: string; sel: Selection }) {
   const state = useView({ view: 'attention', node, input: sel.input });
-  const [arr, setArr] = useState<WireArray | null>(null);
+  const [got, setGot] = useState<{ key: string; arr: WireArray } | null>(null);
   const [head, setHead] = useState<number | null>(null);
   const v = state.view;
   useEffect(() => {
-    setArr(null);
     if (v === null) return;
     const ctl = new AbortController();
-    fetchPartArray(v.key, 'weights', ctl.signal).then(setArr).catch(() => undefined);
+    fetchPartArray(v.key, 'weights', ctl.signal)
+      .then((arr) => setGot({ key: v.key, arr }))
+      .catch(() => undefined);
     return () => ctl.abort();
   }, [v?.key]);
+  const arr = got !== null && v !== null && got.key === v.key ? got.arr : null;
   if (v === null) return <Pending state={state} what="attention" />;
   const tokens = (v.meta.tokens as string[] | undefined) ?? [];
   const heads = (v.meta.heads as number[] | undefined) ?? [];

@@ -12,17 +12,18 @@ import type { Selection } from './state';
 import { Pending, useView } from './useView';
 
 function usePartArray(view: WorkbenchView | null, part: string): { arr: WireArray | null; error: string | null } {
-  const [state, setState] = useState<{ arr: WireArray | null; error: string | null }>({ arr: null, error: null });
+  const [state, setState] = useState<{ key: string; arr: WireArray | null; error: string | null }>({ key: '', arr: null, error: null });
+  const key = view === null ? '' : `${view.key}#${part}`;
   useEffect(() => {
-    setState({ arr: null, error: null });
     if (view === null) return;
     const ctl = new AbortController();
     fetchPartArray(view.key, part, ctl.signal)
-      .then((arr) => setState({ arr, error: null }))
-      .catch((e: unknown) => !ctl.signal.aborted && setState({ arr: null, error: String(e) }));
+      .then((arr) => setState({ key, arr, error: null }))
+      .catch((e: unknown) => !ctl.signal.aborted && setState({ key, arr: null, error: String(e) }));
     return () => ctl.abort();
-  }, [view?.key, part]);
-  return state;
+  }, [key]);
+  // an array of the previous view is never drawn with the new view's meta
+  return state.key === key ? state : { arr: null, error: null };
 }
 
 function num(meta: Record<string, unknown>, k: string): number {
