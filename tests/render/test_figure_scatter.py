@@ -181,3 +181,12 @@ def test_pdf_content_is_compressed_paths(tmp_path: Path) -> None:
     ops = zlib.decompress(stream.group(1)).decode("ascii").split()
     assert ops.count("h") >= 123  # a closed circle per point, then the glyphs' contours
     assert "BT" not in ops and "Tj" not in ops  # no text objects
+
+
+def test_legend_lists_twenty_classes_then_how_many_more(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    coords = rng.normal(size=(250, 2)).astype(np.float32)
+    labels = [f"c{i % 25:02d}" for i in range(250)]
+    root = ET.parse(Projection(coords, "pca", 2, {}, 0, labels=labels).save(tmp_path / "p.svg"))
+    legend = [g.get("aria-label") for g in root.iter(f"{SVG}g") if g.get("class") == "legend-label"]
+    assert legend == [f"c{i:02d}" for i in range(20)] + ["+5 more"]

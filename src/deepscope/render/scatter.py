@@ -165,6 +165,10 @@ def scatter_scene(
     if ticks:
         assert axis_names is not None
         _axes(scene, frame, axis_names, tick_px, tick_len, yname_x)
+    fits = max(1, int((h - pad - top) / (legend_px * 1.45)))
+    if len(rows) > fits:  # a short page: as many rows as fit, then how many are left out
+        more = len(legend) - (fits - 1)
+        rows = [*rows[: fits - 1], (f"+{more} more", (255, 255, 255))]
     for i, (text, c) in enumerate(rows):
         y = top + legend_px * (0.9 + 1.45 * i)
         x = right + pad
@@ -173,9 +177,11 @@ def scatter_scene(
         )
         scene.text(x + 2 * swatch + legend_px * 0.5, y, text, size=legend_px, fill=_INK,
                    cls="legend-label")  # fmt: skip
-    if title:
-        scene.text((left + right) / 2, pad + title_px, title, size=title_px, anchor="middle",
-                   fill=_INK, cls="title")  # fmt: skip
+    if title:  # centred over the plot, kept on the page
+        half = text_width(title, title_px) / 2
+        cx = min(max((left + right) / 2, pad + half), w - pad - half)
+        scene.text(cx, pad + title_px, title, size=title_px, anchor="middle", fill=_INK,
+                   cls="title")  # fmt: skip
     return scene
 
 

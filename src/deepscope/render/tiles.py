@@ -74,11 +74,17 @@ def grid_scene(
         width = max(width, text_width(title, probe.pt(TITLE_PT)) + 2 * pad)
     scene = Scene(math.ceil(width), math.ceil(height), dpi, title=title)
     top = _title(scene, title, pad)
+    # one caption size for all: the largest from CAPTION_PT down to 5 pt at which every
+    # caption fits its tile; a caption still too long is cut
+    for points in np.arange(CAPTION_PT, 4.99, -0.5):
+        size = scene.pt(float(points))
+        if all(text_width(c, size) <= tile for c, _ in cells):
+            break
     x_off = (scene.width - (pad + cols * (tile + pad))) / 2
     for i, (caption, rgb) in enumerate(cells):
         x = x_off + pad + (i % cols) * (tile + pad)
         y = top + (i // cols) * (band + tile + pad)
-        scene.text(x, y + cap, fit(caption, tile, cap), size=cap, fill=_INK, cls="caption")
+        scene.text(x, y + cap, fit(caption, tile, size), size=size, fill=_INK, cls="caption")
         w, h = _tile_size(rgb, tile)
         scene.picture(x, y + band, rgb, w=w, h=h)
     return scene

@@ -81,6 +81,10 @@ class Projection:
 
         n = self.coords.shape[0]
         rgb, legend = _colours(self.labels, n)
+        if self.labels is not None and len(legend) == _MAX_LEGEND:
+            kinds = len({str(v) for v in self.labels})
+            if kinds > _MAX_LEGEND:  # colours repeat past 20: say how many are not listed
+                legend = [*legend, (f"+{kinds - _MAX_LEGEND} more", (255, 255, 255))]
         if title is None:
             title = f"{_NAMES.get(self.method, self.method)} \u00b7 {n:,} points"
             title += f", {self.dropped} dropped" if self.dropped else ""
