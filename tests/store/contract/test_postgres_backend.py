@@ -36,7 +36,8 @@ def _log_same(target: str) -> None:
     values[[5, 900, 3001]] = [np.nan, np.inf, -np.inf]
     with deepscope.init(store=target, name="same", flush_interval=0.1) as run:
         for step, v in enumerate(values):
-            run.log({"loss": float(v)}, step=step * 3 - 5000)  # negative steps too
+            zero = -0.0 if step % 3 else 0.0  # minimum and maximum are zeros of both signs
+            run.log({"loss": float(v), "zeros": zero}, step=step * 3 - 5000)  # negative steps
             if step % 700 == 0:
                 run.log_histogram("w", rng.normal(size=50), step=step)
                 run.flush()  # several batches: the pyramid is merged across them
@@ -54,7 +55,8 @@ def test_postgres_reads_equal_sqlite_reads(tmp_path: Path, pg_fresh_url: str) ->
     for kw in [{"max_points": 50}, {"max_points": 2000}, {"max_points": 7},
                {"max_points": 100, "start_step": -1000, "end_step": 4000},
                {"max_points": 64, "start_step": 2000}, {"max_points": 100_000}]:  # fmt: skip
-        assert key(pg.scalars("loss", **kw)) == key(lite.scalars("loss", **kw)), kw
+        for tag in ("loss", "zeros"):
+            assert key(pg.scalars(tag, **kw)) == key(lite.scalars(tag, **kw)), (tag, kw)
     for n in (3, 100):
         a, b = pg.histograms("w", max_points=n), lite.histograms("w", max_points=n)
         assert [(h.step, h.counts, h.edges) for h in a] == [(h.step, h.counts, h.edges) for h in b]

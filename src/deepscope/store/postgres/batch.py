@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from deepscope.store.levels import S1
-from deepscope.store.postgres.levels import Agg, roll_up, upsert_levels
+from deepscope.store.postgres.levels import Agg, new_agg, roll_up, upsert_levels
 from deepscope.store.postgres.schema import ID_BLOCK_BITS
 from deepscope.store.protocol import WriteRecord
 from deepscope.store.rows import classify, histogram_row
@@ -161,46 +161,46 @@ def _scalars(conn: Any, records: list[WriteRecord], tags: dict[tuple[str, str], 
             key = (tid, step >> S1)
             agg = get(key)
             if agg is None:
-                agg = level1[key] = [0, None, None, None, None, None, None,
-                                     None, None, None, None, None, None]  # fmt: skip
+                agg = level1[key] = new_agg()
             agg[0] += 1
             if -inf < v < inf and v != 0.0:
                 put(_ROW(6, 8, tid, 8, step, 8, i, 8, wall, 8, v, 2, KIND_FINITE))
-                if agg[1] is None:
-                    agg[1:7] = (v, i, step, v, i, step)
-                elif v < agg[1]:
-                    agg[1], agg[2], agg[3] = v, i, step
-                elif v > agg[4]:
-                    agg[4], agg[5], agg[6] = v, i, step
             else:
                 value, kind = classify(v)
                 if value is None:
                     put(_ROW_NULL(6, 8, tid, 8, step, 8, i, 8, wall, -1, 2, kind))
                     slot = 5 + 2 * kind  # 7, 9, 11: nan, +inf, -inf
                     if agg[slot] is None:
-                        agg[slot], agg[slot + 1] = i, step
-                else:  # zero or -0.0: finite
-                    put(_ROW(6, 8, tid, 8, step, 8, i, 8, wall, 8, value, 2, kind))
-                    if agg[1] is None:
-                        agg[1:7] = (value, i, step, value, i, step)
-                    elif value < agg[1]:
-                        agg[1], agg[2], agg[3] = value, i, step
-                    elif value > agg[4]:
-                        agg[4], agg[5], agg[6] = value, i, step
-            st = stats.get(tid)
-            if st is None:
-                stats[tid] = [1, step, step]
-            else:
-                st[0] += 1
-                if step < st[1]:
-                    st[1] = step
-                elif step > st[2]:
-                    st[2] = step
+                        agg[slot], agg[slot + 1], agg[14 + kind] = i, step, wall
+                    i += 1
+                    _count(stats, tid, step)
+                    continue
+                put(_ROW(6, 8, tid, 8, step, 8, i, 8, wall, 8, value, 2, kind))
+            if agg[1] is None:  # v itself (-0.0 kept): the pyramid rebuilds the point
+                agg[1:7] = (v, i, step, v, i, step)
+                agg[13] = agg[14] = wall
+            elif v < agg[1]:
+                agg[1], agg[2], agg[3], agg[13] = v, i, step, wall
+            elif v > agg[4]:
+                agg[4], agg[5], agg[6], agg[14] = v, i, step, wall
+            _count(stats, tid, step)
             i += 1
     with conn.cursor().copy(_COPY_SCALARS) as copy:
         copy.write(_HEADER + b"".join(rows) + _TRAILER)
     upsert_levels(conn, roll_up(level1))
     _update_stats(conn, stats)
+
+
+def _count(stats: dict[int, list[int]], tid: int, step: int) -> None:
+    st = stats.get(tid)
+    if st is None:
+        stats[tid] = [1, step, step]
+    else:
+        st[0] += 1
+        if step < st[1]:
+            st[1] = step
+        elif step > st[2]:
+            st[2] = step
 
 
 def _stats(conn: Any, pairs: list[tuple[int, int]]) -> None:

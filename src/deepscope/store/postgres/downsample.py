@@ -2,18 +2,21 @@
 `deepscope.store.downsample`, answered from the same min/max pyramid.
 
 Every query is an index range scan on ``scalar (tag_id, step, id)``, the partial index of
-non-finite rows or ``scalar_level (tag_id, level, bucket)``; the chosen rows are fetched
-back by primary key (the pyramid keeps each referenced row's step), so a read costs about
-O(max_points) whatever the number of points. Runs inside the caller's read transaction
+non-finite rows or ``scalar_level (tag_id, level, bucket)``; a chosen point comes whole from
+its raw row or its pyramid row (which keeps the referenced row's step, wall time and exact
+value), so nothing is fetched back and a read costs about O(max_points) whatever the number
+of points. Runs inside the caller's read transaction
 (one snapshot).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from deepscope.store.downsample import _pieces, _span
 from deepscope.store.levels import LEVELS, shift
+from deepscope.store.schema import KIND_FINITE, KIND_NEGZERO
 
 Row = tuple[Any, ...]  # (id, step, wall_time, value, kind)
 _COLS = "id, step, wall_time, value, kind"
@@ -63,7 +66,7 @@ def scalar_rows(
     budget = max_points - len(picked)
 
     cap = budget // 4 if budget >= 8 else budget // 2
-    wanted: dict[int, int] = {}  # id -> step
+    wanted: dict[int, Row] = {}  # rebuilt from pyramid rows or read from raw rows: no fetch
     if cap > 0:
         rows = conn.execute(
             f"SELECT {_COLS} FROM deepscope.scalar WHERE {_WHERE} AND kind BETWEEN 1 AND 3"
@@ -74,23 +77,23 @@ def scalar_rows(
             for r in rows:
                 picked.setdefault(r[0], r)
         else:
-            for i, s in _Cover(conn, tag_id, a, b, max(1, cap // 3)).markers()[:cap]:
-                wanted[i] = s
+            for r in _Cover(conn, tag_id, a, b, max(1, cap // 3)).markers()[:cap]:
+                wanted[r[0]] = r
     budget = max_points - len(picked) - len(wanted.keys() - picked.keys())
     nb = budget // 2
     if nb > 0:
-        for i, s in _Cover(conn, tag_id, a, b, nb).extremes():
-            wanted[i] = s
-    missing = [(i, s) for i, s in wanted.items() if i not in picked]
-    if missing:
-        for r in conn.execute(  # one primary-key lookup per row, whatever the statistics
-            f"SELECT x.* FROM unnest(%s::bigint[], %s::bigint[]) AS u(i, st) CROSS JOIN LATERAL"
-            f" (SELECT {_COLS} FROM deepscope.scalar s"
-            "  WHERE s.tag_id = %s AND s.step = u.st AND s.id = u.i) x",
-            ([m[0] for m in missing], [m[1] for m in missing], tag_id),
-        ).fetchall():
-            picked[r[0]] = r
+        for r in _Cover(conn, tag_id, a, b, nb).extremes():
+            wanted.setdefault(r[0], r)
+    for i, r in wanted.items():
+        picked.setdefault(i, r)
     return sorted(picked.values(), key=lambda r: (r[1], r[0]))
+
+
+def _finite(row_id: int, step: int, wall: float, value: float) -> Row:
+    """A scalar row rebuilt from a pyramid extreme (-0.0 is kind 4 with value 0.0)."""
+    if value == 0.0 and math.copysign(1.0, value) < 0:
+        return (row_id, step, wall, 0.0, KIND_NEGZERO)
+    return (row_id, step, wall, value, KIND_FINITE)
 
 
 class _Cover:
@@ -127,40 +130,42 @@ class _Cover:
                 args += [*head, self.tag_id, lvl, u0, u1]
         return list(self.conn.execute(" UNION ALL ".join(parts), args).fetchall())
 
-    def extremes(self) -> list[tuple[int, int]]:
-        """(id, step) of the finite minimum and maximum of every group."""
-        out: list[tuple[int, int]] = []
+    def extremes(self) -> list[Row]:
+        """Rows of the finite minimum and maximum of every group."""
+        out: list[Row] = []
         for col, order, better in (("min", "ASC", float.__lt__), ("max", "DESC", float.__gt__)):
             rows = self._union(
-                "SELECT DISTINCT ON (g) {g} AS g, value, id, step FROM deepscope.scalar"
-                f" WHERE {{where}} AND value IS NOT NULL ORDER BY g, value {order}, id",
-                f"SELECT DISTINCT ON (g) {{g}} AS g, {col}_value, {col}_id, {col}_step"
-                f" FROM deepscope.scalar_level WHERE {{where}} AND {col}_value IS NOT NULL"
-                f" ORDER BY g, {col}_value {order}, {col}_id",
+                "SELECT DISTINCT ON (g) {g} AS g, value, id, step, wall_time, kind"
+                f" FROM deepscope.scalar WHERE {{where}} AND value IS NOT NULL"
+                f" ORDER BY g, value {order}, id",
+                f"SELECT DISTINCT ON (g) {{g}} AS g, {col}_value, {col}_id, {col}_step,"
+                f" {col}_wall, -1 FROM deepscope.scalar_level WHERE {{where}}"
+                f" AND {col}_value IS NOT NULL ORDER BY g, {col}_value {order}, {col}_id",
             )
-            best: dict[int, tuple[float, int, int]] = {}
-            for g, v, i, s in rows:
+            best: dict[int, tuple[float, Row]] = {}
+            for g, v, i, s, w, kind in rows:
                 cur = best.get(g)
                 if cur is None or better(float(v), cur[0]):
-                    best[g] = (float(v), int(i), int(s))
-            out += [(i, s) for _, i, s in best.values()]
+                    row = _finite(i, s, w, v) if kind == -1 else (i, s, w, v, kind)
+                    best[g] = (float(v), row)
+            out += [row for _, row in best.values()]
         return out
 
-    def markers(self) -> list[tuple[int, int]]:
-        """(id, step) of the first NaN, +Inf and -Inf of every group (those present)."""
-        first: dict[tuple[int, int], tuple[int, int]] = {}
+    def markers(self) -> list[Row]:
+        """Rows of the first NaN, +Inf and -Inf of every group (those present)."""
+        first: dict[tuple[int, int], Row] = {}
         for kind, col in ((1, "nan"), (2, "pinf"), (3, "ninf")):
             rows = self._union(
-                "SELECT DISTINCT ON (g) {g} AS g, id, step FROM deepscope.scalar"
+                "SELECT DISTINCT ON (g) {g} AS g, id, step, wall_time FROM deepscope.scalar"
                 f" WHERE {{where}} AND kind = {kind} ORDER BY g, id",
-                f"SELECT DISTINCT ON (g) {{g}} AS g, {col}_id, {col}_step"
+                f"SELECT DISTINCT ON (g) {{g}} AS g, {col}_id, {col}_step, {col}_wall"
                 f" FROM deepscope.scalar_level WHERE {{where}} AND {col}_id IS NOT NULL"
                 f" ORDER BY g, {col}_id",
             )
-            for g, i, s in rows:
+            for g, i, s, w in rows:
                 cur = first.get((g, kind))
                 if cur is None or i < cur[0]:
-                    first[(g, kind)] = (int(i), int(s))
+                    first[(g, kind)] = (i, s, w, None, kind)
         return [first[k] for k in sorted(first)]
 
 

@@ -1,95 +1,71 @@
 """The min/max pyramid of `deepscope.store.levels`, for PostgreSQL.
 
 The same levels and buckets (``bucket = step >> shift(level)``); each row also keeps the
-step of every row it references (``min_step``, ``max_step``, ``nan_step``...), so a read
-fetches the chosen rows through the primary key ``(tag_id, step, id)``. `fold_rows`
-aggregates a batch in memory (the writer assigned its ids) and `upsert` merges the result
-inside the batch's transaction, keys sorted so concurrent writers never deadlock.
+step and wall time of every row it references (``min_step``, ``min_wall``, ``nan_step``...)
+and the minimum and maximum exactly (-0.0 included), so a read rebuilds the chosen points
+from the pyramid rows alone. The writer aggregates level 1 from a batch in memory (it
+assigned the ids), `roll_up` makes the higher levels and `upsert_levels` merges them inside
+the batch's transaction, keys sorted so concurrent writers never deadlock.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from deepscope.store.levels import BITS, LEVELS, S1
+from deepscope.store.levels import BITS, LEVELS
 
 # one bucket: [n, min_v, min_id, min_step, max_v, max_id, max_step,
-#              nan_id, nan_step, pinf_id, pinf_step, ninf_id, ninf_step]
+#              nan_id, nan_step, pinf_id, pinf_step, ninf_id, ninf_step,
+#              min_wall, max_wall, nan_wall, pinf_wall, ninf_wall]
+# (min_v / max_v keep -0.0 as such: the point is rebuilt from the pyramid row alone)
 Agg = list[Any]
+AGG_SIZE = 18
+_COLS = (
+    "tag_id, level, bucket, n, min_value, min_id, min_step, max_value, max_id, max_step,"
+    " nan_id, nan_step, pinf_id, pinf_step, ninf_id, ninf_step,"
+    " min_wall, max_wall, nan_wall, pinf_wall, ninf_wall"
+)
 
-UPSERT = """
-INSERT INTO deepscope.scalar_level AS l (tag_id, level, bucket, n,
-    min_value, min_id, min_step, max_value, max_id, max_step,
-    nan_id, nan_step, pinf_id, pinf_step, ninf_id, ninf_step)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (tag_id, level, bucket) DO UPDATE SET
-    n = l.n + excluded.n,
-    min_value = CASE WHEN l.min_value IS NULL OR excluded.min_value < l.min_value
-                THEN excluded.min_value ELSE l.min_value END,
-    min_id = CASE WHEN l.min_value IS NULL OR excluded.min_value < l.min_value
-             THEN excluded.min_id ELSE l.min_id END,
-    min_step = CASE WHEN l.min_value IS NULL OR excluded.min_value < l.min_value
-               THEN excluded.min_step ELSE l.min_step END,
-    max_value = CASE WHEN l.max_value IS NULL OR excluded.max_value > l.max_value
-                THEN excluded.max_value ELSE l.max_value END,
-    max_id = CASE WHEN l.max_value IS NULL OR excluded.max_value > l.max_value
-             THEN excluded.max_id ELSE l.max_id END,
-    max_step = CASE WHEN l.max_value IS NULL OR excluded.max_value > l.max_value
-               THEN excluded.max_step ELSE l.max_step END,
-    nan_step = CASE WHEN l.nan_id IS NULL OR excluded.nan_id < l.nan_id
-               THEN excluded.nan_step ELSE l.nan_step END,
-    nan_id = CASE WHEN l.nan_id IS NULL OR excluded.nan_id < l.nan_id
-             THEN excluded.nan_id ELSE l.nan_id END,
-    pinf_step = CASE WHEN l.pinf_id IS NULL OR excluded.pinf_id < l.pinf_id
-                THEN excluded.pinf_step ELSE l.pinf_step END,
-    pinf_id = CASE WHEN l.pinf_id IS NULL OR excluded.pinf_id < l.pinf_id
-              THEN excluded.pinf_id ELSE l.pinf_id END,
-    ninf_step = CASE WHEN l.ninf_id IS NULL OR excluded.ninf_id < l.ninf_id
-                THEN excluded.ninf_step ELSE l.ninf_step END,
-    ninf_id = CASE WHEN l.ninf_id IS NULL OR excluded.ninf_id < l.ninf_id
-              THEN excluded.ninf_id ELSE l.ninf_id END
-"""
+
+def _take(col: str, cond: str) -> str:
+    return f"{col} = CASE WHEN {cond} THEN excluded.{col} ELSE l.{col} END"
+
+
+_MIN = "l.min_value IS NULL OR excluded.min_value < l.min_value"
+_MAX = "l.max_value IS NULL OR excluded.max_value > l.max_value"
+_SETS = [
+    "n = l.n + excluded.n",
+    *(_take(c, _MIN) for c in ("min_value", "min_id", "min_step", "min_wall")),
+    *(_take(c, _MAX) for c in ("max_value", "max_id", "max_step", "max_wall")),
+    *(
+        _take(f"{k}_{c}", f"l.{k}_id IS NULL OR excluded.{k}_id < l.{k}_id")
+        for k in ("nan", "pinf", "ninf")
+        for c in ("step", "wall", "id")  # id last: the others compare against the old id
+    ),
+]
+_CONFLICT = " ON CONFLICT (tag_id, level, bucket) DO UPDATE SET " + ", ".join(_SETS)
+UPSERT = (
+    f"INSERT INTO deepscope.scalar_level AS l ({_COLS}) VALUES ({', '.join(['%s'] * 21)})"
+    + _CONFLICT
+)
+
+
+def new_agg() -> Agg:
+    """An empty bucket aggregate."""
+    return [0] + [None] * (AGG_SIZE - 1)
 
 
 def _merge(into: Agg, a: Agg) -> None:
     into[0] += a[0]
     if a[1] is not None and (into[1] is None or a[1] < into[1]):
         into[1:4] = a[1:4]
+        into[13] = a[13]
     if a[4] is not None and (into[4] is None or a[4] > into[4]):
         into[4:7] = a[4:7]
-    for i in (7, 9, 11):
+        into[14] = a[14]
+    for i, w in ((7, 15), (9, 16), (11, 17)):
         if a[i] is not None and (into[i] is None or a[i] < into[i]):
-            into[i], into[i + 1] = a[i], a[i + 1]
-
-
-def level1(rows: list[tuple[Any, ...]]) -> dict[tuple[int, int], Agg]:
-    """Level-1 aggregates of rows ``(tag_id, step, id, wall_time, value, kind)`` in id order."""
-    out: dict[tuple[int, int], Agg] = {}
-    get = out.get
-    for tid, step, i, _wall, v, kind in rows:
-        key = (tid, step >> S1)
-        agg = get(key)
-        if agg is None:
-            agg = out[key] = [0, None, None, None, None, None, None, None, None, None, None,
-                              None, None]  # fmt: skip
-        agg[0] += 1
-        if v is not None:
-            if agg[1] is None:
-                agg[1:7] = (v, i, step, v, i, step)
-            elif v < agg[1]:
-                agg[1], agg[2], agg[3] = v, i, step
-            elif v > agg[4]:
-                agg[4], agg[5], agg[6] = v, i, step
-        elif 1 <= kind <= 3:
-            slot = 5 + 2 * kind  # 7, 9, 11
-            if agg[slot] is None:
-                agg[slot], agg[slot + 1] = i, step
-    return out
-
-
-def fold_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Pyramid rows (all levels) for a batch of scalar rows, sorted by key."""
-    return roll_up(level1(rows))
+            into[i], into[i + 1], into[w] = a[i], a[i + 1], a[w]
 
 
 def roll_up(current: dict[tuple[int, int], Agg]) -> list[tuple[Any, ...]]:
@@ -116,11 +92,11 @@ _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS level_stage (LIKE deepscope.scalar_level)"
     " ON COMMIT DELETE ROWS"
 )
-_MERGE = UPSERT.split("VALUES")[0] + (
-    "SELECT * FROM level_stage ORDER BY tag_id, level, bucket ON CONFLICT"
-    + UPSERT.split("ON CONFLICT", 1)[1]
+_MERGE = (
+    f"INSERT INTO deepscope.scalar_level AS l ({_COLS}) SELECT {_COLS} FROM level_stage"
+    " ORDER BY tag_id, level, bucket" + _CONFLICT
 )
-_COPY_STAGE = "COPY level_stage FROM STDIN"
+_COPY_STAGE = f"COPY level_stage ({_COLS}) FROM STDIN"
 
 
 def upsert_levels(conn: Any, rows: list[tuple[Any, ...]]) -> None:

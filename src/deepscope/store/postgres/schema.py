@@ -90,6 +90,8 @@ CREATE TABLE IF NOT EXISTS deepscope.scalar_level (
     nan_id bigint, nan_step bigint,
     pinf_id bigint, pinf_step bigint,
     ninf_id bigint, ninf_step bigint,
+    min_wall double precision, max_wall double precision, nan_wall double precision,
+    pinf_wall double precision, ninf_wall double precision,
     PRIMARY KEY (tag_id, level, bucket)
 );
 CREATE TABLE IF NOT EXISTS deepscope.histogram (
