@@ -62,7 +62,7 @@ class Settings:
     """
 
     logdir: Path | None = None
-    store_url: str | None = None
+    store_url: str | None = field(default=None, repr=False)  # may hold a password
     token: str | None = None
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
     bound_host: str = "127.0.0.1"
