@@ -135,3 +135,18 @@ def test_png_export_draws_the_outlined_labels() -> None:
     boxes = _boxes(paths_svg)
     assert len(boxes) == n
     _ink_boxes(np.asarray(png), boxes)  # label ink inside every node box
+
+
+def test_outlined_graph_drawing_needs_neither_numpy_nor_pillow() -> None:
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from deepscope.graph.ir import Graph, Node\n"
+        "from deepscope.render.svg_graph import render_svg\n"
+        "svg = render_svg(Graph(nodes=[Node('a', 'relu', label='conv1')]))\n"
+        "assert '<use ' in svg and '<text' not in svg\n"
+        "print(sorted(m for m in ('numpy', 'PIL', 'torch') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # the base install (no arrays extra) draws graphs

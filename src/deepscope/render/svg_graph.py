@@ -31,9 +31,9 @@ from deepscope.graph.fold import fold
 from deepscope.graph.gcpause import gc_paused
 from deepscope.graph.ir import Graph, Node
 from deepscope.render import glyphs
+from deepscope.render.glyph_svg import GlyphDefs
 from deepscope.render.labels import member_lines, node_lines
 from deepscope.render.layout import layered_layout
-from deepscope.render.vector_svg import GlyphDefs
 
 __all__ = ["ASPECT", "FOLD_ABOVE", "MAX_BOXES", "TextMode", "render_png", "render_svg"]
 

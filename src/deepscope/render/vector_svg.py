@@ -4,10 +4,9 @@ colour, pictures as embedded PNGs."""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
-from deepscope.render import glyphs
+from deepscope.render.glyph_svg import GlyphDefs, clean
 from deepscope.render.vector import _Line, _Marks, _Picture, _Rect, _Text, escape, png_data_uri
 
 if TYPE_CHECKING:
@@ -15,50 +14,10 @@ if TYPE_CHECKING:
 
 __all__ = ["GlyphDefs", "write_svg"]
 
-_BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
-
 
 def _f(v: float) -> str:
     s = f"{v:.2f}".rstrip("0").rstrip(".")
     return "0" if s in ("-0", "") else s
-
-
-def clean(text: str) -> str:
-    """`text` escaped for XML, characters XML cannot hold replaced by U+FFFD."""
-    return escape(_BAD_XML.sub("\ufffd", text))
-
-
-class GlyphDefs:
-    """The glyphs a drawing uses, each one ``<path>`` in font units (y down) for ``<use>``."""
-
-    def __init__(self, prefix: str = "g") -> None:
-        self.prefix = prefix
-        self._paths: dict[str, str] = {}
-
-    def _id(self, g: glyphs.Glyph) -> str:
-        gid = f"{self.prefix}{ord(g.char[0]):x}"
-        if gid not in self._paths:
-            d = []
-            for op, a in g.outline:
-                pts = [f"{_f(a[i])} {_f(-a[i + 1])}" for i in range(0, len(a), 2)]
-                d.append(op + " ".join(pts))
-            self._paths[gid] = f'<path id="{gid}" d="{"".join(d)}"/>'
-        return gid
-
-    def place(self, g: glyphs.Glyph, x_units: float) -> str:
-        """A ``<use>`` of `g` at `x_units` along a baseline already in font units."""
-        return f'<use xlink:href="#{self._id(g)}" x="{x_units:.0f}"/>'
-
-    def use(self, g: glyphs.Glyph, x: float, y: float, size: float, vertical: bool = False) -> str:
-        """A ``<use>`` of `g` with its origin at (`x`, `y`) set at `size` per em."""
-        gid = self._id(g)
-        s = size / glyphs.units_per_em()
-        turn = " rotate(-90)" if vertical else ""
-        return f'<use xlink:href="#{gid}" transform="translate({_f(x)} {_f(y)}){turn} scale({s:.6g})"/>'
-
-    def defs(self) -> str:
-        """The ``<defs>`` element holding every glyph used so far."""
-        return "<defs>" + "".join(self._paths.values()) + "</defs>"
 
 
 def text_svg(item: _Text, defs: GlyphDefs) -> str:
