@@ -16,10 +16,18 @@ Figures (each timed figure is the median of ``--reps`` runs, interleaved with it
   `deepscope.load_model` and by `open_tensors` in a fresh child: seconds and VmHWM
   (goal ≤ 3 s, ≤ 300 MB).
 - ``esd_s``: spectra (singular values + alpha) of every 2-D-or-conv weight of a
-  ResNet-18-shaped set of random weights. weightwatcher is not installed here (and is not
-  installed by this benchmark), so ``weightwatcher_s`` says so.
+  ResNet-18-shaped set of random weights.
+- ``weightwatcher``: only when the `weightwatcher` package imports (it is not a
+  dependency and this benchmark installs nothing; a throwaway venv that sees this one's
+  packages works: ``python -m venv /tmp/wwenv``, a .pth calling ``site.addsitedir`` on
+  .venv's site-packages, ``pip install --no-deps weightwatcher`` + ``pip install pandas``).
+  The same ResNet-18-shaped weights as torch Conv2d/Linear modules, plus heavy-tailed
+  (Student-t) Linear weights: ``ww.WeightWatcher(model).analyze()`` time against
+  ``esd_s`` (interleaved, medians), and per layer its alpha against ours (Pearson
+  correlation, max |Δ|, how many within ±0.05).
 
-Run: ``python benchmarks/weights_bench.py [--params 1e9] [--reps 3] [--dir /tmp/x]``.
+Run: ``python benchmarks/weights_bench.py [--params 1e9] [--reps 3] [--dir /tmp/x]
+[--only esd]``.
 """
 
 from __future__ import annotations
@@ -193,16 +201,115 @@ def main() -> None:
     ap.add_argument("--params", type=float, default=1e9)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--only", choices=["esd"], default=None, help="only the ESD figures")
     ap.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         _child(*args.child)
         return
-    import deepscope
     from deepscope.analysis.weights import spectrum
 
     out: dict[str, object] = {"params": args.params, "cpus": os.cpu_count()}
     out["load_avg_start"] = os.getloadavg()[0]
+    if args.only != "esd":
+        _file_figures(out, args)
+    rng = np.random.default_rng(1)
+    weights = [rng.standard_normal(s).astype(np.float32) * 0.05 for s in RESNET18]
+    try:  # BLAS threads fight the other processes of a loaded machine: one thread
+        from threadpoolctl import threadpool_limits
+
+        limit: Any = threadpool_limits(1)
+        out["esd_blas_threads"] = 1
+    except ImportError:
+        limit = contextlib.nullcontext()
+        out["esd_blas_threads"] = "default"
+    with limit:
+        t = time.perf_counter()
+        alphas = [spectrum(x).alpha for x in weights]
+        out["esd_s"] = time.perf_counter() - t
+        out["esd_layers"] = len(alphas)
+        if importlib.util.find_spec("weightwatcher") is None:
+            out["weightwatcher"] = "not importable here (not a dependency; see the docstring)"
+        else:
+            out["weightwatcher"] = _weightwatcher(weights, rng, args.reps)
+    out["load_avg_end"] = os.getloadavg()[0]
+    out["goals"] = GOALS
+    print(json.dumps(out))
+
+
+def _weightwatcher(
+    weights: list[np.ndarray], rng: np.random.Generator, reps: int
+) -> dict[str, Any]:
+    """weightwatcher's analyze() vs ours on the same layers: time and alpha per layer."""
+    import logging
+    import warnings
+
+    import torch
+    import weightwatcher as ww
+
+    from deepscope.analysis.weights import spectrum
+
+    logging.getLogger("weightwatcher").setLevel(logging.ERROR)
+    heavy = [rng.standard_t(2.5, size=s).astype(np.float32) * 0.05 for s in
+             [(1024, 512), (768, 768), (2048, 512), (512, 256), (1000, 512)]]  # fmt: skip
+
+    def model(ws: list[np.ndarray]) -> torch.nn.Module:
+        mods: list[torch.nn.Module] = []
+        for w in ws:
+            if w.ndim == 4:
+                m: torch.nn.Module = torch.nn.Conv2d(
+                    w.shape[1], w.shape[0], w.shape[2:], bias=False
+                )
+            else:
+                m = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
+            with torch.no_grad():
+                m.weight.copy_(torch.from_numpy(w))
+            mods.append(m)
+        return torch.nn.Sequential(*mods)
+
+    def analyze(ws: list[np.ndarray]) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ww.WeightWatcher(model=model(ws)).analyze(plot=False)
+
+    out: dict[str, Any] = {"version": getattr(ww, "__version__", "?")}
+    ours_t, theirs_t = [], []
+    for _ in range(reps):  # interleaved
+        t = time.perf_counter()
+        [spectrum(w).alpha for w in weights]
+        ours_t.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        analyze(weights)
+        theirs_t.append(time.perf_counter() - t)
+    out["ww_analyze_s"] = statistics.median(theirs_t)
+    out["ours_esd_s"] = statistics.median(ours_t)
+    out["ww_vs_ours_time_ratio"] = out["ww_analyze_s"] / out["ours_esd_s"]
+    for label, ws in (("resnet18_random", weights), ("heavy_tailed", heavy)):
+        df = analyze(ws)
+        theirs = {int(r["layer_id"]): float(r["alpha"]) for _, r in df.iterrows()}
+        ids = sorted(theirs)  # analyze() skips layers it deems too small (< its min_evals)
+        ours = np.array([spectrum(ws[k]).alpha for k in range(len(ws))])
+        # layer_id counts modules from the Sequential itself (id 0): layer k is id k + 1
+        pairs = [(ours[i - 1], theirs[i]) for i in ids if 0 < i <= len(ws)]
+        a = np.array(pairs, dtype=np.float64).reshape(-1, 2)
+        ok = np.isfinite(a).all(axis=1)
+        a = a[ok]
+        diff = np.abs(a[:, 0] - a[:, 1]) if len(a) else np.zeros(0)
+        out[label] = {
+            "layers": len(ws),
+            "compared": int(len(a)),
+            "pearson_r": float(np.corrcoef(a[:, 0], a[:, 1])[0, 1]) if len(a) > 2 else None,
+            "max_abs_diff": float(diff.max()) if len(diff) else None,
+            "within_0.05": int((diff <= 0.05).sum()),
+            "ours": [round(float(v), 3) for v in a[:, 0]],
+            "ww": [round(float(v), 3) for v in a[:, 1]],
+        }
+    return out
+
+
+def _file_figures(out: dict[str, object], args: argparse.Namespace) -> None:
+    import deepscope
+
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         path = Path(d) / "model.safetensors"
         _make_model(path, args.params)
@@ -234,28 +341,6 @@ def main() -> None:
     out["heatmap_one_pass_s"] = statistics.median(passes)
     out["heatmap_vs_one_pass"] = heat_s / statistics.median(passes)
     del emb, w
-    weights = [rng.standard_normal(s).astype(np.float32) * 0.05 for s in RESNET18]
-    try:  # BLAS threads fight the other processes of a loaded machine: one thread
-        from threadpoolctl import threadpool_limits
-
-        limit: Any = threadpool_limits(1)
-        out["esd_blas_threads"] = 1
-    except ImportError:
-        limit = contextlib.nullcontext()
-        out["esd_blas_threads"] = "default"
-    with limit:
-        t = time.perf_counter()
-        alphas = [spectrum(x).alpha for x in weights]
-        out["esd_s"] = time.perf_counter() - t
-    out["esd_layers"] = len(alphas)
-    out["weightwatcher_s"] = (
-        "not installed (not installed by this benchmark)"
-        if importlib.util.find_spec("weightwatcher") is None
-        else "installed but not run"
-    )
-    out["load_avg_end"] = os.getloadavg()[0]
-    out["goals"] = GOALS
-    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from sklearn.manifold import trustworthiness
 
 import deepscope
 from deepscope.analysis.projection import CACHE, Cancelled, ProjectionError
+from deepscope.analysis.projection import umap as umap_mod
 from deepscope.errors import OptionalDependencyError
 
 os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "numba"))
@@ -104,11 +105,32 @@ def test_missing_extras_give_an_install_hint(monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.mark.slow  # umap-learn's first call compiles numba code (about a minute)
-def test_umap_on_digits_keeps_neighbourhoods(digits: tuple[np.ndarray, np.ndarray]) -> None:
+def test_umap_on_digits_keeps_neighbourhoods(
+    digits: tuple[np.ndarray, np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
     x, y = digits
-    p = deepscope.project(x, "umap", seed=0, cache=False)
+    seen: list[float] = []
+
+    def progress(fraction: float, partial: np.ndarray | None) -> bool:
+        seen.append(fraction)
+        return False
+
+    p = deepscope.project(x, "umap", seed=0, cache=False, progress=progress)
     assert p.coords.shape == (1797, 2)
     assert trustworthiness(x, p.coords, n_neighbors=10) >= 0.9
     assert _knn_agreement(p.coords, y) >= 0.9
-    q = deepscope.project(x, "umap", seed=0, cache=False)
-    assert np.array_equal(p.coords, q.coords)
+    # progress through the epochs: rising, past the graph share, never 1 before the end
+    assert seen[0] == 0.0 and len(seen) >= 2 and seen == sorted(seen)
+    assert seen[1] == pytest.approx(umap_mod.GRAPH_SHARE) and seen[-1] < 1.0
+    q = deepscope.project(x, "umap", seed=0, cache=False, progress=True)  # a tqdm bar
+    assert np.array_equal(p.coords, q.coords)  # the hook changes nothing in the result
+    assert "umap" in capsys.readouterr().err
+    calls: list[float] = []
+
+    def stop_in_the_epochs(fraction: float, partial: np.ndarray | None) -> bool:
+        calls.append(fraction)
+        return fraction > 0.0  # stops at the first epoch
+
+    with pytest.raises(Cancelled):
+        deepscope.project(x, "umap", seed=0, cache=False, progress=stop_in_the_epochs)
+    assert calls[-1] == pytest.approx(umap_mod.GRAPH_SHARE)

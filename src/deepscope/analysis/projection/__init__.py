@@ -77,7 +77,7 @@ def project(
     *,
     labels: Sequence[Any] | None = None,
     cache: bool = True,
-    progress: Progress | None = None,
+    progress: Progress | bool | None = None,
     **options: Any,
 ) -> Projection:
     """Project the rows of `x` (N x D: a torch tensor on any device/dtype, or an array)
@@ -95,7 +95,8 @@ def project(
     The same data, method, options and `seed` give the same coordinates; t-SNE and UMAP
     results are cached in memory (``cache=False`` recomputes). `labels` (length N) colour
     the picture of `Projection.save` / `.show`. `progress(fraction, partial) -> stop` hears
-    how far the method is; returning True raises `Cancelled`.
+    how far the method is; returning True raises `Cancelled`. ``progress=True`` draws a
+    tqdm bar instead (t-SNE by iterations, UMAP by epochs).
 
     Example:
         >>> p = deepscope.project(features, method="tsne", perplexity=30)  # doctest: +SKIP
@@ -117,13 +118,38 @@ def project(
         if hit is not None:
             return _result(np.array(hit[0]), method, dims, params, seed, n - kept, hit[1], labels)
     rows = data if kept == n else np.ascontiguousarray(data[mask])
-    coords, extras = METHODS[method].fit(rows, dims, seed, params, progress)
+    if progress is True or progress is False:
+        bar = _Bar(method) if progress and method != "pca" else None
+        try:
+            coords, extras = METHODS[method].fit(rows, dims, seed, params, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+    else:
+        coords, extras = METHODS[method].fit(rows, dims, seed, params, progress)
     if extras.pop("stopped", False):
         raise Cancelled(f"{method} was stopped before it finished")
     full = coords if kept == n else _spread(coords, mask, dims)
     if key is not None:
         CACHE.put(key, (full, extras), full.nbytes)
     return _result(np.array(full), method, dims, params, seed, n - kept, extras, labels)
+
+
+class _Bar:
+    """``progress=True``: a tqdm bar (percent done) fed by the method's callback."""
+
+    def __init__(self, method: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=100, desc=method, unit="%", leave=False)
+
+    def __call__(self, fraction: float, partial: Any) -> bool:
+        self.bar.update(max(0, round(100 * fraction) - self.bar.n))
+        return False
+
+    def close(self) -> None:
+        self.bar.update(100 - self.bar.n)
+        self.bar.close()
 
 
 def _spread(coords: NDArray[np.float32], mask: NDArray[np.bool_], dims: int) -> NDArray[Any]:
