@@ -85,6 +85,49 @@ RAW_FLOOR_JS = """
   return out.slice(1).sort((a, b) => a - b)[2];
 }
 """
+# The panel's marks (hook.ts `timings`) and the coords request's Resource Timing entry
+SPLIT_JS = """
+() => {
+  const h = window.__deepscopeProjector; const p = h.plot('a');
+  p.syncFrameMs(0, 0); const done = performance.now();
+  const c = document.createElement('canvas').getContext('webgl');
+  const d = c && c.getExtension('WEBGL_debug_renderer_info');
+  const res = performance.getEntriesByType('resource')
+    .filter((e) => e.name.includes('/api/projector/coords') && !e.name.includes('partial'));
+  const r = res[res.length - 1] || null;
+  const t = h.timings;
+  return { request: t['a:request'], coords: t['a:coords'], layout: t['a:layout'],
+    upload: t['a:upload'], colors: t['a:colors'], colorUpload: t['a:colorUpload'],
+    draw: t['a:draw'], frame: p.firstFrameAt(), done,
+    coordsFetchStart: r ? r.fetchStart : null, coordsResponseStart: r ? r.responseStart : null,
+    coordsResponseEnd: r ? r.responseEnd : null,
+    renderer: d ? c.getParameter(d.UNMASKED_RENDERER_WEBGL) : '' };
+}
+"""
+
+
+def _split(got: dict[str, Any]) -> dict[str, float]:
+    """The first frame's parts in ms: the project answer (POST until GET /coords starts),
+    the server's payload (GET sent until its first byte), transfer (first to last byte),
+    decode (last byte until the panel holds the Float32Array), layout (normalise), the
+    position upload, colour/size buffers built, their upload, the draw call, and the GPU
+    finishing it (readPixels)."""
+    if got.get("coordsResponseEnd") is None:
+        return {}
+    marks = [("project_answer", "request", "coordsFetchStart"),
+             ("server_payload", "coordsFetchStart", "coordsResponseStart"),
+             ("transfer", "coordsResponseStart", "coordsResponseEnd"),
+             ("decode", "coordsResponseEnd", "coords"), ("layout", "coords", "layout"),
+             ("position_upload", "layout", "upload"), ("colour_buffers", "upload", "colors"),
+             ("colour_upload", "colors", "colorUpload"), ("draw_call", "colorUpload", "draw"),
+             ("gpu_finish", "draw", "frame")]  # fmt: skip
+    return {
+        k: float(got[b] - got[a])
+        for k, a, b in marks
+        if got.get(a) is not None and got.get(b) is not None
+    }
+
+
 TB_CAPS = {
     "tb_points_loaded_max": 100_000,
     "tb_tsne_sample": 10_000,
@@ -153,6 +196,7 @@ def browser_figures(url: str, n: int, args: list[str], repeats: int) -> dict[str
     coords: list[float] = []
     draw: list[float] = []
     raw: list[float] = []
+    split: dict[str, list[float]] = {}
     renderer = ""
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
@@ -165,20 +209,14 @@ def browser_figures(url: str, n: int, args: list[str], repeats: int) -> dict[str
                     "(n) => window.__deepscopeProjector?.plot('a')?.count() === n",
                     arg=n, timeout=300_000, polling=10,
                 )  # fmt: skip
-                got = page.evaluate(
-                    "() => { const h = window.__deepscopeProjector; const p = h.plot('a');"
-                    " p.syncFrameMs(0, 0); const done = performance.now();"
-                    " const c = document.createElement('canvas').getContext('webgl');"
-                    " const d = c && c.getExtension('WEBGL_debug_renderer_info');"
-                    " return { request: h.timings['a:request'], coords: h.timings['a:coords'],"
-                    " frame: p.firstFrameAt(), done,"
-                    " renderer: d ? c.getParameter(d.UNMASKED_RENDERER_WEBGL) : '' }; }"
-                )
+                got = page.evaluate(SPLIT_JS)
                 to_drawn.append(time.perf_counter() - t0)
                 # the first frame: the drawn frame's draw call, then the GPU finished
                 first.append((got["frame"] - got["request"]) / 1000)
                 coords.append((got["coords"] - got["request"]) / 1000)
                 draw.append((got["frame"] - got["coords"]) / 1000)
+                for part, ms in _split(got).items():
+                    split.setdefault(part, []).append(ms)
                 renderer = got["renderer"]
                 if k == 0:
                     pan = page.evaluate(
@@ -202,6 +240,7 @@ def browser_figures(url: str, n: int, args: list[str], repeats: int) -> dict[str
         "pan_frame_ms_median": round(statistics.median(pan), 2),
         "pan_frame_ms_p90": round(float(np.percentile(pan, 90)), 2),
         "pan_vs_raw_webgl_ratio": round(statistics.median(pan) / statistics.median(raw), 2),
+        "first_frame_split_ms": {k: round(statistics.median(v), 1) for k, v in split.items()},
     }
 
 
