@@ -6,6 +6,7 @@ points layer is one picture while the rest stays vector."""
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -190,3 +191,31 @@ def test_legend_lists_twenty_classes_then_how_many_more(tmp_path: Path) -> None:
     root = ET.parse(Projection(coords, "pca", 2, {}, 0, labels=labels).save(tmp_path / "p.svg"))
     legend = [g.get("aria-label") for g in root.iter(f"{SVG}g") if g.get("class") == "legend-label"]
     assert legend == [f"c{i:02d}" for i in range(20)] + ["+5 more"]
+
+
+@pytest.mark.browser
+def test_svg_renders_in_chromium_with_points_at_their_coordinates(tmp_path: Path) -> None:
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("browser tests need Debian's Chromium at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    p = _projection()
+    svg = p.save(tmp_path / "p.svg", size=SIZE, dpi=DPI)
+    html = tmp_path / "p.html"  # one CSS pixel per figure pixel
+    html.write_text(f'<body style="margin:0;background:#fff"><img id="f" src="{svg.name}" '
+                    f'style="display:block;width:{SIZE}px;height:{SIZE}px"></body>')  # fmt: skip
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), headless=True,
+                                     args=["--no-sandbox", "--disable-gpu"])  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": SIZE, "height": SIZE})
+            page.goto(html.as_uri())
+            page.wait_for_function("() => document.getElementById('f').complete")
+            png = page.screenshot()
+        finally:
+            browser.close()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "figure-projection-svg.png").write_bytes(png)
+    shot = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    _check_points_land(shot, p, ET.parse(svg).getroot())
