@@ -271,6 +271,20 @@ def test_graph_selection_filters_histograms(
         "weights/2.weight",
     ], tags
     screenshot(page, "histograms-filtered-by-layer")
+    # and the Scalars panel: watch's per-layer charts of that layer only, opened
+    page.get_by_test_id("tab-scalars").click()
+    page.get_by_test_id("layer-filter-chip").wait_for()
+    page.wait_for_selector('[data-testid="scalar-chart"]')
+    tags = page.eval_on_selector_all(
+        '[data-testid="scalar-chart"]', "cs => cs.map(c => c.dataset.tag)"
+    )
+    assert sorted(tags) == [
+        "act/2/mean", "act/2/std", "act/2/zero_frac",
+        "grad_norm/2.bias", "grad_norm/2.weight", "update_ratio/2.weight",
+        "weight_norm/2.bias", "weight_norm/2.weight",
+    ], tags  # fmt: skip
+    page.get_by_test_id("tab-histograms").click()
+    page.get_by_test_id("layer-filter-chip").wait_for()
     page.get_by_test_id("layer-filter-clear").click()
     page.wait_for_function("document.querySelectorAll('[data-testid=histogram-chart]').length > 4")
     # the pointer resting on a chart marks its layer in the graph (the tab is switched

@@ -137,6 +137,8 @@ class GraphIndex:
         self._lock = threading.Lock()
         self._param_ops: dict[str, list[str]] | None = None  # built by `targets`
         self._owner_ops: dict[str, list[str]] | None = None
+        self._targets: dict[str, list[str]] = {}  # overlay key -> node ids (memo)
+        self._chains: dict[str, tuple[str, ...]] = {}  # node id -> ids of its groups
         try:
             with gc_paused():
                 meta = decode_value(data.get("meta") or {})
@@ -416,6 +418,14 @@ class GraphIndex:
                 self._param_ops, self._owner_ops = dict(by_param), dict(by_owner)
             param_ops, owner_ops = self._param_ops, self._owner_ops
         assert owner_ops is not None
+        hit = self._targets.get(key)
+        if hit is None:
+            hit = self._targets[key] = self._find_targets(key, param_ops, owner_ops)
+        return list(hit)
+
+    def _find_targets(
+        self, key: str, param_ops: dict[str, list[str]], owner_ops: dict[str, list[str]]
+    ) -> list[str]:
         base = key.split("#", 1)[0]
         if base in param_ops:
             return list(param_ops[base])
@@ -430,26 +440,42 @@ class GraphIndex:
             return [group_id(ns)]
         return []
 
+    def _chain(self, nid: str) -> tuple[str, ...]:
+        """The ids of the groups holding node `nid` (a group id: the groups around it)."""
+        chain = self._chains.get(nid)
+        if chain is None:
+            ns = self.ns_of.get(nid)
+            if ns is not None:
+                chain = tuple(group_id(g) for g in self._prefix[ns][1:])
+            elif nid.startswith("ns:") and len(nid) > 3:
+                chain = tuple(group_id(g) for g in prefixes(nid[3:])[1:-1])
+            else:
+                chain = ()
+            self._chains[nid] = chain
+        return chain
+
     def spread(self, values: dict[str, float | None]) -> dict[str, float | None]:
         """`values` by node id plus, for every group holding one of them, the group's value
         (a non-finite value wins, else the largest: as `_worse` does for logged overlays)."""
-        out = dict(values)
-        groups: dict[str, float | None] = {}
+        top: dict[str, float] = {}
+        bad: dict[str, float | None] = {}
+        inf = math.inf
         for nid, value in values.items():
-            ns = self.ns_of.get(nid)
-            if ns is None:  # a group id
-                ns = nid[3:] if nid.startswith("ns:") else None
-                if not ns:
-                    continue
-                chain = self._prefix.get(ns) or prefixes(ns)
-                chain = chain[1:-1]
+            if value is None:
+                continue
+            chain = self._chains.get(nid) or self._chain(nid)
+            if -inf < value < inf:
+                for gid in chain:
+                    if top.get(gid, -inf) < value:
+                        top[gid] = value
             else:
-                chain = self._prefix[ns][1:]
-            for group in chain:
-                gid = group_id(group)
-                groups[gid] = _worse(groups.get(gid), value)
-        for gid, value in groups.items():
-            out[gid] = _worse(out.get(gid), value) if gid in values else value
+                for gid in chain:
+                    bad[gid] = _worse(bad.get(gid), value)
+        out: dict[str, float | None] = dict(values)
+        for gid, value in top.items():
+            out[gid] = value if gid not in values else _worse(values[gid], value)
+        for gid, bad_value in bad.items():
+            out[gid] = _worse(out.get(gid), bad_value)
         return out
 
     def search(self, query: str, *, limit: int = 50) -> list[dict[str, Any]]:

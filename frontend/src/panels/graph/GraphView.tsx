@@ -1,7 +1,8 @@
 // The SVG canvas: pan (drag), zoom (wheel), fit and centre; renders only what is in view
 // (plus a margin) and drops text when zoomed far out, so levels of thousands of nodes stay fluid.
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { JSX } from 'preact';
+import { memo } from 'preact/compat';
 import type { Colorer } from './colorScale';
 import { textOn } from './colorScale';
 import type { OverlayBadge } from './overlays';
@@ -92,12 +93,34 @@ function renderBadge(sn: SceneNode, items: OverlayBadge[]): JSX.Element {
   );
 }
 
+interface NodeProps {
+  sn: SceneNode;
+  fill: string;
+  selected: boolean;
+  hit: boolean;
+  linked: boolean;
+  low: boolean;
+}
+
 function renderNode(sn: SceneNode, p: GraphViewProps, low: boolean): JSX.Element {
+  const id = sn.node.id;
+  return (
+    <NodeView
+      key={id}
+      sn={sn}
+      fill={p.colorer.fill(sn.node)}
+      selected={p.selectedId === id}
+      hit={p.highlightId === id}
+      linked={p.linkedIds?.has(id) ?? false}
+      low={low}
+    />
+  );
+}
+
+/** One node, memoised on what it draws: a recolour (a scrubber step) re-renders only the
+ * nodes whose fill changed. */
+const NodeView = memo(function NodeView({ sn, fill, selected, hit, linked, low }: NodeProps): JSX.Element {
   const n = sn.node;
-  const fill = p.colorer.fill(n);
-  const selected = p.selectedId === n.id;
-  const hit = p.highlightId === n.id;
-  const linked = p.linkedIds?.has(n.id) ?? false;
   const ink = textOn(fill);
   const label = displayLabel(n);
   const common = {
@@ -153,7 +176,7 @@ function renderNode(sn: SceneNode, p: GraphViewProps, low: boolean): JSX.Element
       <title>{n.kind === 'group' ? `${label} (${n.moduleType || 'group'}), double-click to expand` : `${label} (${n.op})`}</title>
     </g>
   );
-}
+});
 
 function renderEdge(e: SceneEdge): JSX.Element {
   return (
@@ -373,7 +396,6 @@ export function GraphView(p: GraphViewProps) {
   const w = winRef.current;
   const open: JSX.Element[] = [];
   const leaves: JSX.Element[] = [];
-  const edges: JSX.Element[] = [];
   const badges: JSX.Element[] = [];
   if (w !== null) {
     for (const sn of p.scene.nodes) {
@@ -382,9 +404,17 @@ export function GraphView(p: GraphViewProps) {
       const items = p.badges?.get(sn.node.id);
       if (items !== undefined && items.length > 0) badges.push(renderBadge(sn, items));
     }
-    for (const e of p.scene.edges) if (inWin(w, e.x0, e.y0, e.x1, e.y1)) edges.push(renderEdge(e));
   }
-  const ports = w === null ? [] : p.scene.ports.filter((b) => inWin(w, b.x, b.y, b.x + b.w, b.y + b.h));
+  // Edges and ports change only with the scene and the window: the same elements are reused
+  // across recolours (a scrubber step), so Preact skips them.
+  const [edges, portDots] = useMemo(() => {
+    if (w === null) return [[], []];
+    const es: JSX.Element[] = [];
+    for (const e of p.scene.edges) if (inWin(w, e.x0, e.y0, e.x1, e.y1)) es.push(renderEdge(e));
+    const ports = p.scene.ports.filter((b) => inWin(w, b.x, b.y, b.x + b.w, b.y + b.h));
+    const dots = ports.map((b, i) => <circle key={i} class="gx-port" cx={b.x + b.w / 2} cy={b.y + b.h / 2} r={b.w / 2} />);
+    return [es, dots];
+  }, [p.scene, w]);
 
   return (
     <svg
@@ -405,11 +435,7 @@ export function GraphView(p: GraphViewProps) {
       <g ref={gRef} transform={`translate(${view.current.tx},${view.current.ty}) scale(${view.current.k})`}>
         <g class="gx-groups">{open}</g>
         <g class="gx-edges">{edges}</g>
-        <g class="gx-ports">
-          {ports.map((b, i) => (
-            <circle key={i} class="gx-port" cx={b.x + b.w / 2} cy={b.y + b.h / 2} r={b.w / 2} />
-          ))}
-        </g>
+        <g class="gx-ports">{portDots}</g>
         <g class="gx-leaves">{leaves}</g>
         <g class="gx-badges">{badges}</g>
       </g>

@@ -42,7 +42,7 @@ export function Legend(props: { mode: ColorMode; colorer: Colorer; scene: Scene 
       <span data-testid="graph-legend-lo">{range === null ? '—' : formatValue(range[0])}</span>
       <span class="gx-ramp-box">
         <span class="gx-ramp" style={{ background: SEQUENTIAL_CSS }} />
-        {mid !== null && <span class="gx-ramp-mid">{formatValue(mid)}</span>}
+        {mid !== null && range !== null && range[0] !== range[1] && <span class="gx-ramp-mid">{formatValue(mid)}</span>}
       </span>
       <span data-testid="graph-legend-hi">{range === null ? '—' : formatValue(range[1])}</span>
       {scale === 'log' && <span class="gx-muted">log scale</span>}

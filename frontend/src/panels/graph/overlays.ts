@@ -1,6 +1,6 @@
 // Training overlays on the graph (issue #18): the per-layer series a run's `run.watch`
 // recorded (`/api/overlays`) and one step's values on node ids (`/api/overlays/values`),
-// cached per (run, tag, series, step) with the neighbouring steps fetched ahead, so moving
+// cached per (run, tag, series, step) with the steps either side fetched ahead, so moving
 // the scrubber recolours from memory.
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { getJson } from '../../api';
@@ -18,7 +18,7 @@ export interface StepValues {
   values: NodeValues;
 }
 
-const PREFETCH = 2;
+const PREFETCH = 1;
 const MAX_CACHED = 400;
 
 export function useOverlayIndex(run: string | null, tag: string | null, version: number): Overlays | null {
@@ -36,8 +36,9 @@ export function useOverlayIndex(run: string | null, tag: string | null, version:
   return index;
 }
 
-/** Values of one series at `step` (null: not loaded yet). Keeps the last loaded values while
- * the next step loads, so the graph never flashes neutral. */
+/** Values of one series at `step` (null: not loaded yet). A step already fetched is
+ * answered in the same render (no effect, no second render), and the last values shown stay
+ * while the next step loads, so the graph never flashes neutral. */
 export function useOverlayValues(
   run: string | null,
   tag: string | null,
@@ -46,19 +47,33 @@ export function useOverlayValues(
   steps: number[],
 ): StepValues | null {
   const cache = useRef(new Map<string, Promise<StepValues>>());
-  const [shown, setShown] = useState<StepValues | null>(null);
+  const resolved = useRef(new Map<string, StepValues>());
+  const last = useRef<StepValues | null>(null);
+  const [, setArrived] = useState(0);
   const base = `${run ?? ''}\u0000${tag ?? ''}\u0000${series ?? ''}`;
-  useEffect(() => {
+  const baseRef = useRef(base);
+  if (baseRef.current !== base) {
+    baseRef.current = base;
     cache.current.clear();
-    setShown(null);
-  }, [base]);
+    resolved.current.clear();
+    last.current = null;
+  }
+  const keyOf = (s: number) => `${base}\u0000${s}`;
   const load = (s: number): Promise<StepValues> => {
-    const key = `${base}\u0000${s}`;
+    const key = keyOf(s);
     let p = cache.current.get(key);
     if (p === undefined) {
-      if (cache.current.size >= MAX_CACHED) cache.current.delete(cache.current.keys().next().value as string);
+      if (cache.current.size >= MAX_CACHED) {
+        const oldest = cache.current.keys().next().value as string;
+        cache.current.delete(oldest);
+        resolved.current.delete(oldest);
+      }
       p = getJson<OverlayValues>('overlays/values', { run: run ?? '', tag: tag ?? undefined, series: series ?? '', step: s }).then(
-        (r) => ({ step: r.step, values: new Map(Object.entries(r.values) as [string, number | null][]) }),
+        (r) => {
+          const v = { step: r.step, values: new Map(Object.entries(r.values) as [string, number | null][]) };
+          if (cache.current.get(key) === p) resolved.current.set(key, v);
+          return v;
+        },
       );
       cache.current.set(key, p);
       p.catch(() => cache.current.delete(key));
@@ -68,9 +83,11 @@ export function useOverlayValues(
   useEffect(() => {
     if (run === null || series === null || step === null) return;
     let alive = true;
-    load(step)
-      .then((v) => alive && setShown(v))
-      .catch(() => undefined);
+    if (!resolved.current.has(keyOf(step))) {
+      load(step)
+        .then(() => alive && setArrived((n) => n + 1))
+        .catch(() => undefined);
+    }
     const at = steps.indexOf(step);
     for (let d = 1; d <= PREFETCH && at >= 0; d++) {
       for (const k of [at + d, at - d]) if (k >= 0 && k < steps.length) load(steps[k]).catch(() => undefined);
@@ -79,7 +96,10 @@ export function useOverlayValues(
       alive = false;
     };
   }, [base, step]);
-  return shown;
+  if (run === null || series === null) return null;
+  const hit = step === null ? undefined : resolved.current.get(keyOf(step));
+  if (hit !== undefined) last.current = hit;
+  return last.current;
 }
 
 /** Badges shown at `step`: events at or before it, by node id (a node can carry several). */

@@ -56,6 +56,7 @@ _lock = threading.Lock()
 _mapped: OrderedDict[tuple[Any, ...], dict[str, Values]] = OrderedDict()
 _series_of: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
 _first_bad: OrderedDict[tuple[Any, ...], dict[str, int]] = OrderedDict()
+_encoded: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()  # one series at one blob
 
 
 def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any) -> None:
@@ -223,8 +224,14 @@ def values(request: Request) -> Response:
         body = {"run": reader.name, "series": name, "step": None, "values": {}}
     else:
         blob = having[pos]
-        got = _mapped_values(reader, blob, gkey, index).get(name, {})
-        body = {"run": reader.name, "series": name, "step": blob.step, "values": got}
+        key = (gkey, blob.path, name)
+        encoded: bytes | None = _recall(_encoded, key)
+        if encoded is None:
+            got = _mapped_values(reader, blob, gkey, index).get(name, {})
+            body = {"run": reader.name, "series": name, "step": blob.step, "values": got}
+            encoded = encode_level(body)
+            _remember(_encoded, key, encoded)
+        return Response(encoded, media_type="application/json")
     return Response(encode_level(body), media_type="application/json")
 
 
