@@ -227,9 +227,9 @@ def atlas(
     """The neuron atlas of `layer`: `visualize(model, channels(layer), steps, size, ...)`
     beside each channel's `top_k` dataset examples over `loader` (none when `loader` is
     None), ranked by `measure`: ``"mean"`` (whole inputs, scored like the optimised images)
-    or ``"max"`` (`unit_stats`' receptive-field crops). With `run` (a `deepscope.Run`) it is logged as the ``atlas``
-    view (tag ``"atlas"``; `Atlas.log` for another tag or a step). Other options go to
-    `visualize`."""
+    or ``"max"`` (`unit_stats`' receptive-field crops). With `run` (a `deepscope.Run`) it
+    is logged as the ``atlas`` view (tag ``"atlas"``; `Atlas.log` for another tag or a
+    step). Other options go to `visualize`."""
     last = channels_last(model)
     if size is None and loader is not None:  # the dataset's image size
         first = next(iter(loader))
