@@ -95,7 +95,9 @@ def test_kill9_of_twenty_writers_loses_nothing_acknowledged(
     pg_fresh_url: str, tmp_path: Path
 ) -> None:
     rng = random.Random(21)
-    deepscope.init(store=pg_fresh_url, name="schema").finish()  # see the start-together test
+    # The schema first: writers starting together on an empty database may deadlock (see
+    # the start-together test); this test is about kill -9.
+    deepscope.init(store=pg_fresh_url, name="schema").finish()
     acks = tmp_path / "acks"
     acks.mkdir()
     script = tmp_path / "launcher.py"
@@ -141,20 +143,22 @@ def test_kill9_of_twenty_writers_loses_nothing_acknowledged(
 START_TOGETHER = textwrap.dedent(
     """
     import os, sys, time, warnings
+    import psycopg  # noqa: F401 - imported once, before the forks
     import deepscope
-    url, n, start_at = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    warnings.simplefilter("error")  # a StoreWarning (a spill) fails the child
+    url, n = sys.argv[1], int(sys.argv[2])
+    warnings.simplefilter("error")  # a StoreWarning (a fault: spill) fails the child
     pids = []
     for i in range(n):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                while time.time() < start_at:
-                    time.sleep(0.0005)
-                run = deepscope.init(store=url, name=f"rank-{i}", flush_interval=0.05)
+                run = deepscope.init(store=url, name=f"rank-{i}", flush_interval=0.02,
+                                     heartbeat_interval=0.05)
                 for step in range(100):
                     run.log({"x": float(step)}, step=step)
+                    if step % 5 == 4:
+                        run.flush()
                 run.finish()
                 code = 0 if run.dropped == 0 else 2
             finally:
@@ -167,35 +171,38 @@ START_TOGETHER = textwrap.dedent(
 
 
 @pytest.mark.xfail(
-    strict=False,  # a race: it showed in 3 runs of 3 here, but need not every time
-    reason="store/postgres/schema.py ensure_schema: a writer that saw no schema_version takes "
-    "the advisory lock after the first writer created the tables and runs the DDL again "
-    "(CREATE INDEX IF NOT EXISTS takes a ShareLock) while other writers insert their run and "
-    "session rows: 'deadlock detected', the writer spills and warns. Fix: re-read "
-    "schema_version after pg_advisory_xact_lock and skip the DDL when it is there (and retry "
-    "SQLSTATE 40P01 in _open).",
+    strict=False,  # a race; it showed in every run here since 624db69, but need not
+    reason="store/postgres/schema.py ensure_schema: the re-check under the advisory lock "
+    "(_has_meta, to_regclass) still misses the tables another writer committed meanwhile: "
+    "the waiting transaction began before that commit and to_regclass reads the catalog "
+    "cache, whose negative entry is not invalidated by an advisory-lock wait. The writer "
+    "then runs the DDL again; CREATE INDEX IF NOT EXISTS scalar_nonfinite takes a ShareLock "
+    "while running writers insert and heartbeat: 'deadlock detected' (server log), the "
+    "writer spills and warns. Fix: re-check with a real query (SELECT FROM pg_class JOIN "
+    "pg_namespace, or the meta row) in a transaction begun after the lock is held, e.g. "
+    "session-level pg_advisory_lock, then BEGIN; or retry SQLSTATE 40P01.",
 )
 def test_writers_starting_together_on_a_fresh_database_all_connect(
     pg_cluster: Any, tmp_path: Path
 ) -> None:
-    """Ranks of one job start in the same instant on an empty database: every writer
-    creates or finds the schema and its run without a fault (no spill, no warning). Three
-    fresh databases, eight writers each (the race does not show every time)."""
+    """The ranks of a job start at once on an empty database: every writer creates or finds
+    the schema and its run without a fault (no spill, no warning). Ten writers on a fresh
+    database (a race: it need not show every time)."""
     script = tmp_path / "together.py"
     script.write_text(START_TOGETHER)
-    for _ in range(3):
+    for _ in range(1):
         url = pg_cluster.fresh_database()
         try:
             proc = subprocess.run(
-                [sys.executable, str(script), url, "8", str(time.time() + 1.5)],
+                [sys.executable, str(script), url, "10"],
                 capture_output=True,
                 text=True,
                 timeout=120,
             )
             assert "CODES" in proc.stdout, proc.stderr[-3000:]
-            assert proc.stdout.split()[1:] == ["0"] * 8, proc.stderr[-1500:]
+            assert proc.stdout.split()[1:] == ["0"] * 10, proc.stderr[-1500:]
             store = deepscope.store.open(url)
-            assert store.run_names() == [f"rank-{i}" for i in range(8)]
+            assert store.run_names() == [f"rank-{i}" for i in range(10)]
             for name in store.run_names():
                 assert [t.count for t in store.run(name).tags()] == [100]
         finally:
