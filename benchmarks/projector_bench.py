@@ -177,13 +177,19 @@ def main() -> None:
     ours_gradient = "fft" if args.tsne_n >= 10_000 else "bh"
     tsne = _interleaved({"deepscope": ours, "opentsne": direct}, max(1, args.repeats - 1))
     s = _blobs(args.sklearn_n, args.tsne_d, seed=2)
+    # both with every core: scikit-learn's n_jobs=-1 (its Barnes-Hut gradient uses OpenMP on
+    # all cores anyway; n_jobs sets its neighbour search), deepscope with its automatic
+    # method/threads choice and with n_jobs=every core; same perplexity (30), iterations
     small = _interleaved(
         {
             "deepscope": lambda: deepscope.project(
                 s, "tsne", n_iter=iters, early_exaggeration_iter=early, cache=False
             ),  # fmt: skip
+            "deepscope_all_cores": lambda: deepscope.project(
+                s, "tsne", n_iter=iters, early_exaggeration_iter=early, n_jobs=threads, cache=False
+            ),  # fmt: skip
             "sklearn": lambda: SkTSNE(
-                2, max_iter=iters + early, init="pca", random_state=0, n_jobs=threads
+                2, perplexity=30.0, max_iter=iters + early, init="pca", random_state=0, n_jobs=-1
             ).fit_transform(s),  # fmt: skip
         },
         1,
@@ -194,6 +200,8 @@ def main() -> None:
         "overhead": tsne["deepscope"] / tsne["opentsne"] - 1, "overhead_goal": 0.10,
         "sklearn_n": args.sklearn_n, "deepscope_small_s": small["deepscope"],
         "sklearn_small_s": small["sklearn"], "sklearn_ratio": small["sklearn"] / small["deepscope"],
+        "deepscope_small_all_cores_s": small["deepscope_all_cores"],
+        "sklearn_ratio_all_cores": small["sklearn"] / small["deepscope_all_cores"],
         "sklearn_ratio_goal": 3.0,
     }  # fmt: skip
     out["quick"] = bool(args.quick)
