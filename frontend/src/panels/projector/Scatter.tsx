@@ -35,38 +35,58 @@ interface Layout {
   inv: Int32Array;
   /** normalised coordinates of the drawn points: centred, largest extent 1.8 */
   xyz: [Float32Array, Float32Array, Float32Array | null];
+  /** the same, interleaved x, y, z per point: the GL position buffer as is */
+  pos: Float32Array;
 }
 
-/** Centre and scale the finite rows of `coords` into [-0.9, 0.9] (one scale for all axes). */
+/** Centre and scale the finite rows of `coords` into [-0.9, 0.9] (one scale for all axes).
+ * Two passes over the data: finite rows and their range, then every output array at once. */
 function layout(coords: Coords): Layout {
   const { data, n, dims } = coords;
   const inv = new Int32Array(n).fill(-1);
   const keep = new Int32Array(n);
+  const k = Math.min(dims, 3);
   let m = 0;
   const lo = [Infinity, Infinity, Infinity];
   const hi = [-Infinity, -Infinity, -Infinity];
   for (let i = 0; i < n; i++) {
     let ok = true;
-    for (let d = 0; d < dims; d++) if (!Number.isFinite(data[i * dims + d])) ok = false;
+    for (let d = 0; d < dims; d++) {
+      const v = data[i * dims + d];
+      if (v - v !== 0) ok = false; // NaN or ±Inf
+    }
     if (!ok) continue;
     inv[i] = m;
     keep[m++] = i;
-    for (let d = 0; d < dims; d++) {
+    for (let d = 0; d < k; d++) {
       const v = data[i * dims + d];
       if (v < lo[d]) lo[d] = v;
       if (v > hi[d]) hi[d] = v;
     }
   }
   let extent = 0;
-  for (let d = 0; d < dims; d++) extent = Math.max(extent, hi[d] - lo[d]);
+  for (let d = 0; d < k; d++) extent = Math.max(extent, hi[d] - lo[d]);
   const scale = extent > 0 ? 1.8 / extent : 1;
-  const axes = [0, 1, 2].slice(0, Math.min(dims, 3)).map((d) => {
-    const out = new Float32Array(m);
-    const mid = (lo[d] + hi[d]) / 2;
-    for (let j = 0; j < m; j++) out[j] = (data[keep[j] * dims + d] - mid) * scale;
-    return out;
-  });
-  return { order: keep.slice(0, m), inv, xyz: [axes[0], axes[1] ?? new Float32Array(m), dims >= 3 ? axes[2] : null] };
+  const mid = [0, 1, 2].map((d) => (d < k ? (lo[d] + hi[d]) / 2 : 0));
+  const x = new Float32Array(m);
+  const y = new Float32Array(m);
+  const z = dims >= 3 ? new Float32Array(m) : null;
+  const pos = new Float32Array(3 * m);
+  for (let j = 0; j < m; j++) {
+    const r = keep[j] * dims;
+    const a = (data[r] - mid[0]) * scale;
+    const b = k > 1 ? (data[r + 1] - mid[1]) * scale : 0;
+    x[j] = a;
+    y[j] = b;
+    pos[3 * j] = a;
+    pos[3 * j + 1] = b;
+    if (z !== null) {
+      const c = (data[r + 2] - mid[2]) * scale;
+      z[j] = c;
+      pos[3 * j + 2] = c;
+    }
+  }
+  return { order: keep.slice(0, m), inv, xyz: [x, y, z], pos };
 }
 
 function hexRgb(hex: string): [number, number, number] {
@@ -145,7 +165,7 @@ export function Scatter(props: ScatterProps) {
     const gl = glRef.current;
     if (gl === null || lay === null) return;
     const was3d = gl.is3d;
-    gl.setPoints(...lay.xyz);
+    gl.setPoints(...lay.xyz, lay.pos);
     mark(`${id}:upload`);
     if (gl.n > 0 && was3d !== gl.is3d) gl.camera = gl.is3d ? { ...HOME, zoom: 0.7, yaw: 0.6, pitch: 0.35 } : { ...HOME };
   }, [lay]);

@@ -112,15 +112,19 @@ export class PointsRenderer {
     [this.bufPos, this.bufColor, this.bufSize, this.bufSel] = [buf(), buf(), buf(), buf()];
   }
 
-  /** Positions of the drawn points (normalised; z null for 2-D). */
-  setPoints(x: Float32Array, y: Float32Array, z: Float32Array | null): void {
+  /** Positions of the drawn points (normalised; z null for 2-D); `interleaved` (x, y, z per
+   * point, as built by the caller) is uploaded as is instead of being built here. */
+  setPoints(x: Float32Array, y: Float32Array, z: Float32Array | null, interleaved?: Float32Array): void {
     const gl = this.gl;
     const n = x.length;
-    const pos = new Float32Array(n * 3);
-    for (let j = 0; j < n; j++) {
-      pos[3 * j] = x[j];
-      pos[3 * j + 1] = y[j];
-      pos[3 * j + 2] = z ? z[j] : 0;
+    let pos = interleaved;
+    if (pos === undefined || pos.length !== 3 * n) {
+      pos = new Float32Array(n * 3);
+      for (let j = 0; j < n; j++) {
+        pos[3 * j] = x[j];
+        pos[3 * j + 1] = y[j];
+        pos[3 * j + 2] = z ? z[j] : 0;
+      }
     }
     gl.bindBuffer(gl.ARRAY_BUFFER, this.bufPos);
     gl.bufferData(gl.ARRAY_BUFFER, pos, gl.STATIC_DRAW);
