@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 1
+from deepscope.errors import StoreError
+
+SCHEMA_VERSION = 2  # 2: scalar_level keeps wall times
 ID_BLOCK_BITS = 24  # ids of one scalar block: nextval(scalar_block) + [0, 2**24)
 _LOCK_KEY = 0x6465_6570_7363  # pg_advisory_xact_lock key ("deepsc")
 
@@ -140,34 +142,58 @@ CREATE TABLE IF NOT EXISTS deepscope.event (
     message text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS event_run ON deepscope.event (run_id, id);
-INSERT INTO deepscope.meta (key, value) VALUES ('schema_version', '1') ON CONFLICT DO NOTHING;
+INSERT INTO deepscope.meta (key, value) VALUES ('schema_version', '2') ON CONFLICT DO NOTHING;
 """
 
 _READY: set[str] = set()  # databases (masked URL) whose schema this process has ensured
 
 
 def ensure_schema(conn: Any, key: str) -> None:
-    """Create the tables if missing (once per process and database `key`)."""
+    """Create the tables if missing (once per process and database `key`).
+
+    Many writers may start at once on an empty database: the first takes a session-level
+    advisory lock and creates everything in one transaction; the others wait for the lock,
+    then look again in a transaction begun after it (a catalog query, so they see the
+    committed tables) and skip the DDL, whose locks would deadlock with running writers.
+    """
     if key in _READY:
         return
-    row = conn.execute(
-        "SELECT value FROM deepscope.meta WHERE key = 'schema_version'"
-        if _has_meta(conn)
-        else "SELECT NULL"
-    ).fetchone()
+    version = _version(conn)
     conn.commit()
-    if row is None or row[0] is None:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-            if not _has_meta(conn):  # another process may have made it while we waited
-                for statement in _statements(DDL):  # (its DDL would lock tables in use)
-                    conn.execute(statement)
+    if version is None:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        conn.commit()
+        try:
+            version = _version(conn)  # a fresh transaction: sees what the lock holder made
+            conn.commit()
+            if version is None:
+                with conn.transaction():
+                    for statement in _statements(DDL):
+                        conn.execute(statement)
+                version = str(SCHEMA_VERSION)
+        finally:
+            conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            conn.commit()
+    if version != str(SCHEMA_VERSION):
+        raise StoreError(
+            f"the database holds deepscope store schema {version}, this deepscope uses "
+            f"{SCHEMA_VERSION} (a development version of the PostgreSQL store): copy the runs "
+            "with `deepscope migrate` from their log directories into a new database"
+        )
     _READY.add(key)
 
 
-def _has_meta(conn: Any) -> bool:
-    row = conn.execute("SELECT to_regclass('deepscope.meta') IS NOT NULL").fetchone()
-    return bool(row[0])
+def _version(conn: Any) -> str | None:
+    """The schema version in the database, None when it has no deepscope tables yet."""
+    exists = conn.execute(
+        "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = c.relnamespace WHERE n.nspname = 'deepscope' AND c.relname = 'meta'"
+    ).fetchone()
+    if exists is None:
+        return None
+    row = conn.execute("SELECT value FROM deepscope.meta WHERE key = 'schema_version'").fetchone()
+    return None if row is None else str(row[0])
 
 
 def _statements(script: str) -> list[str]:

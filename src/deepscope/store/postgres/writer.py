@@ -8,7 +8,7 @@ its own, so:
 - kill -9 loses at most one flush interval; a batch is all-or-nothing;
 - when the database goes away (restart, a dropped connection, the network), the batch goes
   to a local spill file (``DEEPSCOPE_SPILL_DIR`` or the temp dir,
-  ``deepscope-pg-<run>-<pid>.spill.jsonl``; kept in memory, bounded, if that cannot be
+  ``deepscope-pg-<run>-<pid>-<database hash>.spill.jsonl``; kept in memory, bounded, if that cannot be
   written either), the writer reconnects with exponential backoff (0.25 s to 10 s, jittered)
   and replays the spilled batches in order before new ones; a batch whose commit was cut
   off after the server had committed it is skipped on replay (its id is already there);
@@ -18,19 +18,22 @@ its own, so:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
+import re
 import socket
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from deepscope.errors import StoreError
 from deepscope.store import spill as plain_spill
-from deepscope.store.liveness import process_id
+from deepscope.store.liveness import process_id, start_time
 from deepscope.store.postgres.batch import count_points, write_batch
 from deepscope.store.postgres.schema import ensure_schema
 from deepscope.store.postgres.spill import append_batch, encode_batch, read_batches
@@ -115,6 +118,11 @@ class PostgresRunWriter(RunWriter):
                 raise
             self._enter_degraded(exc)
             self._schedule_retry()
+            return
+        try:
+            self._replay_orphans()
+        except Exception as exc:  # noqa: BLE001 - the database went away again: retried
+            self._lost(exc)
 
     def _open(self) -> None:
         self._fault("connect")
@@ -189,6 +197,7 @@ class PostgresRunWriter(RunWriter):
         try:
             if self._conn is None:
                 self._open()
+                self._replay_orphans()
             self._replay()
         except Exception as exc:
             self._lost(exc)
@@ -248,11 +257,15 @@ class PostgresRunWriter(RunWriter):
         except (psycopg.OperationalError, psycopg.InterfaceError, OSError, StoreError) as exc:
             self._tag_ids = {}
             raise _Transient(exc) from None
-        except (psycopg.Error, ValueError, TypeError, OverflowError, UnicodeError) as exc:
-            self._tag_ids = {}
+        except (psycopg.DataError, psycopg.IntegrityError, ValueError, TypeError, OverflowError,
+                UnicodeError) as exc:  # fmt: skip
+            self._tag_ids = {}  # values the database refuses: retrying cannot help
             if conn.broken or conn.closed:
                 raise _Transient(exc) from None
             raise _Poison(exc) from None
+        except psycopg.Error as exc:  # anything else (a schema problem...): keep and retry
+            self._tag_ids = {}
+            raise _Transient(exc) from None
 
     def _write_valid_pg(self, batch: Batch, exc: BaseException) -> BaseException | None:
         """A batch the database refused for its values: store every valid record, keep the
@@ -288,11 +301,21 @@ class PostgresRunWriter(RunWriter):
 
     # ---- spill and replay ---------------------------------------------------------------
     def _spill_file(self) -> Path:
-        return _spill_dir() / f"deepscope-pg-{self.name}-{os.getpid()}.spill.jsonl"
+        return _spill_dir() / f"deepscope-pg-{self.name}-{os.getpid()}-{self._db}.spill.jsonl"
+
+    @property
+    def _db(self) -> str:
+        """Which database a spill file belongs to (replayed into that one only)."""
+        parts = urlsplit(self.url)
+        where = f"{parts.username}@{parts.hostname}:{parts.port}{parts.path}?{parts.query}"
+        return hashlib.sha256(where.encode()).hexdigest()[:12]
 
     def _spill_batch(self, batch: Batch) -> None:
         n = count_points(batch[1])
         self.dropped += n
+        if self._held:  # after one batch the file could not take, keep logging order
+            self._hold(batch)
+            return
         path = self._spill_file()
         try:
             self._fault("spill")
@@ -304,6 +327,9 @@ class PostgresRunWriter(RunWriter):
                 self._spill_error_logged = True
                 log.error("deepscope: cannot write the spill file %s (%s); batches are kept "
                           "in memory until the database is back", path, exc)  # fmt: skip
+        self._hold(batch)
+
+    def _hold(self, batch: Batch) -> None:
         self._held.append(batch)
         held = sum(count_points(b[1]) for b in self._held)
         while self._held and held > self.options.max_queue:
@@ -331,6 +357,25 @@ class PostgresRunWriter(RunWriter):
         while self._held:
             self._replay_one(self._held[0])
             self._held.pop(0)
+
+    def _replay_orphans(self) -> None:
+        """Replay the spill files of this run left by processes that are gone (kill -9
+        while the database was down): their acknowledged points reach the database when
+        the run is joined again on this host. Batch ids make a second replay harmless."""
+        for path in _orphan_spills(self.name, self._db):
+            for batch in read_batches(path):
+                try:
+                    self._write_batch(batch)
+                except _Transient as exc:
+                    raise exc.cause from None
+                except _Poison as exc:
+                    self._write_valid_pg(batch, exc.cause)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            log.warning("deepscope: run '%s': replayed %s, left by a writer that is gone",
+                        self.name, path)  # fmt: skip
 
     def _replay_one(self, batch: Batch) -> None:
         try:
@@ -418,6 +463,35 @@ class _Poison(Exception):
     def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+def _orphan_spills(name: str, db: str) -> list[Path]:
+    """Spill files of run `name` of database `db` in the spill folder whose process is gone."""
+    prefix, suffix = "deepscope-pg-", ".spill.jsonl"
+    out = []
+    try:
+        entries = list(os.scandir(_spill_dir()))
+    except OSError:
+        return []
+    for e in entries:
+        if not (e.name.startswith(prefix) and e.name.endswith(suffix)):
+            continue
+        m = re.fullmatch(re.escape(name) + r"-(\d+)-" + db, e.name[len(prefix) : -len(suffix)])
+        if m is None or int(m.group(1)) == os.getpid() or _running(int(m.group(1))):
+            continue
+        out.append(Path(e.path))
+    return sorted(out, key=lambda p: p.stat().st_mtime if p.exists() else 0.0)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: it runs
+        return True
+    state = start_time(pid)
+    return state is None or state[0] not in "ZXx"  # a zombie is gone; no /proc: it runs
 
 
 def _close_quietly(conn: Any) -> None:
