@@ -59,6 +59,15 @@ export function decodeNonfinite(value: unknown): unknown {
 
 type Query = Record<string, string | number | undefined | null | (string | number)[]>;
 
+let apiPrefix = '';
+
+/** Where `api/...` URLs point: '' (relative: the page's own server, or a snapshot) or a prefix
+ * that a transport installed on `fetch` answers (the explore widget's comm channel,
+ * `entries/comm.ts`). Set once per bundle instance, before anything renders. */
+export function setApiPrefix(prefix: string): void {
+  apiPrefix = prefix;
+}
+
 /** Build "api/<path>?a=1&run=x&run=y" (relative: the app is served at the server root). */
 export function apiUrl(path: string, query: Query = {}): string {
   const params = new URLSearchParams();
@@ -68,7 +77,7 @@ export function apiUrl(path: string, query: Query = {}): string {
     else params.append(key, String(val));
   }
   const qs = params.toString();
-  return `api/${path}${qs ? `?${qs}` : ''}`;
+  return `${apiPrefix}api/${path}${qs ? `?${qs}` : ''}`;
 }
 
 export async function getJson<T>(path: string, query: Query = {}, signal?: AbortSignal): Promise<T> {

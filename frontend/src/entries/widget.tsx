@@ -4,11 +4,15 @@
 // `render` draws its panel into a shadow root on `el` (the dashboard's styles stay inside,
 // the notebook's stay out) and redraws when the trait changes. A model whose `html` trait
 // is set (`run.show()`: a whole dashboard as a report page) gets a sandboxed iframe instead:
-// its own document, scripts allowed, no access to the notebook. The function `render`
-// returns is the view's cleanup.
+// its own document, scripts allowed, no access to the notebook. A model whose `explore`
+// trait is true (`deepscope.explore` in a notebook: `ExploreWidget`) draws the live-model
+// workbench (`explore.tsx`) with its API on the widget's comm channel (`comm.ts`). The
+// function `render` returns is the view's cleanup.
 
 import { render as draw } from 'preact';
+import { connect, type CommModel } from './comm';
 import { mount, styleElement } from './embedded';
+import { ExploreView } from './explore';
 
 /** The part of anywidget's model this widget reads. */
 export interface WidgetModel {
@@ -36,6 +40,18 @@ function frame(el: HTMLElement, model: WidgetModel): () => void {
   };
 }
 
+function explore(model: WidgetModel & CommModel, root: ShadowRoot, host: HTMLElement): () => void {
+  const disconnect = connect(model, root);
+  const height = Number(model.get('height') ?? 760);
+  host.style.minHeight = `${Number.isFinite(height) ? height : 760}px`;
+  draw(<ExploreView />, host);
+  return () => {
+    draw(null, host);
+    disconnect();
+    host.remove();
+  };
+}
+
 function render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => void {
   if (typeof model.get('html') === 'string' && model.get('html') !== '') return frame(el, model);
   const root = el.shadowRoot ?? el.attachShadow({ mode: 'open' });
@@ -43,6 +59,7 @@ function render({ model, el }: { model: WidgetModel; el: HTMLElement }): () => v
   const host = el.ownerDocument.createElement('div');
   host.className = 'panel-host deepscope-widget';
   root.appendChild(host);
+  if (model.get('explore') === true) return explore(model as WidgetModel & CommModel, root, host);
   const update = () => mount(host, model.get('payload'));
   update();
   model.on('change:payload', update);

@@ -61,7 +61,20 @@ class Explorer:
             'title="deepscope workbench"></iframe></div>'
         )
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, str]:
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """The workbench as a notebook widget (`deepscope.notebook.explore_widget`: its API
+        over the widget's comm channel; a link beside it as the static fallback) when
+        anywidget is installed, else the link and an iframe of `url`."""
+        if not self._closed:
+            try:
+                from deepscope.notebook.explore_widget import ExploreWidget
+            except ImportError:
+                pass
+            else:
+                widget = self.__dict__.get("_widget")
+                if widget is None:
+                    widget = self.__dict__["_widget"] = ExploreWidget(self.url)
+                return widget._repr_mimebundle_(**kwargs)
         return {"text/html": self._repr_html_(), "text/plain": f"deepscope workbench at {self.url}"}
 
 

@@ -10,17 +10,25 @@ export function quickLayout(req: LayoutRequest): LayoutResult {
   req.nodes.forEach((node, i) => index.set(node.id, i));
   const preds: number[][] = Array.from({ length: n }, () => []);
   const succs: number[][] = Array.from({ length: n }, () => []);
+  const pairs: [number, number][] = [];
   for (const e of req.edges) {
-    let a = index.get(e.src);
-    let b = index.get(e.dst);
-    if (a === undefined || b === undefined || a === b) continue;
-    if (a > b) [a, b] = [b, a];
+    const a = index.get(e.src);
+    const b = index.get(e.dst);
+    if (a !== undefined && b !== undefined && a !== b) pairs.push([a, b]);
+  }
+  // A level lists groups and ops in model order, which need not follow the edges (a group
+  // may come before the op that feeds it): rank by a topological order of the edges, and
+  // reverse only the edges that close a cycle.
+  const rank = topoRank(n, pairs);
+  for (let [a, b] of pairs) {
+    if (rank[a] > rank[b]) [a, b] = [b, a];
     preds[b].push(a);
     succs[a].push(b);
   }
-  // Model order is (nearly) topological; after the reversal above it is exactly topological.
   const layer = new Array<number>(n).fill(0);
-  for (let v = 0; v < n; v++) {
+  const byRank = new Array<number>(n);
+  for (let v = 0; v < n; v++) byRank[rank[v]] = v;
+  for (const v of byRank) {
     const c = req.nodes[v].constraint;
     if (c === 'FIRST') continue;
     let l = 0;
@@ -75,4 +83,36 @@ export function quickLayout(req: LayoutRequest): LayoutResult {
     return [x[a] + na.w / 2, y[a] + na.h, x[b] + nb.w / 2, y[b]];
   });
   return { width, height: top - LAYER_GAP + LEVEL_PAD, x, y, edges };
+}
+
+/** Each node's position in a topological order of `edges` (Kahn's, O(nodes + edges)); when
+ * only cycles are left, the first unplaced node in model order goes next. */
+function topoRank(n: number, edges: [number, number][]): number[] {
+  const indeg = new Array<number>(n).fill(0);
+  const out: number[][] = Array.from({ length: n }, () => []);
+  for (const [a, b] of edges) {
+    out[a].push(b);
+    indeg[b] += 1;
+  }
+  const rank = new Array<number>(n).fill(-1);
+  const queue: number[] = [];
+  for (let v = 0; v < n; v++) if (indeg[v] === 0) queue.push(v);
+  let head = 0;
+  let next = 0;
+  let scan = 0;
+  while (next < n) {
+    if (head === queue.length) {
+      while (rank[scan] !== -1) scan += 1;
+      indeg[scan] = 0;
+      queue.push(scan);
+    }
+    const v = queue[head++];
+    if (rank[v] !== -1) continue;
+    rank[v] = next++;
+    for (const w of out[v]) {
+      indeg[w] -= 1;
+      if (indeg[w] === 0 && rank[w] === -1) queue.push(w);
+    }
+  }
+  return rank;
 }
