@@ -170,18 +170,6 @@ START_TOGETHER = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race; it showed in every run here since 624db69, but need not
-    reason="store/postgres/schema.py ensure_schema: the re-check under the advisory lock "
-    "(_has_meta, to_regclass) still misses the tables another writer committed meanwhile: "
-    "the waiting transaction began before that commit and to_regclass reads the catalog "
-    "cache, whose negative entry is not invalidated by an advisory-lock wait. The writer "
-    "then runs the DDL again; CREATE INDEX IF NOT EXISTS scalar_nonfinite takes a ShareLock "
-    "while running writers insert and heartbeat: 'deadlock detected' (server log), the "
-    "writer spills and warns. Fix: re-check with a real query (SELECT FROM pg_class JOIN "
-    "pg_namespace, or the meta row) in a transaction begun after the lock is held, e.g. "
-    "session-level pg_advisory_lock, then BEGIN; or retry SQLSTATE 40P01.",
-)
 def test_writers_starting_together_on_a_fresh_database_all_connect(
     pg_cluster: Any, tmp_path: Path
 ) -> None:
@@ -443,13 +431,6 @@ ORDER_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store/postgres/writer.py _spill_batch: a batch the spill file cannot take goes to "
-    "the in-memory reserve (_held) but later, smaller batches still go to the file, and "
-    "_replay writes the file before _held: batches land out of logging order. Fix: once "
-    "_held is non-empty, hold every later batch too (or replay in one ordered sequence).",
-)
 def test_batches_replay_in_logging_order_when_one_did_not_fit_the_spill_file(
     pg_cluster: Any, pg_fresh_url: str, tmp_path: Path
 ) -> None:
@@ -493,15 +474,6 @@ ORPHAN_CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store/postgres/writer.py: a spill file is named after its process "
-    "(deepscope-pg-<run>-<pid>.spill.jsonl) and only that process replays it; after kill -9 "
-    "while the database was down, points acknowledged by a returned flush() stay in the file "
-    "and never reach the database, not even when the run is joined again on the same host. "
-    "Fix: a writer that opens a run replays (under an advisory lock, batch ids make it safe) "
-    "the spill files of that run whose process is gone (store/liveness.py tells).",
-)
 def test_points_spilled_by_a_killed_writer_reach_the_database_when_the_run_is_joined(
     pg_cluster: Any, pg_fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

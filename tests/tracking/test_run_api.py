@@ -241,19 +241,16 @@ def test_cuda_tensors_are_read_in_the_writer_without_a_sync(
     assert r.scalars("scale")[0].value == 1.0 and r.scalars("side")[0].value == 4.0
 
 
-def test_run_log_costs_a_few_microseconds_in_the_training_thread(tmp_path: Path) -> None:
+def test_run_log_from_the_training_thread_keeps_every_call(tmp_path: Path) -> None:
+    # Its cost per call (a few microseconds) is measured in benchmarks/store_bench.py,
+    # not here: tests do not time things.
     run = deepscope.init(logdir=tmp_path, flush_interval=0.5)
     n = 20_000
-    best = math.inf
     for _ in range(5):
-        t = time.perf_counter()
         for _ in range(n):
             run.log({"loss": 0.5})
-        best = min(best, (time.perf_counter() - t) / n)
         run.flush()
     run.finish()
-    print(f"run.log: {best * 1e6:.2f} us per call")
-    assert best < 15e-6  # ~3 us on a quiet core; generous for loaded CI machines
     assert _reader(run).tags()[0].count == 5 * n
 
 
