@@ -292,14 +292,6 @@ class Events(TypedDict):
     events: list[EventRow]
 
 
-class AttributionRow(TypedDict):
-    id: int
-    tag: str
-    step: int
-    wallTime: float
-    meta: dict[str, Any]
-    url: str
-    inputId: int | None
 class OverlaySeries(TypedDict):
     name: str
     label: str
@@ -337,6 +329,14 @@ class OverlayValues(TypedDict):
     values: dict[str, float | NonFinite | None]
 
 
+class AttributionRow(TypedDict):
+    id: int
+    tag: str
+    step: int
+    wallTime: float
+    meta: dict[str, Any]
+    url: str
+    inputId: int | None
     inputUrl: str | None
 
 
@@ -374,6 +374,8 @@ JSON_ROUTES: dict[str, Any] = {
     "/api/graph/level": GraphLevel,
     "/api/graph/search": GraphSearch,
     "/api/events": Events,
+    "/api/overlays": Overlays,
+    "/api/overlays/values": OverlayValues,
     "/api/attributions": Attributions,
     "/api/views": ViewKinds,
     "/api/model/weights": ModelWeightsNode,
@@ -382,8 +384,6 @@ JSON_ROUTES: dict[str, Any] = {
     "/api/projector/columns": ProjectorColumns,
     "/api/projector/project": ProjectorJob,
     "/api/projector/cancel": ProjectorCancel,
-    "/api/overlays": Overlays,
-    "/api/overlays/values": OverlayValues,
     "/api/projector/neighbors": ProjectorNeighbors,
     "/api/workbench": WorkbenchInfo,
     "/api/workbench/tabs": WorkbenchTabs,
