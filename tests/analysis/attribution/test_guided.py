@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import Trained
 from torch import nn
 
+from conftest import Trained
 from deepscope.analysis.attribution import METHODS, Saliency, attribute
 from deepscope.analysis.attribution.guided_backprop import relu_override
 

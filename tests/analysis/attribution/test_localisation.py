@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import PATCH, PatchData, Trained
 
+from conftest import PATCH, PatchData, Trained
 from deepscope.analysis.attribution import GradCAM, Saliency, attribute, smooth
 from deepscope.analysis.attribution.metrics import (
     deletion_auc,
