@@ -159,7 +159,7 @@ def graph_figures(launch_kwargs: dict[str, Any]) -> dict[str, Any]:
                     page.wait_for_selector('[data-testid="tab-graph"]')
                     open_warm = open_graph()
                     page.wait_for_function(
-                        "document.querySelector('[data-testid=graph-explorer]').dataset.busy"
+                        "() => document.querySelector('[data-testid=graph-explorer]').dataset.busy"
                         " === 'false'"
                     )
                     stage_ms = page.evaluate(
@@ -183,7 +183,7 @@ def graph_figures(launch_kwargs: dict[str, Any]) -> dict[str, Any]:
                             sel,
                         )
                         page.wait_for_function(
-                            f"document.querySelector('{sel}')?.dataset.expanded === undefined"
+                            f"() => document.querySelector('{sel}')?.dataset.expanded === undefined"
                         )
                     fetches = page.evaluate(LEVEL_FETCHES_JS)
                     hovered: list[float] = []
@@ -203,7 +203,7 @@ def graph_figures(launch_kwargs: dict[str, Any]) -> dict[str, Any]:
                             sel,
                         )
                         page.wait_for_function(
-                            f"document.querySelector('{sel}')?.dataset.expanded === undefined"
+                            f"() => document.querySelector('{sel}')?.dataset.expanded === undefined"
                         )
                     layout_calls = page.get_by_test_id("graph-explorer").get_attribute(
                         "data-layout-elk"

@@ -126,7 +126,7 @@ def open_graph(page: Any, url: str, run: str) -> None:
     open_tab(page, url, "graph", [run])
     page.wait_for_selector('[data-testid="graph-node"]')
     page.wait_for_function(
-        "document.querySelector('[data-testid=graph-explorer]').dataset.busy === 'false'"
+        "() => document.querySelector('[data-testid=graph-explorer]').dataset.busy === 'false'"
     )
 
 
@@ -226,7 +226,7 @@ def test_clicking_the_event_selects_its_node_in_the_graph(
     node = page.locator('[data-testid="graph-node"][data-node-id="classifier_3"]')
     node.wait_for()
     page.wait_for_function(
-        "document.querySelector('[data-node-id=classifier_3]')?.classList.contains('gx-selected')"
+        "() => document.querySelector('[data-node-id=classifier_3]')?.classList.contains('gx-selected')"
     )
     # centred: the node's middle lies near the middle of the canvas
     canvas = page.get_by_test_id("graph-canvas").bounding_box()
@@ -247,7 +247,9 @@ def test_clicking_the_event_selects_its_node_in_the_graph(
     ), layers
     screenshot(page, "events-filtered-by-layer")
     page.get_by_test_id("layer-filter-clear").click()
-    page.wait_for_function("document.querySelector('[data-testid=layer-filter-chip]') === null")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=layer-filter-chip]') === null"
+    )
     assert page.locator('[data-testid="event-row"]').count() > len(layers)
     assert page_log.errors == []
 
@@ -286,7 +288,9 @@ def test_graph_selection_filters_histograms(
     page.get_by_test_id("tab-histograms").click()
     page.get_by_test_id("layer-filter-chip").wait_for()
     page.get_by_test_id("layer-filter-clear").click()
-    page.wait_for_function("document.querySelectorAll('[data-testid=histogram-chart]').length > 4")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=histogram-chart]').length > 4"
+    )
     # the pointer resting on a chart marks its layer in the graph (the tab is switched
     # without moving the pointer, as a keyboard user would)
     page.locator('[data-testid="histogram-chart"][data-tag="weights/2.weight"]').hover()

@@ -121,7 +121,7 @@ def _open(page: Any, url: str, run: str) -> None:
 
 def _settle(page: Any) -> None:
     page.wait_for_function(
-        "document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
+        "() => document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
     )
 
 
@@ -303,7 +303,7 @@ def test_five_thousand_node_level_stays_usable(graph_server: str, page: Any, pag
     for _ in range(12):
         page.mouse.wheel(0, -400)
     page.wait_for_function(
-        f"+document.querySelector('[data-testid=graph-canvas]').dataset.renderedNodes < {FLAT_OPS}"
+        f"() => +document.querySelector('[data-testid=graph-canvas]').dataset.renderedNodes < {FLAT_OPS}"
     )
     shown = int(canvas.get_attribute("data-rendered-nodes"))
     assert 0 < shown < FLAT_OPS

@@ -135,10 +135,10 @@ def test_heatmap_signs_filters_table_and_step_slider(
     # the step slider: step 0 has the weights before they were doubled
     page.get_by_test_id("weights-step").fill("0")
     page.wait_for_function(
-        "document.querySelector('[data-testid=weights-step-value]')?.innerText.startsWith('0')"
+        "() => document.querySelector('[data-testid=weights-step-value]')?.innerText.startsWith('0')"
     )
     page.wait_for_function(
-        "document.querySelector('[data-testid=weights-colorbar]')?.innerText.includes('-1')"
+        "() => document.querySelector('[data-testid=weights-colorbar]')?.innerText.includes('-1')"
     )
     # first-layer filters: 6 crisp tiles of at least 48 px, all different
     page.locator('[data-testid="weights-row"][data-tensor="conv.weight"]').click()
@@ -168,7 +168,7 @@ def _open_graph(page: Any, url: str) -> None:
     page.goto(url)
     page.wait_for_selector('[data-testid="panel-graph"] [data-testid="graph-node"]')
     page.wait_for_function(
-        "document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
+        "() => document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
     )
 
 
@@ -194,7 +194,7 @@ def test_graph_inspector_and_colour_by_norm(
     before = _fills(page)
     page.get_by_test_id("graph-color").select_option("wt:norm")
     page.wait_for_function(
-        "document.querySelector('[data-testid=graph-legend]')?.innerText.includes('norm')"
+        "() => document.querySelector('[data-testid=graph-legend]')?.innerText.includes('norm')"
     )
     after = _fills(page)
     fc = next(i for i in ids if "fc" in i)
@@ -233,7 +233,7 @@ def test_view_model_inspector_and_diff_view(
     _open_graph(page, f"{servers['diff']}/#/graph")
     page.get_by_test_id("graph-color").select_option("wt:reldelta")
     page.wait_for_function(
-        "document.querySelector('[data-testid=graph-legend]')?.innerText.includes('relative')"
+        "() => document.querySelector('[data-testid=graph-legend]')?.innerText.includes('relative')"
     )
     fills = _fills(page)
     assert fills["ns:fc"] != fills["ns:conv"]
