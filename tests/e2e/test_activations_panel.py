@@ -127,8 +127,8 @@ def test_click_opens_the_channel_full_size_with_values_on_hover(
     assert box["width"] >= 300
     want = acts["0"][0, 2].numpy()
     r, c = 3, 5
-    page.mouse.move(
-        box["x"] + (c + 0.5) * box["width"] / 8, box["y"] + (r + 0.5) * box["height"] / 8
+    canvas.hover(  # positioned when the canvas is stable, scrolled into view
+        position={"x": (c + 0.5) * box["width"] / 8, "y": (r + 0.5) * box["height"] / 8}
     )
     page.wait_for_function(  # the hover label updates on the next render
         "() => document.querySelector('[data-testid=act-value]').textContent.includes(' = ')"
@@ -205,8 +205,9 @@ def test_float16_maps_decode_to_the_same_colours(
         pixels = _canvas(page, '[data-testid="act-tile"] canvas', k).astype(int)
         assert np.abs(pixels - _viridis(want[k], lo, hi)).max() <= 6
     page.locator('[data-testid="act-tile"]').nth(1).click()
-    box = page.locator('[data-testid="act-detail-canvas"][data-painted]').bounding_box()
-    page.mouse.move(box["x"] + 0.5 * box["width"] / 8, box["y"] + 0.5 * box["height"] / 8)
+    canvas = page.locator('[data-testid="act-detail-canvas"][data-painted]')
+    box = canvas.bounding_box()
+    canvas.hover(position={"x": 0.5 * box["width"] / 8, "y": 0.5 * box["height"] / 8})
     page.wait_for_function(  # the hover label updates on the next render
         "() => document.querySelector('[data-testid=act-value]').textContent.includes(' = ')"
     )

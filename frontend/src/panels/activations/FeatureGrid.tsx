@@ -81,18 +81,20 @@ function Tile(props: {
 function Detail(props: { slice: Slice; k: number; lo: number; hi: number; cmap: CmapName; onClose: () => void }) {
   const { slice, k, lo, hi, cmap, onClose } = props;
   const ref = useRef<HTMLCanvasElement>(null);
-  const [hover, setHover] = useState<{ r: number; c: number; v: number } | null>(null);
+  // the pointer's cell, not its value: a re-render with a new slice object (a poll, a
+  // float16 decode) keeps the label, and the value is always read from the slice shown
+  const [hover, setHover] = useState<{ r: number; c: number } | null>(null);
   useEffect(() => {
     if (ref.current) paint(ref.current, slice, lo, hi, cmap);
-    setHover(null);
   }, [slice, lo, hi, cmap]);
+  const shown = hover && hover.r < slice.rows && hover.c < slice.cols ? hover : null;
   const scale = upscale(slice.rows, slice.cols, DETAIL_PX);
   const onMove = (e: MouseEvent) => {
     const rect = (e.currentTarget as HTMLCanvasElement).getBoundingClientRect();
     const c = Math.floor(((e.clientX - rect.left) / rect.width) * slice.cols);
     const r = Math.floor(((e.clientY - rect.top) / rect.height) * slice.rows);
     if (r < 0 || c < 0 || r >= slice.rows || c >= slice.cols) setHover(null);
-    else setHover({ r, c, v: sliceValue(slice, r, c) });
+    else if (!hover || hover.r !== r || hover.c !== c) setHover({ r, c });
   };
   return (
     <div class="act-detail" data-testid="act-detail" data-channel={k}>
@@ -102,7 +104,7 @@ function Detail(props: { slice: Slice; k: number; lo: number; hi: number; cmap: 
           {slice.rows}×{slice.cols}
         </span>
         <span class="num" data-testid="act-value">
-          {hover ? `(${hover.r}, ${hover.c}) = ${fmt(hover.v)}` : 'hover for values'}
+          {shown ? `(${shown.r}, ${shown.c}) = ${fmt(sliceValue(slice, shown.r, shown.c))}` : 'hover for values'}
         </span>
         <button type="button" class="link" onClick={onClose}>
           close
