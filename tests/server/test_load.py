@@ -189,3 +189,34 @@ def test_D8_settings_reach_uvicorn() -> None:
     assert isinstance(protocol, type) and issubclass(protocol, HeadTimeoutH11Protocol)
     assert protocol.header_timeout == 3.0 and server.config.timeout_keep_alive == 2
     assert server.config.limit_concurrency == 512
+
+
+@pytest.fixture()
+def slow_body_server(many_runs: Path) -> Iterator[RunningServer]:
+    running = start_in_thread(Settings(logdir=many_runs, body_timeout=1.0))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_D8_slow_request_body_gets_408_and_is_closed(slow_body_server: RunningServer) -> None:
+    host, port = slow_body_server.url.split("//", 1)[1].rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    head = (
+        f"POST /api/projector/project HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    )
+    sock.sendall(head.encode() + b'{"run": ')  # and the other 192 bytes never come
+    answer = _read_until(sock, b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+    assert _closed_within(sock, 5)
+    sock.close()
+    with httpx.Client(base_url=slow_body_server.url, timeout=5) as client:  # others served
+        assert client.get("/api/health").status_code == 200
+
+
+def test_D8_a_whole_body_in_time_is_not_cut(slow_body_server: RunningServer) -> None:
+    with httpx.Client(base_url=slow_body_server.url, timeout=10) as client:
+        got = client.post("/api/projector/project", content=b"{not json")
+    assert got.status_code == 400, got.text  # the handler read the body and judged it

@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> Starlette:
         allowed_hosts=settings.hosts(),
         max_body=settings.max_body,
         max_query=settings.max_query,
+        body_timeout=settings.body_timeout,
     )
     app = Starlette(
         routes=route_list,

@@ -15,6 +15,7 @@ In order, for every HTTP request:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Iterable
 from http.cookies import SimpleCookie
@@ -27,7 +28,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deepscope.server.responses import error_response, exception_response
 
-__all__ = ["COOKIE", "BodyTooLarge", "CSP", "SECURITY_HEADERS", "SecurityMiddleware", "host_name"]
+__all__ = [
+    "COOKIE",
+    "BodyTimeout",
+    "BodyTooLarge",
+    "CSP",
+    "SECURITY_HEADERS",
+    "SecurityMiddleware",
+    "host_name",
+]
 
 COOKIE = "deepscope_token"
 CSP = (
@@ -52,6 +61,14 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"request body over {limit} bytes is refused")
+
+
+class BodyTimeout(HTTPException):
+    """Raised from `receive` when a request body has not fully arrived within its deadline
+    (a slow-body client holding a connection and a handler; docs/threats.md D8)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(408, f"request body not received within {seconds:g} s")
 
 
 def host_name(host_header: str) -> str:
@@ -112,8 +129,10 @@ class SecurityMiddleware:
         allowed_hosts: Iterable[str],
         max_body: int,
         max_query: int,
+        body_timeout: float = 10.0,
     ) -> None:
         self.app = app
+        self.body_timeout = body_timeout
         self.token = token
         self.allowed_hosts = frozenset(h.lower() for h in allowed_hosts)
         self.max_body = max_body
@@ -149,6 +168,9 @@ class SecurityMiddleware:
         except BodyTooLarge:
             if not started:
                 await self._too_large()(scope, receive, send_secure)
+        except BodyTimeout as exc:
+            if not started:
+                await error_response(408, "RequestTimeout", exc.detail)(scope, receive, send_secure)
         except Exception as exc:  # noqa: BLE001 - last line: no stack trace to the client
             if not started:
                 await exception_response(exc)(scope, receive, send_secure)
@@ -203,16 +225,34 @@ class SecurityMiddleware:
         return response
 
     def _capped(self, receive: Receive) -> Receive:
+        """`receive` with the body capped at `max_body` bytes and due, whole, within
+        `body_timeout` seconds of the first read (an absolute deadline: trickling does not
+        extend it). Once the body is complete, later reads (an SSE handler waiting for the
+        disconnect) are not bounded."""
         seen = 0
         limit = self.max_body
+        timeout = self.body_timeout
+        deadline: float | None = None
+        body_done = False
 
         async def capped() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, body_done
+            if body_done:
+                return await receive()
+            loop = asyncio.get_running_loop()
+            if deadline is None:
+                deadline = loop.time() + timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise BodyTimeout(timeout) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise BodyTooLarge(limit)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         return capped

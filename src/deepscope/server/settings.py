@@ -57,6 +57,8 @@ class Settings:
             the thread still holds its run's slot until it ends.
         read_threads: worker threads for run reads (apart from other sync routes).
         header_timeout: seconds a connection has to send a whole request head (slowloris).
+        body_timeout: seconds a request has, from its first read, to deliver its whole
+            body (408 after; a slow body would otherwise hold a handler).
         keep_alive: seconds an idle keep-alive connection stays open.
         max_connections: open connections (and tasks) past which uvicorn answers 503.
     """
@@ -80,6 +82,7 @@ class Settings:
     request_deadline: float = 60.0
     read_threads: int = 32
     header_timeout: float = 10.0
+    body_timeout: float = 10.0
     keep_alive: float = 5.0
     max_connections: int = 512
 
