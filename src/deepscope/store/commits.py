@@ -100,7 +100,12 @@ class WriterIO:
         conn = connect_writer(self.db_path, durability=self.options.durability)
         try:
             self._session_id = start_session(
-                conn, self.name, self._config_json, self._session_id, self._parent_session
+                conn,
+                self.name,
+                self._config_json,
+                self._session_id,
+                self._parent_session,
+                created=self.options.created,
             )
         except BaseException:
             conn.close()

@@ -24,6 +24,7 @@ class WriterOptions:
     queue_timeout: float = 30.0  # ... for at most this long, then drops (counted)
     heartbeat_interval: float = 5.0
     checkpoint_bytes: int = 8 * 1024 * 1024  # TRUNCATE-checkpoint when the WAL grows past it
+    created: float | None = None  # the run's creation time if this writer creates it (migrate)
 
     def __post_init__(self) -> None:
         if self.durability not in ("normal", "full"):
@@ -32,6 +33,8 @@ class WriterOptions:
             raise ValueError(
                 f"flush_interval must be a positive number of seconds, not {self.flush_interval!r}"
             )
+        if self.created is not None and not math.isfinite(self.created):
+            raise ValueError(f"created must be a finite unix time, not {self.created!r}")
 
 
 def bump(conn: sqlite3.Connection) -> None:
@@ -45,15 +48,18 @@ def start_session(
     config_json: str,
     session_id: int | None,
     parent_session: int | None,
+    *,
+    created: float | None = None,
 ) -> int:
-    """Create the run row if missing, and this process's session row unless `session_id`
-    is already this process's; returns the session id. One write transaction."""
+    """Create the run row if missing (created at `created`, default now), and this
+    process's session row unless `session_id` is already this process's; returns the
+    session id. One write transaction."""
     now = time.time()
     with immediate(conn):
         conn.execute(
             "INSERT OR IGNORE INTO run (id, name, created, config, schema_version) "
             "VALUES (1, ?, ?, ?, (SELECT MAX(version) FROM migration))",
-            (name, now, config_json),
+            (name, now if created is None else created, config_json),
         )
         if config_json != "{}":
             conn.execute("UPDATE run SET config = ? WHERE id = 1 AND config = '{}'", (config_json,))

@@ -141,11 +141,12 @@ class PostgresRunWriter(RunWriter):
 
     def _start_session(self, conn: Any) -> tuple[int, int]:
         now = time.time()
+        created = now if self.options.created is None else self.options.created
         with conn.transaction():
             conn.execute(
                 "INSERT INTO deepscope.run (name, created, config) VALUES (%s, %s, %s)"
                 " ON CONFLICT (name) DO NOTHING",
-                (self.name, now, self._config_json),
+                (self.name, created, self._config_json),
             )
             if self._config_json != "{}":
                 conn.execute(
