@@ -139,9 +139,10 @@ def test_keras_callback_logs_epochs_and_weight_histograms(tmp_path: Path) -> Non
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 4)).astype("float32")
     y = x.sum(1, keepdims=True)
-    model = keras.Sequential(
-        [keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)]
+    inner = keras.Sequential(
+        [keras.layers.Dense(8, activation="relu", name="hidden")], name="block"
     )
+    model = keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(1, name="out")])
     model.compile(optimizer="sgd", loss="mse")
     model.fit(
         x, y, epochs=3, batch_size=16, verbose=0, callbacks=[DeepscopeCallback(str(tmp_path))]
@@ -149,10 +150,17 @@ def test_keras_callback_logs_epochs_and_weight_histograms(tmp_path: Path) -> Non
     reader, info = _only_run(tmp_path)
     assert info.status == "finished"
     assert [p.step for p in reader.scalars("epoch/loss")] == [0, 1, 2]
-    kernel = model.layers[0].kernel.numpy()
-    hist = reader.histograms(f"weights/{model.layers[0].kernel.path}")[-1]
+    kernel = inner.layers[0].kernel.numpy()
+    hist = reader.histograms("weights/block.hidden.kernel")[-1]
     assert hist.count == kernel.size
     assert hist.max == pytest.approx(float(kernel.max()), rel=1e-6)
+    # the names Run.watch and the graph use for the same weights (torch backend)
+    from deepscope.sources._module_tree import named_parameters
+
+    want = {f"weights/{n}" for n, _ in named_parameters(model)}
+    assert want == {"weights/block.hidden.kernel", "weights/block.hidden.bias",
+                    "weights/out.kernel", "weights/out.bias"}  # fmt: skip
+    assert {t.tag for t in reader.tags() if t.tag.startswith("weights/")} == want
 
 
 def test_keras_callback_logs_the_graph_of_a_cnn_on_train_begin(tmp_path: Path) -> None:
@@ -189,3 +197,6 @@ def test_keras_callback_logs_the_graph_of_a_cnn_on_train_begin(tmp_path: Path) -
     assert g.groups["conv2d"].params == 40 and g.groups[""].params == model.count_params()
     # watch_every=1: both batches of the epoch are watched under the Keras layer names
     assert [h.step for h in reader.histograms("grads/conv2d.kernel")] == [0, 1]
+    # the watch logs the weights at batch steps; the callback's per-epoch copy is not added
+    assert [h.step for h in reader.histograms("weights/conv2d.kernel")] == [0, 1]
+    assert not [t.tag for t in reader.tags() if t.tag.startswith("weights/sequential")]

@@ -39,10 +39,39 @@ def example_inputs(model: Any) -> Any:
     return zeros[0] if len(zeros) == 1 else (zeros,)
 
 
+def weight_names(model: Any) -> list[tuple[str, Any]]:
+    """``(name, variable)`` for every weight of `model` once, named as `Run.watch` and the
+    graph name them: ``<layer path>.<variable name>`` (``conv2d.kernel``,
+    ``block.dense_1.bias``), on any Keras backend."""
+    out: list[tuple[str, Any]] = []
+    seen: set[int] = set()
+    stack: list[tuple[str, Any]] = [("", model)]
+    while stack:
+        path, layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        for v in [*layer._trainable_variables, *layer._non_trainable_variables]:
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append((f"{path}.{v.name}" if path else str(v.name), v))
+        kids = [
+            (f"{path}.{k.name}" if path else str(k.name), k)
+            for k in layer._flatten_layers(include_self=False, recursive=False)
+            if type(k).__name__ != "InputLayer"
+        ]
+        stack.extend(reversed(kids))
+    return out
+
+
 class DeepscopeCallback(keras.callbacks.Callback):  # type: ignore[misc]
     """Logs batch and epoch metrics, per-epoch histograms of every weight, the graph when
     training begins (torch backend, `graph=True`), and with `watch_every` (torch backend)
-    watches the model (`Run.watch`) every `watch_every` training batches."""
+    watches the model (`Run.watch`) every `watch_every` training batches.
+
+    Weight histograms are tagged ``weights/<layer path>.<variable>`` (``weights/conv2d.kernel``),
+    the names `Run.watch` and the graph use; while the model is watched, the watch logs them
+    (at batch steps) and the per-epoch ones are not logged."""
 
     def __init__(
         self,
@@ -59,16 +88,18 @@ class DeepscopeCallback(keras.callbacks.Callback):  # type: ignore[misc]
         self.graph, self.watch_every = graph, watch_every
         self.run: Run | None = None
         self._batch = 0
+        self._watched = False
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.run = init(logdir=self.logdir, name=self.name)
-        self._batch = 0
+        self._batch, self._watched = 0, False
         if self.model is None or keras.backend.backend() != "torch":
             return
         if self.graph:
             self._log_graph()
         if self.watch_every:
             self.run.watch(self.model, every=self.watch_every)
+            self._watched = True
 
     def _log_graph(self) -> None:
         assert self.run is not None
@@ -96,10 +127,10 @@ class DeepscopeCallback(keras.callbacks.Callback):  # type: ignore[misc]
             return
         if logs:
             self.run.log({f"epoch/{k}": float(v) for k, v in logs.items()}, step=epoch)
-        if self.histograms and self.model is not None:
-            for w in self.model.weights:
+        if self.histograms and self.model is not None and not self._watched:
+            for name, w in weight_names(self.model):
                 values = np.asarray(keras.ops.convert_to_numpy(w.value))
-                self.run.log_histogram(f"weights/{w.path}", values, step=epoch)
+                self.run.log_histogram(f"weights/{name}", values, step=epoch)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.run is not None:
