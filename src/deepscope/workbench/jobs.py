@@ -9,7 +9,12 @@ blocks the ``fast`` one, and two views never run hooks on one model at once.
   already queued or running (one computation per key; every caller waits on it), or
   queues a new one.
 - Every caller `release()`s its job when it stops waiting (its client went away); a job
-  whose callers all left before it started is dropped, never computed.
+  whose callers all left before it started is dropped, never computed. A *running* job
+  whose callers all left is asked to stop: it leaves the single-flight table at once (the
+  next identical request queues a fresh computation) and raises `Cancelled` at its next
+  checkpoint (`checkpoint()`, called by every `progress` report and, in the workbench, by a
+  forward pre-hook on every module: between layers, batches and attribution steps). It
+  ends ``cancelled`` and is never cached, even if it finished before reaching a checkpoint.
 - A finished result is kept in an LRU cache bounded by bytes; errors are not cached.
 
 Example:
@@ -30,9 +35,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Job", "Outcome", "Scheduler"]
+__all__ = ["Cancelled", "Job", "Outcome", "Scheduler", "checkpoint"]
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "error", "cancelled"
+
+_current = threading.local()  # .job: the job this worker thread is computing
+
+
+class Cancelled(Exception):  # noqa: N818 - a state, not a failure
+    """Raised at a checkpoint of a running job that every caller left."""
+
+
+def checkpoint() -> None:
+    """Raise `Cancelled` when the job computing on this thread was asked to stop; a no-op
+    on any other thread (the user's own calls of a hooked model)."""
+    job: Job | None = getattr(_current, "job", None)
+    if job is not None and job.stop_requested.is_set():
+        raise Cancelled(f"{job.label}: every request for it went away")
 
 
 @dataclass
@@ -74,6 +93,7 @@ class Job:
         self.result: Outcome | None = None
         self.error: str | None = None
         self.error_type = ""
+        self.stop_requested = threading.Event()  # every caller left while it ran
         self._event = threading.Event()
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
@@ -140,6 +160,8 @@ class Scheduler:
         self._held = 0
         self.computed = 0  # computations started (tests: one per key)
         self.skipped = 0  # queued jobs dropped because every caller left
+        self.cancelled = 0  # running jobs stopped because every caller left
+        self._stopping: dict[int, Job] = {}  # asked to stop, not yet at a checkpoint
         self._threads = [
             threading.Thread(target=self._work, args=(lane,), name=f"deepscope-{lane}", daemon=True)
             for lane in contexts
@@ -174,12 +196,15 @@ class Scheduler:
     def jobs(self) -> list[dict[str, Any]]:
         """Status of every queued or running job, oldest first, with its queue position."""
         with self._lock:
-            jobs = sorted(self._inflight.values(), key=lambda j: j.created)
+            live = [*self._inflight.values(), *self._stopping.values()]
+            jobs = sorted(live, key=lambda j: j.created)
         out = []
         ahead: dict[str, int] = {}
         for job in jobs:
             row = job.status()
-            if job.state == QUEUED:
+            if job.stop_requested.is_set():
+                row["state"] = "cancelling"
+            elif job.state == QUEUED:
                 row["position"] = ahead.get(job.lane, 0)
             ahead[job.lane] = ahead.get(job.lane, 0) + 1
             out.append(row)
@@ -189,10 +214,15 @@ class Scheduler:
         cancel = False
         with self._lock:
             job.waiters = max(0, job.waiters - 1)
-            if job.waiters == 0 and job.state == QUEUED and self._inflight.get(job.key) is job:
+            mine = self._inflight.get(job.key) is job
+            if job.waiters == 0 and mine and job.state == QUEUED:
                 del self._inflight[job.key]
                 job.state = CANCELLED
                 cancel = True
+            elif job.waiters == 0 and mine and job.state == RUNNING:
+                del self._inflight[job.key]  # a new request for the key computes afresh
+                self._stopping[id(job)] = job
+                job.stop_requested.set()
         if cancel:
             job._finish(CANCELLED)
 
@@ -213,17 +243,28 @@ class Scheduler:
 
             def progress(fraction: float | None, note: str, job: Job = job) -> None:
                 job.progress, job.note = fraction, note
+                checkpoint()
 
+            _current.job = job
             try:
                 job.result = job.fn(ctx, progress)
                 state = DONE
+            except Cancelled:
+                state = CANCELLED
             except Exception as exc:  # noqa: BLE001 - the error is the view's answer
                 job.error = str(exc) or type(exc).__name__
                 job.error_type = type(exc).__name__
                 state = FAILED
+            finally:
+                _current.job = None
             with self._lock:
                 if self._inflight.get(job.key) is job:
                     del self._inflight[job.key]
+                self._stopping.pop(id(job), None)
+                if job.stop_requested.is_set():  # every caller left: never a cached answer
+                    state, job.result, job.error = CANCELLED, None, None
+                if state == CANCELLED:
+                    self.cancelled += 1
                 if state == DONE and job.result is not None:
                     self._cache[job.key] = job
                     self._held += job.result.nbytes

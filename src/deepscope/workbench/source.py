@@ -4,6 +4,10 @@ It owns the `Scheduler` with two lanes: ``fast`` (the user's own model: feature 
 gradients, Grad-CAM, saliency, attention, predictions) and ``slow`` (a deep copy of the
 model, made on the first slow view: the unit table over every input), so the slow view
 never holds up a click. Request keys are ``view|node|input|target``.
+
+While a view computes, every module of its lane's model carries a forward pre-hook that
+calls `deepscope.workbench.jobs.checkpoint`, so a view whose requests all went away stops
+before the next layer runs (each attribution step and each batch is a forward pass).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import copy
 import io
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -19,12 +25,27 @@ from torch import nn
 
 from deepscope.errors import DeepscopeError
 from deepscope.graph.ir import Graph
-from deepscope.workbench.jobs import Job, Outcome, Progress, Scheduler
+from deepscope.workbench.jobs import Job, Outcome, Progress, Scheduler, checkpoint
 from deepscope.workbench.live import ATTENTION_TYPES, VIEWS, LiveModel, NodeMap
 
 __all__ = ["Workbench"]
 
 THUMB_MAX = 256
+
+
+def _checkpoint_hook(module: nn.Module, args: Any) -> None:
+    checkpoint()
+
+
+@contextmanager
+def checkpoints(model: nn.Module) -> Iterator[None]:
+    """A cancellation checkpoint before every module call of `model` while inside."""
+    handles = [m.register_forward_pre_hook(_checkpoint_hook) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class _LazyLane:
@@ -145,7 +166,8 @@ class Workbench:
 
         def compute(ctx: Any, progress: Progress) -> Outcome:
             live = ctx.get() if isinstance(ctx, _LazyLane) else ctx
-            out: Outcome = fn(live, progress, *args)
+            with checkpoints(live.model):
+                out: Outcome = fn(live, progress, *args)
             return out
 
         return self.scheduler.submit(key, lane, compute, label=f"{view} {node}".strip())

@@ -1,5 +1,6 @@
 // One workbench view, fetched whenever its query changes: the previous request is aborted
-// (the server drops a queued job every client left), progress is polled while it runs, and a
+// (the server drops a queued job every client left and stops a running one at its next
+// checkpoint), progress is polled while it runs, and a
 // view that raised comes back as its error text.
 
 import { useEffect, useState } from 'preact/hooks';
