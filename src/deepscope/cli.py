@@ -46,6 +46,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "deepscope.commands.migrate:migrate",
         "Copy runs into another store (a logdir into PostgreSQL); resumable, verified.",
     ),
+    "rm": (
+        "deepscope.commands.rm:rm",
+        "Delete runs from a logdir or a PostgreSQL store (asks first unless --yes).",
+    ),
 }
 
 

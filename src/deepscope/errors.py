@@ -39,6 +39,13 @@ class ReadDeadlineError(UnreadableRunError):
     http_status = 503
 
 
+class RunInUseError(DeepscopeError):
+    """A run cannot be deleted: it is still being written (a live session), or whether it
+    is cannot be told. The message says how to go on (stop the writer, or force)."""
+
+    http_status = 409
+
+
 class ModelFormatError(DeepscopeError):
     """A model file is malformed, truncated, too large or of a format deepscope cannot read."""
 

@@ -4,7 +4,7 @@ SQLite runs into a PostgreSQL database, typically), through the store contract o
 Each run is read with the source's `RunReader` and written with the destination's
 `RunWriter` (`deepscope.store.open` / `deepscope.store.open_writer`): scalars, histograms,
 blobs (images, text, graphs, ...) and events keep their steps and wall times; the config
-goes along. Resumable: rows are copied per (kind, tag) in the reader's order (step, then
+goes along, and so does its creation time. Resumable: rows are copied per (kind, tag) in the reader's order (step, then
 insertion), and the writer commits batches in the order it was given them, all-or-nothing,
 so what a stopped migration left in the destination is a prefix of every tag; a second
 run counts what is there and copies only the rest. A run whose counts already match is
@@ -264,9 +264,10 @@ def migrate_runs(
     if on_total is not None:
         on_total(sum(src.total - dst.total for _, _, src, dst, _, _ in plan))
     results = {r.name: r for r in report.runs}
-    options = WriterOptions(strict=True, flush_interval=flush_interval)
     for name, reader, _src, dst, have, info in plan:
         result = results[name]
+        # the run keeps its creation time (listings sort it as in the source)
+        options = WriterOptions(strict=True, flush_interval=flush_interval, created=info.created)
         try:
             writer = deepscope.store.open_writer(
                 dest, name, config_json=jsonenc.dumps(info.config), options=options
@@ -300,8 +301,8 @@ def migrate(source: str, dest: str, filter_: str, quiet: bool) -> None:
 
     SOURCE and DEST are log directories or postgresql:// URLs (the [postgres] extra; a
     password may come from PGPASSWORD or ~/.pgpass instead of the URL, and is never
-    printed). Every run keeps its name, config, steps and wall times: scalars,
-    histograms, images, text, graphs and every other blob, and diagnostic events.
+    printed). Every run keeps its name, creation time, config, steps and wall times:
+    scalars, histograms, images, text, graphs and every other blob, and diagnostic events.
 
     Resumable and idempotent: run it again after an interruption (or after more runs
     finished) and it copies only what DEST lacks; runs already complete are skipped.

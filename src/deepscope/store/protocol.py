@@ -211,6 +211,14 @@ class Store(Protocol):
         """`RunReader.version` of many runs at once (None: gone or unreadable)."""
         ...
 
+    def delete_run(self, name: str, *, force: bool = False) -> None:
+        """Delete run `name`: every row and blob of it (a log directory: its folder, links
+        never followed; a database: one transaction). Refuses a run still being written,
+        or one whose state cannot be read, with `deepscope.errors.RunInUseError` unless
+        `force`; `deepscope.errors.NotFoundError` for an unknown run. Listings and
+        `versions` stop showing it at once."""
+        ...
+
 
 StoreReader = Store  # the earlier name of the read side
 

@@ -54,7 +54,7 @@ from deepscope.store.records import (
     session_rows,
     tag_info,
 )
-from deepscope.store.schema import DB_NAME, connect_reader, is_valid_run_name
+from deepscope.store.schema import DB_NAME, SCHEMA_VERSION, connect_reader, is_valid_run_name
 
 __all__ = [
     "DEFAULT_READ_DEADLINE",
@@ -78,6 +78,13 @@ INFO_DEADLINE = 1.0
 QUARANTINE = 30.0  # after a deadline, the run is refused at once for this long
 _QUARANTINED: dict[str, float] = {}  # db path -> monotonic time until which it is refused
 _QUARANTINE_LOCK = threading.Lock()
+
+
+def _newer(version: int) -> str:
+    return (
+        f"it was written by a newer deepscope (run store schema {version}; this deepscope "
+        f"reads up to {SCHEMA_VERSION}): upgrade deepscope (pip install -U deepscope)"
+    )
 
 
 class SqliteRunReader:
@@ -126,7 +133,9 @@ class SqliteRunReader:
             raise self._error(exc, key) from exc
         try:
             conn.execute("BEGIN")
-            verify_schema(conn)
+            version = verify_schema(conn)
+            if version > SCHEMA_VERSION:  # its tables may mean other things: never guess
+                raise self._unreadable(_newer(version))
             yield conn
         except NotInitialised as exc:
             raise NotFoundError(f"run '{self.name}' is not initialised yet") from exc
@@ -380,6 +389,12 @@ class SqliteStore:
             created = 0.0
         reason = exc.reason if isinstance(exc, UnreadableRunError) else str(exc)
         return RunInfo(name=name, status="unreadable", created=created, heartbeat=0.0, error=reason)
+
+    def delete_run(self, name: str, *, force: bool = False) -> None:
+        """Delete run `name` (its folder); see `deepscope.store.admin.delete_sqlite_run`."""
+        from deepscope.store.admin import delete_sqlite_run
+
+        delete_sqlite_run(self.root, name, force=force, stale_after=self.stale_after)
 
     def run(self, name: str) -> SqliteRunReader:
         if not isinstance(name, str) or not is_valid_run_name(name):

@@ -255,6 +255,13 @@ class PostgresStore:
             raise NotFoundError(f"no run named {name!r} in {mask(self.url)}")
         return PostgresRunReader(self, name, int(row[0]))
 
+    def delete_run(self, name: str, *, force: bool = False) -> None:
+        """Delete run `name` in one transaction; see
+        `deepscope.store.postgres.admin.delete_postgres_run`."""
+        from deepscope.store.postgres.admin import delete_postgres_run
+
+        delete_postgres_run(self, name, force=force)
+
     def versions(self, names: Sequence[str]) -> dict[str, int | None]:
         out: dict[str, int | None] = dict.fromkeys(names)
         if not names:

@@ -15,7 +15,12 @@ file per run, plus:
   (``scalar_level``, as `deepscope.store.levels`, plus the step of each referenced row) is
   folded from the batch in memory, and every read is an index range scan.
 
-`ensure_schema` creates what is missing under an advisory lock (many ranks may start at once).
+Schema versions: ``meta.schema_version`` holds the version a database is at. `DDL` creates
+version `BASE_VERSION`; `UPGRADES` are the ordered steps after it (step *i* brings version
+``BASE_VERSION + i`` to the next), applied to a fresh database and to an older one alike,
+so both end with the same tables. `ensure_schema` creates or upgrades under an advisory lock
+(many ranks may start at once) in one transaction, and refuses a database of a newer
+deepscope (`NewerSchemaError`: upgrade deepscope) or of the development schema 1.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 
 from deepscope.errors import StoreError
 
-SCHEMA_VERSION = 2  # 2: scalar_level keeps wall times
+BASE_VERSION = 2  # what `DDL` creates (2: scalar_level keeps wall times)
 ID_BLOCK_BITS = 24  # ids of one scalar block: nextval(scalar_block) + [0, 2**24)
 _LOCK_KEY = 0x6465_6570_7363  # pg_advisory_xact_lock key ("deepsc")
 
@@ -145,46 +150,91 @@ CREATE INDEX IF NOT EXISTS event_run ON deepscope.event (run_id, id);
 INSERT INTO deepscope.meta (key, value) VALUES ('schema_version', '2') ON CONFLICT DO NOTHING;
 """
 
+# Upgrade steps, in order: UPGRADES[i] takes a database from BASE_VERSION + i to the next.
+# Each statement is idempotent (IF NOT EXISTS), so a step half-applied by hand is finished.
+UPGRADES: tuple[tuple[str, ...], ...] = (
+    # 2 -> 3: batch rows are found by run (deleting a run, `deepscope rm`, is an index scan)
+    ("CREATE INDEX IF NOT EXISTS batch_run ON deepscope.batch (run_id)",),
+)
+SCHEMA_VERSION = BASE_VERSION + len(UPGRADES)
+
+
+class NewerSchemaError(StoreError):
+    """The database was written by a newer deepscope (its schema version is higher)."""
+
+
 _READY: set[str] = set()  # databases (masked URL) whose schema this process has ensured
 
 
 def ensure_schema(conn: Any, key: str) -> None:
-    """Create the tables if missing (once per process and database `key`).
+    """Create the tables if missing, or upgrade an older database in place (once per
+    process and database `key`).
 
-    Many writers may start at once on an empty database: the first takes a session-level
-    advisory lock and creates everything in one transaction; the others wait for the lock,
-    then look again in a transaction begun after it (a catalog query, so they see the
-    committed tables) and skip the DDL, whose locks would deadlock with running writers.
+    Many writers may start at once: the first takes a session-level advisory lock and
+    creates or upgrades everything in one transaction; the others wait for the lock, then
+    look again in a transaction begun after it (a catalog query, so they see the committed
+    tables) and skip the DDL, whose locks would deadlock with running writers. A database
+    already at `SCHEMA_VERSION` takes no lock at all.
     """
     if key in _READY:
         return
     version = _version(conn)
     conn.commit()
-    if version is None:
+    _check_version(version)
+    if version != SCHEMA_VERSION:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         conn.commit()
         try:
             version = _version(conn)  # a fresh transaction: sees what the lock holder made
             conn.commit()
-            if version is None:
+            _check_version(version)
+            if version != SCHEMA_VERSION:
                 with conn.transaction():
-                    for statement in _statements(DDL):
-                        conn.execute(statement)
-                version = str(SCHEMA_VERSION)
+                    upgrade(conn, version)
         finally:
             conn.rollback()
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
             conn.commit()
-    if version != str(SCHEMA_VERSION):
-        raise StoreError(
-            f"the database holds deepscope store schema {version}, this deepscope uses "
-            f"{SCHEMA_VERSION} (a development version of the PostgreSQL store): copy the runs "
-            "with `deepscope migrate` from their log directories into a new database"
-        )
     _READY.add(key)
 
 
-def _version(conn: Any) -> str | None:
+def upgrade(conn: Any, version: int | None) -> None:
+    """Bring the schema from `version` (None: no deepscope tables) to `SCHEMA_VERSION`,
+    inside the caller's transaction (the caller holds the advisory lock)."""
+    if version is None:
+        for statement in _statements(DDL):
+            conn.execute(statement)
+        version = BASE_VERSION
+    for step in UPGRADES[version - BASE_VERSION :]:
+        for statement in step:
+            conn.execute(statement)
+    conn.execute(
+        "UPDATE deepscope.meta SET value = %s WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+    )
+
+
+def _check_version(version: int | None) -> None:
+    if version is None or BASE_VERSION <= version <= SCHEMA_VERSION:
+        return
+    if version > SCHEMA_VERSION:
+        raise NewerSchemaError(
+            f"the database was written by a newer deepscope (store schema {version}; this "
+            f"deepscope knows up to {SCHEMA_VERSION}): upgrade deepscope "
+            "(pip install -U 'deepscope[postgres]') on every machine that uses this database"
+        )
+    raise StoreError(
+        f"the database holds deepscope store schema {version}, a development version of the "
+        f"PostgreSQL store that cannot be upgraded (this deepscope uses {SCHEMA_VERSION}): "
+        "copy the runs with `deepscope migrate` from their log directories into a new database"
+    )
+
+
+def schema_version(conn: Any) -> int | None:
+    """The schema version of the database (None when it has no deepscope tables yet)."""
+    return _version(conn)
+
+
+def _version(conn: Any) -> int | None:
     """The schema version in the database, None when it has no deepscope tables yet."""
     exists = conn.execute(
         "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
@@ -193,7 +243,15 @@ def _version(conn: Any) -> str | None:
     if exists is None:
         return None
     row = conn.execute("SELECT value FROM deepscope.meta WHERE key = 'schema_version'").fetchone()
-    return None if row is None else str(row[0])
+    if row is None:
+        return None
+    try:
+        return int(str(row[0]))
+    except ValueError:
+        raise StoreError(
+            f"the database's deepscope schema version {str(row[0])[:40]!r} is not a number "
+            "(the deepscope.meta table was altered): restore it or use a new database"
+        ) from None
 
 
 def _statements(script: str) -> list[str]:
