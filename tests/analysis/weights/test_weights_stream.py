@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import deepscope
-from deepscope.analysis.weights._stream import StreamJob, stream_accumulate
+from deepscope.analysis.weights._stream import HIST_MIN, StreamJob, stream_accumulate
 from deepscope.analysis.weights.lazy import open_tensors
 from deepscope.analysis.weights.stats import BitHistogram, tensor_stats
 from deepscope.errors import ModelFormatError
@@ -88,13 +88,36 @@ def test_histogram_path_equals_numpy_for_small_dtypes() -> None:
     assert h.counts.sum() == f16.size and h.accumulator().result()["nan"] == 1
 
 
-def test_file_stats_stream_across_blocks_equal_numpy(tmp_path: Path) -> None:
+def _jobs(store: Any, *, mapped: bool) -> list[StreamJob]:
+    jobs = []
+    for n in store.names():
+        fd, offset = store.descriptor(n) or (-1, 0)
+        jobs.append(
+            StreamJob(
+                n,
+                int(np.prod(store.info(n).shape)),
+                store.stored_dtype(n),
+                lambda a, b, out, n=n: store.fetch(n, a, b, out),
+                store.decoder(n),
+                fd if mapped else -1,
+                offset,
+            )
+        )
+    return jobs
+
+
+@pytest.mark.parametrize("mapped", [False, True], ids=["pread", "mmap"])
+def test_file_stats_stream_across_blocks_equal_numpy(tmp_path: Path, mapped: bool) -> None:
     rng = np.random.default_rng(1)
-    f16 = _special(rng.standard_normal((300, 77)).astype(np.float16))
+    # f16 and bf16 above HIST_MIN (bit histogram), the others below it (float64 moments)
+    f16 = _special(rng.standard_normal((300, 277)).astype(np.float16))
+    f16[5, 5] = np.float16(6e-8)  # a subnormal
     f32 = _special((rng.standard_normal((123, 45)) * 7 + 3).astype(np.float32))
-    bf = _special(rng.standard_normal(9000).astype(np.float32) * 50)
+    bf = _special(rng.standard_normal(HIST_MIN + 4321).astype(np.float32) * 50)
     bf_bits = _bf16_bits(bf)
     i8 = rng.integers(-128, 128, 777).astype(np.int8)
+    small16 = _special(rng.standard_normal(999).astype(np.float16) * 9)
+    assert f16.size >= HIST_MIN and small16.size < HIST_MIN
     path = write_safetensors(
         tmp_path / "m.safetensors",
         {
@@ -103,22 +126,17 @@ def test_file_stats_stream_across_blocks_equal_numpy(tmp_path: Path) -> None:
             "c.weight": ("BF16", bf.shape, bf_bits.tobytes()),
             "d.weight": ("I8", i8.shape, i8.tobytes()),
             "e.weight": ("F16", (0, 4), b""),
+            "f.weight": ("F16", small16.shape, small16.tobytes()),
         },
     )
     bf_exact = torch.from_numpy(bf_bits).view(torch.bfloat16).float().numpy()
     want = {"a.weight": f16, "b.weight": f32, "c.weight": bf_exact, "d.weight": i8}
+    want["f.weight"] = small16
     with open_tensors(path) as store:
-        jobs = [
-            StreamJob(
-                n,
-                int(np.prod(store.info(n).shape)),
-                store.stored_dtype(n),
-                lambda a, b, out, n=n: store.fetch(n, a, b, out),
-                store.decoder(n),
-            )
-            for n in store.names()
-        ]
-        got = stream_accumulate(jobs, workers=3, block_bytes=1000)  # many blocks per tensor
+        jobs = _jobs(store, mapped=mapped)
+        assert all((j.fd >= 0) == mapped for j in jobs if j.size)
+        # many blocks per tensor, block edges not on page or element-pair boundaries
+        got = stream_accumulate(jobs, workers=3, block_bytes=1000 + 6)
     for name, values in want.items():
         _check(got[name].result(), _numpy_stats(values))
     assert got["e.weight"].result()["count"] == 0
@@ -128,6 +146,26 @@ def test_file_stats_stream_across_blocks_equal_numpy(tmp_path: Path) -> None:
         _check(rows[name], _numpy_stats(values))
     all_values = np.concatenate([np.asarray(v, np.float64).ravel() for v in want.values()])
     _check(w.total(), _numpy_stats(all_values))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
+def test_mapped_blocks_are_unmapped_and_a_short_file_is_an_error(tmp_path: Path) -> None:
+    x = np.arange(HIST_MIN * 3, dtype=np.float16)
+    path = write_safetensors(tmp_path / "u.safetensors", {"w": ("F16", x.shape, x.tobytes())})
+    with open_tensors(path) as store:
+        jobs = _jobs(store, mapped=True)
+        before = _maps_of(path)
+        got = stream_accumulate(jobs, workers=2, block_bytes=4096)
+        assert _maps_of(path) == before  # every block's map is gone again
+        _check(got["w"].result(), _numpy_stats(x))
+        os.truncate(path, os.path.getsize(path) - 2)  # the last element is missing now
+        with pytest.raises(ModelFormatError, match="truncated"):
+            stream_accumulate(_jobs(store, mapped=True), workers=2, block_bytes=4096)
+
+
+def _maps_of(path: Path) -> int:
+    with open("/proc/self/maps") as f:
+        return sum(str(path) in line for line in f)
 
 
 def test_a_file_truncated_after_open_is_a_clear_error(tmp_path: Path) -> None:

@@ -176,6 +176,14 @@ class TensorStore:
         e = self._entry(name)
         return e.stored if e.stored is not None else np.asarray(self.raw(name)).dtype
 
+    def descriptor(self, name: str) -> tuple[int, int] | None:
+        """(open descriptor, byte offset) of `name`'s stored bits, for a reader that maps
+        them in windows itself (valid while the store is open), or None."""
+        e = self._entry(name)
+        if e.fd < 0 or e.stored is None or e.info.offset is None:
+            return None
+        return e.fd, e.info.offset
+
     def fetch(
         self, name: str, start: int, stop: int, out: NDArray[Any] | None = None
     ) -> NDArray[Any]:

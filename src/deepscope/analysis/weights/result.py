@@ -100,6 +100,7 @@ class Weights:
                 continue
             store = ref.store
             info = store.info(name)
+            fd, offset = store.descriptor(name) or (-1, 0)
             jobs.append(
                 (
                     (str(info.file), info.offset if info.offset is not None else -1),
@@ -109,6 +110,8 @@ class Weights:
                         store.stored_dtype(name),
                         partial(store.fetch, name),
                         store.decoder(name),
+                        fd,
+                        offset,
                     ),
                 )
             )

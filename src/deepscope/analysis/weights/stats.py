@@ -187,10 +187,20 @@ class BitHistogram:
 
     def table(self) -> NDArray[np.float64]:
         """The value of every bit pattern, in float64 (NaN / ±Inf where they are)."""
+        if self.decode is None:  # the same for every tensor of this dtype: computed once
+            cached = _TABLES.get(self.stored.str)
+            if cached is None:
+                cached = _TABLES[self.stored.str] = self._decode_table()
+            return cached
+        return self._decode_table()
+
+    def _decode_table(self) -> NDArray[np.float64]:
         patterns = np.arange(self.counts.size, dtype=self.bits).view(self.stored)
         with np.errstate(invalid="ignore", over="ignore"):  # NaN patterns stay NaN
             values = self.decode(patterns) if self.decode is not None else patterns
-            return np.asarray(values, dtype=np.float64).reshape(-1)
+            table = np.array(values, dtype=np.float64).reshape(-1)
+        table.flags.writeable = False
+        return table
 
     def accumulator(self) -> StatsAccumulator:
         """The statistics of every value counted (see the class docstring)."""
@@ -212,12 +222,17 @@ class BitHistogram:
         acc.min, acc.max = float(v.min()), float(v.max())
         cf = c.astype(np.float64)  # counts < 2**53: exact
         cv = cf * v  # exact: counts < 2**42 times values of <= 11 significant bits
-        acc.mean = float(cv.sum()) / acc.finite
-        acc.sumsq = float(np.dot(cv, v))
+        # pairwise sums (np.add.reduce), not np.dot: BLAS threads waking up on a busy
+        # machine cost milliseconds per tensor, and pairwise sums round less
+        acc.mean = float(np.add.reduce(cv)) / acc.finite
+        acc.sumsq = float(np.add.reduce(cv * v))
         d = v - acc.mean
-        acc.m2 = float(np.dot(cf * d, d))
+        acc.m2 = float(np.add.reduce(cf * d * d))
         return acc
 
+
+#: Decoded value tables of the dtypes numpy reads directly (float16, int8, ...), by dtype.
+_TABLES: dict[str, NDArray[np.float64]] = {}
 
 #: Elements per chunk: 512 KB of float64, so the passes over a chunk run in the CPU cache.
 CHUNK = 1 << 16
