@@ -235,3 +235,29 @@ def test_an_unreadable_run_needs_force(logdir: Path) -> None:
         store.delete_run("junk")
     store.delete_run("junk", force=True)
     assert not (logdir / "junk").exists()
+
+
+def test_the_dashboard_stops_listing_a_deleted_run(target: str, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from deepscope.server.app import Settings, create_app
+
+    for name in ("gone", "stays"):
+        _write(target, name, n=5)
+    if is_postgres_url(target):
+        settings = Settings(logdir=tmp_path / "cache", store_url=target, poll_interval=0.05)
+    else:
+        settings = Settings(logdir=Path(target))
+    app = create_app(settings)
+    with TestClient(app, base_url="http://127.0.0.1:6100") as client:
+
+        def listed() -> list[str]:
+            got = client.get("/api/runs")
+            assert got.status_code == 200, got.text
+            return [r["name"] for r in got.json()["runs"]]
+
+        assert listed() == ["gone", "stays"]
+        assert client.get("/api/tags", params={"run": "gone"}).status_code == 200
+        deepscope.store.open(target).delete_run("gone")
+        assert listed() == ["stays"]
+        assert client.get("/api/tags", params={"run": "gone"}).status_code == 404
