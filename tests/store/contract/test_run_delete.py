@@ -261,3 +261,33 @@ def test_the_dashboard_stops_listing_a_deleted_run(target: str, tmp_path: Path) 
         deepscope.store.open(target).delete_run("gone")
         assert listed() == ["stays"]
         assert client.get("/api/tags", params={"run": "gone"}).status_code == 404
+
+
+def test_pg_a_deletion_that_fails_midway_deletes_nothing(pg_fresh_url: str) -> None:
+    """A table sorted after all the others refuses the delete (a trigger): the transaction
+    rolls back, every row of the run is still there, and the error names no password."""
+    import psycopg
+
+    from deepscope.store.postgres.url import password_of
+
+    url = pg_fresh_url
+    name = _write(url, "victim", n=40)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE deepscope.zz_blocker (run_id bigint)")
+        conn.execute("INSERT INTO deepscope.zz_blocker SELECT id FROM deepscope.run")
+        conn.execute(
+            "CREATE FUNCTION deepscope.refuse() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'blocked by the test'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE ON deepscope.zz_blocker"
+            " FOR EACH ROW EXECUTE FUNCTION deepscope.refuse()"
+        )
+    before = _pg_counts(url, name)
+    assert before["scalar"] == 80 and before["blob_data"] > 0 and before["zz_blocker"] == 1
+    store = deepscope.store.open(url)
+    with pytest.raises(StoreError, match="nothing was deleted.*blocked by the test") as err:
+        store.delete_run(name)
+    assert str(password_of(url)) not in str(err.value)
+    assert _pg_counts(url, name) == before
+    assert store.run(name).scalars("loss", max_points=1000)[-1].step == 39
