@@ -11,9 +11,14 @@ iterations) and results come back on a result queue read by a listener thread; e
 is an event for ``/api/stream`` (``event: projection``).
 
 The worker (`worker_main`) reads the chunks of the embedding, runs `deepscope.project`,
-and caches the coordinates as a file in the run's blob folder (`cache_path`; never a row
-of ``run.db``, so a live run's session and status are untouched), so a restarted server
-answers the same request at once.
+and caches the coordinates, so a restarted server answers the same request at once. In a
+log directory (SQLite) the chunks are the run's blob files and the cache is a file in the
+run's blob folder (`cache_path`; never a row of ``run.db``, so a live run's session and
+status are untouched). In a PostgreSQL store (`JobSpec.store` is its URL) the worker reads
+the chunks through the store contract (`RunReader.read_blob`) and caches the result in the
+table ``deepscope.projection`` (`deepscope.store.postgres.projections`), never through a
+run writer. The URL (it may hold a password) is in no repr; the worker's error messages go
+through `deepscope.store.postgres.url.scrub`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deepscope.store.protocol import BlobInfo
+
 __all__ = ["CANCEL_GRACE", "Job", "JobSpec", "ProjectorManager", "worker_main"]
 
 CANCEL_GRACE = 3.0
@@ -40,7 +47,9 @@ MAX_RESULTS_BYTES = 256 * 1024 * 1024
 @dataclass(frozen=True)
 class JobSpec:
     """What to compute: the run's folder and name, the embedding's chunk files (absolute,
-    already confined to the run folder), and the method's options."""
+    already confined to the run folder), and the method's options. For a database store:
+    `store` (its URL, kept out of the repr) and `blobs` (the chunks, read with
+    `RunReader.read_blob`) instead of `chunks`."""
 
     key: str
     logdir: str
@@ -55,6 +64,8 @@ class JobSpec:
     dims: int
     seed: int
     params: dict[str, Any]
+    store: str = field(default="", repr=False)
+    blobs: tuple[BlobInfo, ...] = ()
 
 
 @dataclass
@@ -333,6 +344,10 @@ def worker_main(requests: Any, results: Any) -> None:
             from deepscope.errors import DeepscopeError
 
             text = str(exc) if isinstance(exc, DeepscopeError) else f"{type(exc).__name__}: {exc}"
+            if spec.store:
+                from deepscope.store.postgres.url import scrub
+
+                text = scrub(text, spec.store)
             results.put(("error", spec.key, text))
 
 
@@ -340,12 +355,30 @@ class _Stopped(Exception):
     pass
 
 
+_STORES: dict[str, Any] = {}  # the worker's open database stores, by URL
+READ_DEADLINE = 120.0  # seconds one chunk read may take (a chunk is up to 32 MiB)
+
+
+def _chunk_bytes(spec: JobSpec) -> list[bytes]:
+    """The embedding's chunks: files of the run folder, or blobs read through the store
+    contract from a database store."""
+    if not spec.store:
+        return [Path(p).read_bytes() for p in spec.chunks]
+    store = _STORES.get(spec.store)
+    if store is None:
+        import deepscope.store
+
+        store = _STORES[spec.store] = deepscope.store.open(spec.store, read_deadline=READ_DEADLINE)
+    reader = store.run(spec.run)
+    return [reader.read_blob(b) for b in spec.blobs]
+
+
 def _load(spec: JobSpec) -> Any:
     import numpy as np
 
     from deepscope.views import envelope
 
-    parts = [np.asarray(envelope.decode(Path(p).read_bytes()), np.float32) for p in spec.chunks]
+    parts = [np.asarray(envelope.decode(data), np.float32) for data in _chunk_bytes(spec)]
     x = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     if x.shape != (spec.n, spec.dim):
         raise ValueError(
@@ -412,8 +445,18 @@ def cache_path(run_dir: str | Path, key: str) -> Path:
 
 
 def _store(spec: JobSpec, blob: bytes, meta: dict[str, Any]) -> None:
-    """The result as a cached file of the run (written whole, then renamed into place); a
-    read-only log folder keeps it in the server's memory only."""
+    """The result as a cached file of the run (written whole, then renamed into place), or
+    a row of ``deepscope.projection`` in a database store; a read-only log folder (or a
+    database user that may not write) keeps it in the server's memory only."""
+    if spec.store:
+        from deepscope.errors import StoreError
+        from deepscope.store.postgres.projections import save_projection
+
+        try:
+            save_projection(spec.store, spec.run, spec.key, meta, blob)
+        except StoreError:  # caching is optional
+            pass
+        return
     path = cache_path(spec.run_dir, spec.key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
 
 The server process never imports torch; only ``/neighbors`` needs numpy (501 with an
 install hint without it). ``POST /project`` answers at once: a projection found in the
-run's blobs is ``done``; otherwise the job is queued on the worker and its progress comes as
+cache (the run's blob folder of a log directory; the table ``deepscope.projection`` of a
+PostgreSQL store, `deepscope.store.postgres.projections`) is ``done``; otherwise the job is queued on the worker and its progress comes as
 ``event: projection`` on ``/api/stream``; ``/coords`` serves the result (or the latest
 partial t-SNE layout with ``partial=1``) as a float32 array envelope.
 """
@@ -27,7 +28,7 @@ from deepscope.server import params
 from deepscope.server.projector_worker import JobSpec, ProjectorManager, cache_path
 from deepscope.server.responses import StrictJSONResponse
 from deepscope.server.routes.blobs import blob_file
-from deepscope.server.state import ServedRun, app_state
+from deepscope.server.state import AppState, ServedRun, app_state
 from deepscope.store.protocol import BlobInfo
 from deepscope.views import envelope
 from deepscope.views.kinds.embedding import (
@@ -153,8 +154,13 @@ def _key(
     return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
-def _stored(reader: ServedRun, key: str) -> tuple[Path, int] | None:
-    """The cached result of projection `key` (its file and dropped-row count), if any."""
+def _stored(state: AppState, reader: ServedRun, key: str) -> tuple[Path | bytes, int] | None:
+    """The cached result of projection `key` (its file, or its bytes from a database
+    store, and its dropped-row count), if any."""
+    if state.database:
+        from deepscope.store.postgres.projections import cached_projection
+
+        return cached_projection(state.store(), reader.name, key)
     path = cache_path(reader.directory, key)
     try:
         meta = json.loads(path.with_suffix(".json").read_bytes())
@@ -203,15 +209,17 @@ def _project(request: Request, body: dict[str, Any]) -> dict[str, Any]:
     job = work.job(key)
     if job is not None and job.state in ("queued", "running", "done"):
         return job.answer()
-    stored = _stored(reader, key)
-    chunk_paths = [] if stored else [str(blob_file(reader, b)) for b in chunks]
+    stored = _stored(state, reader, key)
+    database = state.settings.store_url if state.database else None
+    chunk_paths = [] if stored or database else [str(blob_file(reader, b)) for b in chunks]
     assert state.settings.logdir is not None
     spec = JobSpec(key=key, logdir=str(state.settings.logdir), run=run,
                    run_dir=str(reader.directory), tag=tag, step=step,
                    chunks=tuple(chunk_paths), n=n, dim=int(main.meta["dim"]), method=method,
-                   dims=dims, seed=seed, params=opts)  # fmt: skip
+                   dims=dims, seed=seed, params=opts, store=database or "",
+                   blobs=tuple(chunks) if database else ())  # fmt: skip
     if stored is not None:
-        data = stored[0].read_bytes()
+        data = stored[0] if isinstance(stored[0], bytes) else stored[0].read_bytes()
         envelope.read_header(data)
         return work.adopt(spec, data, stored[1]).answer()
     return work.submit(spec).answer()
@@ -250,10 +258,13 @@ def coords(request: Request) -> Response:
             raise NotFoundError(f"projection {key[:40]} is {job.state} ({job.progress:.0%})")
         if job.state == "error":
             raise DeepscopeError(job.message or "the projection failed")
-    reader = app_state(request).run(run)
-    stored = _stored(reader, key)
+    state = app_state(request)
+    reader = state.run(run)
+    stored = _stored(state, reader, key) if key.isalnum() else None
     if stored is None:
         raise NotFoundError(f"run '{run}' has no projection {key[:40]!r}")
+    if isinstance(stored[0], bytes):
+        return Response(stored[0], media_type=envelope.CONTENT_TYPE, headers=_HEADERS)
     return FileResponse(stored[0], media_type=envelope.CONTENT_TYPE, headers=_HEADERS)
 
 
