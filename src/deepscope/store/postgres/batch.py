@@ -1,10 +1,14 @@
 """One batch of write records committed to PostgreSQL in one transaction.
 
-`write_batch` runs inside the caller's transaction: it first claims the batch id (a batch
-already committed is skipped: replays never duplicate), then COPYs the scalar rows (ids from
-one ``nextval`` of ``scalar_block``), folds them into the pyramid, updates per-tag counts and
-step ranges, inserts histograms, blobs (bytes included), events, and advances the run's
-version that live readers poll.
+`write_batch` runs inside the caller's transaction: it first claims the batch id and, in the
+same statement, a block of scalar ids (``nextval`` of ``scalar_block``; a batch already
+committed is skipped: replays never duplicate), then COPYs the scalar rows, folds them into
+the pyramid, updates per-tag counts and step ranges, inserts histograms, blobs (bytes
+included), events, and advances the run's version that live readers poll.
+
+Scalars go through numpy (`deepscope.store.postgres.scalar_copy`: no Python per row) when
+it is importable; a ``[postgres]``-only install without numpy uses the per-row encoder here.
+Both write the same rows and pyramid.
 """
 
 from __future__ import annotations
@@ -21,9 +25,23 @@ from deepscope.store.protocol import WriteRecord
 from deepscope.store.rows import classify, histogram_row
 from deepscope.store.schema import KIND_FINITE
 
+try:
+    from deepscope.store.postgres import scalar_copy as _fast
+except ImportError:  # numpy is not installed: the per-row encoder
+    _fast = None  # type: ignore[assignment]
+
 __all__ = ["count_points", "write_batch"]
 
 _BLOCK = 1 << ID_BLOCK_BITS
+USE_NUMPY = _fast is not None  # tests switch it off to check the per-row encoder
+_CLAIM = (
+    "INSERT INTO deepscope.batch (id, run_id, session_id, committed) VALUES (%s, %s, %s, %s)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+# the claim and the first block of scalar ids in one round trip (an unused block is harmless)
+_CLAIM_BLOCK = (
+    f"WITH c AS ({_CLAIM} RETURNING 1) SELECT count(*), nextval('deepscope.scalar_block') FROM c"
+)
 
 
 def count_points(records: list[WriteRecord]) -> int:
@@ -67,16 +85,19 @@ def write_batch(
     """Write `records` (inside the caller's transaction). False: the batch was committed
     before (nothing written)."""
     now = time.time()
-    claimed = conn.execute(
-        "INSERT INTO deepscope.batch (id, run_id, session_id, committed) VALUES (%s, %s, %s, %s)"
-        " ON CONFLICT (id) DO NOTHING",
-        (batch_id, run_id, session_id, now),
-    ).rowcount
+    recs: list[Any] = records  # dispatched on the code in field 0
+    srecs = [r for r in recs if r[0] == "s"]
+    flat = _fast.flatten(srecs) if USE_NUMPY and srecs else None
+    args = (batch_id, run_id, session_id, now)
+    block = 0
+    if srecs:
+        claimed, block = conn.execute(_CLAIM_BLOCK, args).fetchone()
+    else:
+        claimed = conn.execute(_CLAIM, args).rowcount
     if claimed == 0:
         return False
     keys: set[tuple[str, str]] = set()
-    recs: list[Any] = records  # dispatched on the code in field 0
-    names = {t for r in recs if r[0] == "s" for t, _ in r[3]}
+    names = set(flat.names) if flat is not None else {t for r in srecs for t, _ in r[3]}
     keys.update((t, "scalar") for t in names)
     for r in recs:
         code = r[0]
@@ -87,7 +108,10 @@ def write_batch(
         elif code == "b":
             keys.add((r[2], r[1]))
     _tag_ids(conn, run_id, tags, keys)
-    _scalars(conn, records, tags)
+    if flat is not None:
+        _fast_scalars(conn, flat, {t: tags[(t, "scalar")] for t in names}, int(block))
+    elif srecs:
+        _scalars(conn, srecs, tags, int(block))
     hists = [
         (tags[(r[1], "histogram")], r[2], r[3], *histogram_row(r[4])) for r in recs if r[0] == "h"
     ]
@@ -136,9 +160,32 @@ _COPY_SCALARS = (
 )
 
 
-def _scalars(conn: Any, records: list[WriteRecord], tags: dict[tuple[str, str], int]) -> None:
-    """COPY the scalar rows (one pass: binary rows, pyramid level 1, per-tag stats)."""
-    recs: list[Any] = [r for r in records if r[0] == "s"]
+def _id_blocks(conn: Any, first: int, total: int) -> list[int]:
+    """`first` and as many more blocks of 2**24 scalar ids as `total` rows need."""
+    more = (total - 1) // _BLOCK
+    return [first] + [_next_block(conn) for _ in range(more)]
+
+
+def _next_block(conn: Any) -> int:
+    return int(conn.execute("SELECT nextval('deepscope.scalar_block')").fetchone()[0])
+
+
+def _fast_scalars(conn: Any, flat: Any, tag_of: dict[str, int], block: int) -> None:
+    """COPY the scalar rows, merge their pyramid and per-tag stats (numpy throughout)."""
+    if not len(flat):
+        return
+    assert _fast is not None
+    _fast.resolve(flat, tag_of)
+    rows = _fast.sort_rows(flat, _id_blocks(conn, block, len(flat)), ID_BLOCK_BITS)
+    with conn.cursor().copy(_fast.COPY_SCALARS) as copy:
+        copy.write(_fast.encode_rows(rows))
+    _fast.upsert_pyramid(conn, _fast.pyramid(rows))
+    _update_stats(conn, _fast.tag_stats(rows))
+
+
+def _scalars(conn: Any, recs: list[Any], tags: dict[tuple[str, str], int], block: int) -> None:
+    """COPY the scalar rows (one pass in Python: binary rows, pyramid level 1, per-tag
+    stats): the encoder of an install without numpy."""
     total = sum(len(r[3]) for r in recs)
     if not total:
         return
@@ -154,7 +201,8 @@ def _scalars(conn: Any, records: list[WriteRecord], tags: dict[tuple[str, str], 
         _, step, wall, pairs = r
         for tag, v in pairs:
             if left == 0:  # a fresh block of 2**24 ids
-                base = conn.execute("SELECT nextval('deepscope.scalar_block')").fetchone()[0]
+                base = block if block else _next_block(conn)
+                block = 0
                 i, left = base, _BLOCK
             left -= 1
             tid = tags[(tag, "scalar")]

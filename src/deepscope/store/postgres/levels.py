@@ -50,6 +50,12 @@ UPSERT = (
 )
 
 
+def merge_sql(cols: str, select: str) -> str:
+    """``INSERT INTO scalar_level (cols) <select> ON CONFLICT …``: merges the rows of
+    `select` (columns `cols`, ordered by key) into the pyramid."""
+    return f"INSERT INTO deepscope.scalar_level AS l ({cols}) {select}" + _CONFLICT
+
+
 def new_agg() -> Agg:
     """An empty bucket aggregate."""
     return [0] + [None] * (AGG_SIZE - 1)
