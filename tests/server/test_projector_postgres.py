@@ -155,3 +155,34 @@ def test_a_store_without_the_table_has_no_cached_projection(pg_fresh_url: str) -
         assert cached_projection(store, "r", "abc") is None  # no table yet: a miss, no error
     finally:
         store.close()  # type: ignore[attr-defined]
+
+
+def test_a_report_of_a_postgres_run_holds_its_projector(
+    pg_fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notebook/report path (`deepscope.notebook.snapshot`, which reads the vectors with
+    the projector routes' helpers) on a database store."""
+    import base64
+
+    from deepscope.notebook.snapshot import record, vectors_blob_id
+    from deepscope.views.embed import blob_key, request_key
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    x, labels = _data()
+    _log(x, labels, store=pg_fresh_url)
+    deepscope.store.process.close_all()
+    app = create_app(Settings(logdir=tmp_path / "cache", store_url=pg_fresh_url))
+    rec = record(app, runs=["r"])
+    blobs, answers = rec.snapshot["blobs"], rec.snapshot["answers"]
+    listing = answers[request_key("projector/embeddings", [("run", "r")])]
+    assert [(e["tag"], e["n"], e["dim"]) for e in listing["embeddings"]] == [("emb", N, D)]
+
+    def decode(blob_id: str) -> np.ndarray:
+        url = blobs[blob_key("r", blob_id)]
+        return envelope.decode(base64.b64decode(url.split(",", 1)[1]))
+
+    stored = x.astype(np.float16)
+    np.testing.assert_array_equal(decode(vectors_blob_id("emb", 3)), stored)
+    pca = deepscope.project(stored.astype(np.float32), "pca", 2, backend="numpy").coords
+    np.testing.assert_allclose(decode("projector:report-pca-3-0"), pca, atol=1e-3)
+    assert manager(app).computations == 0  # computed in the report, not by the worker
