@@ -1,9 +1,12 @@
 """t-SNE with openTSNE (``pip install 'deepscope[tsne]'``): FFT-accelerated gradients in 2-D
 from `FFT_FROM` points on (Barnes-Hut below, where it is faster, as openTSNE's own "auto"
 does, and in 3-D, which the FFT method does not support), multi-threaded, PCA
-initialisation, seeded.
+initialisation, seeded. Up to `EXACT_KNN_MAX` points the perplexity affinities are built
+on the exact neighbour graph (`neighbors.knn_graph`) instead of openTSNE's approximate
+Annoy search, and the FFT gradient's transforms run on every thread (`_opentsne`).
 
-Progress: openTSNE calls back every `CALLBACK_EVERY` iterations; the callback reports the
+Progress: the exact neighbour search reports up to `KNN_SHARE` after each block of rows;
+openTSNE calls back every `CALLBACK_EVERY` iterations; the callback reports the
 fraction done, hands over a partial layout every `PARTIAL_EVERY` iterations, and stops the
 optimisation when `progress` returns True (cancellation).
 """
@@ -21,14 +24,20 @@ from deepscope.analysis.projection.base import (
     need,
     number,
 )
+from deepscope.analysis.projection.neighbors import knn_graph
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["CALLBACK_EVERY", "PARTIAL_EVERY", "TSNE", "max_perplexity"]
+__all__ = ["CALLBACK_EVERY", "EXACT_KNN_MAX", "PARTIAL_EVERY", "TSNE", "max_perplexity"]
 
 FFT_FROM = 10_000
+EXACT_KNN_MAX = 100_000
+"""Up to this many points the neighbour graph is exact (`neighbors.knn_graph`: blocked
+BLAS, cheaper than openTSNE's approximate Annoy search there); above, openTSNE's Annoy."""
+KNN_SHARE = 0.05
+"""The part of the progress fraction the exact neighbour search reports."""
 CALLBACK_EVERY = 25
 PARTIAL_EVERY = 250
 _DEFAULTS: dict[str, Any] = {
@@ -93,24 +102,43 @@ class _TSNE:
         import numpy as np
         from openTSNE import TSNE as OpenTSNE
 
+        from deepscope.analysis.projection import _opentsne
+
         n_iter, early = int(params["n_iter"]), int(params["early_exaggeration_iter"])
-        gradient = params["gradient"]
+        gradient, metric = params["gradient"], params["metric"]
+        perplexity = float(params["perplexity"])
+        threads = params["n_jobs"] or _threads(len(x))
+        aff = None
+        if len(x) <= EXACT_KNN_MAX:  # openTSNE would search approximately (Annoy)
+            on_block = None
+            if progress is not None:
+                report = progress  # a local name mypy keeps narrowed inside the lambda
+
+                def on_block(fraction: float) -> bool:
+                    return bool(report(KNN_SHARE * fraction, None))
+
+            k = min(len(x) - 1, int(3 * perplexity))  # openTSNE's own choice of k
+            graph = knn_graph(x, k, metric, threads=threads, on_block=on_block)
+            if graph is None:
+                return np.empty((0, dims), np.float32), {"stopped": True}
+            aff = _opentsne.affinities(*graph, perplexity, metric, threads)
         callbacks = None if progress is None else [_Callback(progress, early, n_iter)]
         tsne = OpenTSNE(
             n_components=dims,
-            perplexity=params["perplexity"],
+            perplexity=perplexity,
             n_iter=n_iter,
             early_exaggeration_iter=early,
             exaggeration=params["exaggeration"],
-            metric=params["metric"],
+            metric=metric,
             initialization="pca",
             negative_gradient_method=gradient,
-            n_jobs=params["n_jobs"] or _threads(len(x)),
+            n_jobs=threads,
             random_state=int(seed),
             callbacks=callbacks,
             callbacks_every_iters=CALLBACK_EVERY,
         )
-        embedding = tsne.fit(np.asarray(x, dtype=np.float64))
+        with _opentsne.threaded_fft(threads if gradient == "fft" else 1):
+            embedding = tsne.fit(np.asarray(x, dtype=np.float64), affinities=aff)
         coords = np.ascontiguousarray(np.asarray(embedding), dtype=np.float32)
         stopped = bool(callbacks and callbacks[0].stopped)
         return coords, {"stopped": stopped}
@@ -147,7 +175,8 @@ class _Callback:
         partial = None
         if done % PARTIAL_EVERY == 0:
             partial = np.asarray(embedding, dtype=np.float32)
-        self.stopped = bool(self.progress(min(done / self.total, 0.999), partial))
+        fraction = KNN_SHARE + (1 - KNN_SHARE) * done / self.total
+        self.stopped = bool(self.progress(min(fraction, 0.999), partial))
         return self.stopped
 
 
