@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,30 @@ def test_a_file_truncated_after_open_is_a_clear_error(tmp_path: Path) -> None:
     os.truncate(path, 1000)
     with pytest.raises(ModelFormatError, match="truncated"):
         w.stats()
+
+
+def test_a_model_of_many_tensors_keeps_only_the_histograms_in_flight(tmp_path: Path) -> None:
+    """Each 65,536-bin histogram (512 KB) is turned into figures once its last block is
+    counted: memory stays bounded by the blocks in flight, not by the tensor count."""
+    rng = np.random.default_rng(2)
+    tensors = {
+        f"l{i}.weight": rng.standard_normal(HIST_MIN + i).astype(np.float16) for i in range(40)
+    }
+    path = write_safetensors(
+        tmp_path / "many.safetensors",
+        {n: ("F16", x.shape, x.tobytes()) for n, x in tensors.items()},
+    )
+    with open_tensors(path) as store:
+        jobs = _jobs(store, mapped=False)
+        live: list[int] = []
+
+        def fetch(n: str, a: int, b: int, out: np.ndarray) -> np.ndarray:
+            live.append(sum(j._hist is not None for j in jobs))
+            return store.fetch(n, a, b, out)
+
+        for j in jobs:
+            j.fetch = partial(fetch, j.key)
+        got = stream_accumulate(jobs, workers=2, block_bytes=HIST_MIN)  # 2+ blocks each
+    assert max(live) <= 2 + 2 + 1  # blocks in flight (workers + 2) and the one being read
+    for n, x in tensors.items():
+        _check(got[n].result(), _numpy_stats(x))

@@ -63,6 +63,8 @@ class StreamJob:
     fd: int = -1
     offset: int = 0
     _hist: BitHistogram | None = field(default=None, repr=False)
+    _left: int = field(default=0, repr=False)  # blocks of `_hist` not counted yet
+    _done: StatsAccumulator | None = field(default=None, repr=False)
     _parts: list[Future[StatsAccumulator | None]] = field(default_factory=list, repr=False)
 
 
@@ -86,6 +88,10 @@ def _count(job: StreamJob, raw: NDArray[Any], scratch: _Scratch, lock: threading
         counts += np.bincount(idx, minlength=n_bins)
     with lock:
         job._hist.counts += counts
+        job._left -= 1
+        last = job._left == 0
+    if last:  # free the 65,536 counts now: a model of many tensors keeps none of them
+        job._done, job._hist = job._hist.accumulator(), None
 
 
 def _moments(job: StreamJob, raw: NDArray[Any]) -> StatsAccumulator:
@@ -151,9 +157,11 @@ def stream_accumulate(
     with ThreadPoolExecutor(n_workers) as pool:
         try:
             for job in jobs:
-                if job.size >= HIST_MIN and BitHistogram.supports(job.stored):
-                    job._hist = BitHistogram(job.stored, job.decode)
                 step = max(1, block_bytes // job.stored.itemsize)
+                counted = job.size >= HIST_MIN and BitHistogram.supports(job.stored)
+                if counted:
+                    job._hist = BitHistogram(job.stored, job.decode)
+                    job._left = -(-job.size // step)
                 for start in range(0, job.size, step):
                     stop = min(job.size, start + step)
                     slot = free.get()
@@ -172,7 +180,7 @@ def stream_accumulate(
                     fut = pool.submit(work, job, src, off, stop - start, slot)
                     del src
                     pending.append(fut)
-                    if job._hist is None:
+                    if not counted:
                         job._parts.append(fut)
         except BaseException:
             for fut in pending:  # stop the blocks not started
@@ -182,8 +190,8 @@ def stream_accumulate(
             fut.result()  # re-raise a worker's error
     result: dict[str, StatsAccumulator] = {}
     for job in jobs:
-        if job._hist is not None:
-            result[job.key] = job._hist.accumulator()
+        if job._done is not None:
+            result[job.key] = job._done
         else:
             acc = StatsAccumulator()
             for part in job._parts:
@@ -191,5 +199,5 @@ def stream_accumulate(
                 if r is not None:
                     acc.merge(r)
             result[job.key] = acc
-        job._hist, job._parts = None, []
+        job._hist, job._done, job._parts = None, None, []
     return result
