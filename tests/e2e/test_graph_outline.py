@@ -4,7 +4,8 @@ The outline is dashed in screen pixels (non-scaling stroke): zoomed out on a gro
 hundreds of ops it stays a visible 1 px dashed line, and it is a few hundred dashes instead
 of tens of thousands in scene units, which made every recolour of the zoomed-out graph (a
 scrubber step) re-rasterise for hundreds of milliseconds. Checked on the screenshot's
-pixels: along the box's left edge, dark dashes alternate with light gaps.
+pixels with the group selected (its outline 3 px, blue): along the box's left edge, dark
+dashes alternate with light gaps; in scene units that stroke would be 0.1 px, invisible.
 """
 
 from __future__ import annotations
@@ -91,17 +92,14 @@ def test_expanded_group_outline_stays_a_visible_dashed_line_when_zoomed_far_out(
     )
     _settle(page)
     page.get_by_test_id("graph-fit").click()
-    page.get_by_test_id("graph-canvas").click(
-        position={"x": 20, "y": 20}
-    )  # deselect: plain outline
-    page.wait_for_selector(f"{group}:not(.gx-selected)")
+    page.wait_for_selector(f"{group}.gx-selected")  # the double-click selected it
     scale = page.evaluate(
         "() => Number(/scale\\(([^)]+)\\)/.exec(document.querySelector('.gx-canvas > g')"
         ".getAttribute('transform'))[1])"
     )
     assert scale < 0.1, scale  # far out: a 1-unit stroke in scene units would be invisible
     rows = _edge_rows(page, f"{group} > rect.gx-box")
-    dark = rows < 175  # the outline's #7a8497 is ~131; the light fills and background > 220
+    dark = rows < 150  # the selected outline's #1565c0 is ~90; the light fills, background > 190
     # a dashed line: dashes (4 px) and gaps (3 px) alternate down the edge
     assert 0.35 < dark.mean() < 0.85, (dark.mean(), rows[:40])
     runs = np.count_nonzero(np.diff(dark.astype(int)) == 1)
