@@ -13,8 +13,10 @@ Both write the same rows and pyramid.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import struct
+import sys
 import time
 from typing import Any
 
@@ -25,15 +27,13 @@ from deepscope.store.protocol import WriteRecord
 from deepscope.store.rows import classify, histogram_row
 from deepscope.store.schema import KIND_FINITE
 
-try:
-    from deepscope.store.postgres import scalar_copy as _fast
-except ImportError:  # numpy is not installed: the per-row encoder
-    _fast = None  # type: ignore[assignment]
-
 __all__ = ["count_points", "write_batch"]
 
 _BLOCK = 1 << ID_BLOCK_BITS
-USE_NUMPY = _fast is not None  # tests switch it off to check the per-row encoder
+USE_NUMPY = importlib.util.find_spec("numpy") is not None  # tests switch it off
+# numpy is imported for the first batch this large (importing it costs about as much CPU as
+# encoding this many rows in Python) or once something else has imported it
+NUMPY_MIN_POINTS = 20_000
 _CLAIM = (
     "INSERT INTO deepscope.batch (id, run_id, session_id, committed) VALUES (%s, %s, %s, %s)"
     " ON CONFLICT (id) DO NOTHING"
@@ -87,7 +87,8 @@ def write_batch(
     now = time.time()
     recs: list[Any] = records  # dispatched on the code in field 0
     srecs = [r for r in recs if r[0] == "s"]
-    flat = _fast.flatten(srecs) if USE_NUMPY and srecs else None
+    fast = _numpy_path(srecs)
+    flat = fast.flatten(srecs) if fast is not None else None
     args = (batch_id, run_id, session_id, now)
     block = 0
     if srecs:
@@ -108,8 +109,8 @@ def write_batch(
         elif code == "b":
             keys.add((r[2], r[1]))
     _tag_ids(conn, run_id, tags, keys)
-    if flat is not None:
-        _fast_scalars(conn, flat, {t: tags[(t, "scalar")] for t in names}, int(block))
+    if fast is not None and flat is not None:
+        _fast_scalars(conn, fast, flat, {t: tags[(t, "scalar")] for t in names}, int(block))
     elif srecs:
         _scalars(conn, srecs, tags, int(block))
     hists = [
@@ -170,11 +171,22 @@ def _next_block(conn: Any) -> int:
     return int(conn.execute("SELECT nextval('deepscope.scalar_block')").fetchone()[0])
 
 
-def _fast_scalars(conn: Any, flat: Any, tag_of: dict[str, int], block: int) -> None:
+def _numpy_path(srecs: list[Any]) -> Any:
+    """The numpy encoder (`deepscope.store.postgres.scalar_copy`) for these scalar records,
+    or None: the per-row one (no numpy, or a small batch while numpy is not imported)."""
+    if not USE_NUMPY or not srecs:
+        return None
+    if "numpy" not in sys.modules and sum(len(r[3]) for r in srecs) < NUMPY_MIN_POINTS:
+        return None
+    from deepscope.store.postgres import scalar_copy
+
+    return scalar_copy
+
+
+def _fast_scalars(conn: Any, _fast: Any, flat: Any, tag_of: dict[str, int], block: int) -> None:
     """COPY the scalar rows, merge their pyramid and per-tag stats (numpy throughout)."""
     if not len(flat):
         return
-    assert _fast is not None
     _fast.resolve(flat, tag_of)
     rows = _fast.sort_rows(flat, _id_blocks(conn, block, len(flat)), ID_BLOCK_BITS)
     with conn.cursor().copy(_fast.COPY_SCALARS) as copy:
