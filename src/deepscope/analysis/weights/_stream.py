@@ -77,15 +77,20 @@ class _Scratch(threading.local):
 def _count(job: StreamJob, raw: NDArray[Any], scratch: _Scratch, lock: threading.Lock) -> None:
     assert job._hist is not None
     bits = np.ascontiguousarray(raw).reshape(-1).view(job._hist.bits)
-    counts = np.zeros_like(job._hist.counts)
-    n_bins = counts.size
+    n_bins = job._hist.counts.size
     if scratch.idx is None:
         scratch.idx = np.empty(HIST_CHUNK, dtype=np.intp)
+    counts: NDArray[np.intp] | None = None
     for lo in range(0, bits.size, HIST_CHUNK):
         part = bits[lo : lo + HIST_CHUNK]
         idx = scratch.idx[: part.size]
         np.copyto(idx, part, casting="unsafe")  # bincount would allocate this copy each time
-        counts += np.bincount(idx, minlength=n_bins)
+        one = np.bincount(idx, minlength=n_bins)
+        if counts is None:
+            counts = one  # a fresh array: no zeroed one to add it to
+        else:
+            counts += one
+    assert counts is not None  # a block has at least one element
     with lock:
         job._hist.counts += counts
         job._left -= 1
