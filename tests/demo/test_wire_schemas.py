@@ -74,6 +74,12 @@ def test_every_route_over_the_demo_matches_its_schema(demo_logdir: Path) -> None
         for series in overlays["series"]:
             where = {"run": RUNS[1], "series": series["name"], "step": series["steps"][-1]}
             assert f.json("/api/overlays/values", where)["values"]
+            where = {
+                "run": RUNS[1],
+                "series": series["name"],
+                "node": overlays["badges"][0]["nodes"][0],
+            }
+            assert f.json("/api/overlays/node", where)["points"]
         run = RUNS[0]
         graphs = f.json("/api/graphs", {"run": run})["graphs"]
         assert graphs

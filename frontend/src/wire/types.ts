@@ -291,6 +291,20 @@ export interface OverlayValues {
   values: Record<string, number | NonFinite | null>;
 }
 
+export interface OverlayPoint {
+  step: number;
+  value: number | NonFinite | null;
+}
+
+/** `/api/overlays/node`: one node's value of a series per step; keys mapping nowhere. */
+export interface OverlayNodeSeries {
+  run: string;
+  series: string;
+  node: string;
+  points: OverlayPoint[];
+  unmapped: string[];
+}
+
 export interface AttributionRow {
   id: number;
   tag: string;

@@ -329,6 +329,21 @@ class OverlayValues(TypedDict):
     values: dict[str, float | NonFinite | None]
 
 
+class OverlayPoint(TypedDict):
+    step: int
+    value: float | NonFinite | None
+
+
+class OverlayNodeSeries(TypedDict):
+    """``/api/overlays/node``: one node's value of a series per step; keys mapping nowhere."""
+
+    run: str
+    series: str
+    node: str
+    points: list[OverlayPoint]
+    unmapped: list[str]
+
+
 class AttributionRow(TypedDict):
     id: int
     tag: str
@@ -376,6 +391,7 @@ JSON_ROUTES: dict[str, Any] = {
     "/api/events": Events,
     "/api/overlays": Overlays,
     "/api/overlays/values": OverlayValues,
+    "/api/overlays/node": OverlayNodeSeries,
     "/api/attributions": Attributions,
     "/api/views": ViewKinds,
     "/api/model/weights": ModelWeightsNode,

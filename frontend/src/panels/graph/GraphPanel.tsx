@@ -277,6 +277,11 @@ export function GraphPanel(props: GraphPanelProps) {
           onToggle={toggle}
           weights={weights}
           run={props.modelMode ? null : run}
+          overlay={
+            series !== null && run !== null
+              ? { run, tag, series: series.name, label: series.label, step: stepValues?.step ?? null, values: stepValues?.values ?? null }
+              : null
+          }
         />
       </div>
     </div>

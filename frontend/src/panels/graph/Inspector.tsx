@@ -5,6 +5,7 @@ import { InspectorAtlas } from '../atlas/InspectorAtlas';
 import type { GraphWeights } from '../weights/graphWeights';
 import { InspectorWeights } from '../weights/InspectorWeights';
 import { useWorkbenchInfo, WorkbenchInspector } from '../workbench/WorkbenchInspector';
+import { InspectorOverlay, type InspectorOverlayState } from './InspectorOverlay';
 import { displayLabel, formatCount, formatShape, formatTensor } from './text';
 import type { LevelNode, TensorMeta } from './types';
 
@@ -17,6 +18,8 @@ export interface InspectorProps {
   weights?: GraphWeights;
   /** The run whose graph is shown (null: a served model); links to its logged atlas. */
   run?: string | null;
+  /** The training series the graph is coloured by, at the scrubber's step (null: none). */
+  overlay?: InspectorOverlayState | null;
 }
 
 function Row(props: { name: string; children: ComponentChildren }) {
@@ -85,6 +88,7 @@ export function Inspector(p: InspectorProps) {
         </Row>
         <InspectorAtlas run={p.run ?? null} node={n} />
       </dl>
+      {p.overlay != null && <InspectorOverlay overlay={p.overlay} nodeId={n.id} />}
       {n.paramRefs.length > 0 && (
         <>
           <h4>Parameters</h4>

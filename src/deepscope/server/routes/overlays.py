@@ -11,6 +11,9 @@ path never changes meaning). ``nonfinite_step`` is derived: for each node, the f
 at which a non-finite diagnosis event names it or one of its watched values is NaN (a NaN
 gradient or activation; an infinite *norm* is left out, since the sum of squares of large
 finite values overflows to Inf without any value being non-finite).
+``/api/overlays/node`` answers one node's value of one series at every logged step (the
+inspector's sparkline) and the watched keys that map to no node of the graph (a layer the
+graph's tracer or exporter fused away or renamed), so the page can say why a node has none.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ SERIES_LABELS = {
 MAX_OVERLAY_BYTES = 64 * 1024 * 1024
 MAX_EVENTS = 1000
 CACHE = 256
+MAX_POINTS = 200  # a node's series: at most this many steps, evenly picked, last one kept
 
 Values = dict[str, float | None]
 
@@ -116,6 +120,12 @@ def _mapped_values(
         out[name] = index.spread(by_id)
     _remember(_mapped, key, out)
     return out
+
+
+def _unmapped(reader: ServedRun, blob: BlobInfo, index: GraphIndex) -> list[str]:
+    """The keys of one overlay blob (any series) that map to no node of the graph."""
+    keys = {str(k) for values in _read(reader, blob).values() for k in values}
+    return sorted(k for k in keys if not index.targets(k))
 
 
 def _worst(a: float | None, b: float | None) -> float | None:
@@ -235,7 +245,39 @@ def values(request: Request) -> Response:
     return Response(encode_level(body), media_type="application/json")
 
 
+def node_series(request: Request) -> Response:
+    """``{"run", "series", "node", "points": [{"step", "value"}], "unmapped": [keys]}``: one
+    node's value of one series at each logged step (at most `MAX_POINTS`, evenly picked,
+    the last kept); ``unmapped`` are the watched keys of the latest step that map to no
+    node of the graph."""
+    reader, blobs, gkey, index = _context(request)
+    name = params.text(request, "series")
+    node = params.text(request, "node")
+    unmapped = _unmapped(reader, blobs[-1], index) if blobs else []
+    points: list[dict[str, Any]] = []
+    if name == NONFINITE:
+        first = _first_nonfinite(reader, blobs, gkey, index).get(node)
+        if first is not None:
+            points.append({"step": first, "value": float(first)})
+    else:
+        having = [b for b in blobs if name in _series(reader, b)]
+        if not having and blobs:
+            raise NotFoundError(
+                f"run '{reader.name}' has no overlay series {name!r}; see /api/overlays"
+            )
+        if len(having) > MAX_POINTS:
+            stride = (len(having) - 1) / (MAX_POINTS - 1)
+            having = [having[round(i * stride)] for i in range(MAX_POINTS)]
+        for blob in having:
+            value = _mapped_values(reader, blob, gkey, index).get(name, {}).get(node)
+            points.append({"step": blob.step, "value": value})
+    body = {"run": reader.name, "series": name, "node": node, "points": points,
+            "unmapped": unmapped}  # fmt: skip
+    return Response(encode_level(body), media_type="application/json")
+
+
 routes = [
     Route("/api/overlays", overlays, methods=["GET"]),
     Route("/api/overlays/values", values, methods=["GET"]),
+    Route("/api/overlays/node", node_series, methods=["GET"]),
 ]
