@@ -1,6 +1,7 @@
 """Projector speed: PCA of 100k x 512 (goal <= 0.5 s); t-SNE of 20k x 64 through
 `deepscope.project` vs openTSNE called directly with the same settings (overhead goal
-<= 10%) and vs scikit-learn's TSNE (ratio goal >= 3x, on `--sklearn-n` points because
+<= 10%; negative since deepscope hands openTSNE an exact neighbour graph and threaded FFTs,
+`opentsne_ratio` is the speed-up) and vs scikit-learn's TSNE (ratio goal >= 3x, on `--sklearn-n` points because
 scikit-learn is slow on 20k). Runs are interleaved; medians of `--repeats`. Prints one
 final JSON line.
 
@@ -179,7 +180,9 @@ def main() -> None:
     s = _blobs(args.sklearn_n, args.tsne_d, seed=2)
     # both with every core: scikit-learn's n_jobs=-1 (its Barnes-Hut gradient uses OpenMP on
     # all cores anyway; n_jobs sets its neighbour search), deepscope with its automatic
-    # method/threads choice and with n_jobs=every core; same perplexity (30), iterations
+    # method/threads choice (every core from tsne.FFT_FROM points on: the same call as
+    # n_jobs=threads there, so the two differ by noise only) and with n_jobs=every core;
+    # same perplexity (30), iterations
     small = _interleaved(
         {
             "deepscope": lambda: deepscope.project(
@@ -194,10 +197,15 @@ def main() -> None:
         },
         1,
     )
+    from deepscope.analysis.projection import tsne as tsne_mod
+
     out["tsne"] = {
+        "threads": threads, "auto_threads_small": tsne_mod._threads(args.sklearn_n),
+        "exact_knn": args.tsne_n <= tsne_mod.EXACT_KNN_MAX,
         "n": args.tsne_n, "d": args.tsne_d, "iterations": iters + early, "gradient": ours_gradient,
         "deepscope_s": tsne["deepscope"], "opentsne_s": tsne["opentsne"],
         "overhead": tsne["deepscope"] / tsne["opentsne"] - 1, "overhead_goal": 0.10,
+        "opentsne_ratio": tsne["opentsne"] / tsne["deepscope"],
         "sklearn_n": args.sklearn_n, "deepscope_small_s": small["deepscope"],
         "sklearn_small_s": small["sklearn"], "sklearn_ratio": small["sklearn"] / small["deepscope"],
         "deepscope_small_all_cores_s": small["deepscope_all_cores"],
