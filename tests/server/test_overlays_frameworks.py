@@ -1,7 +1,7 @@
 """Training overlays (#18) on graphs that are not a torch trace: a Keras 3 model (torch
 backend) watched by deepscope's Keras callback, and a torch model whose logged graph is its
 ONNX export. The values at each node must be the ones measured independently (Keras layer
-outputs by a probe model; torch gradient norms after backward), and a watched layer the
+outputs, each layer called by hand; torch gradient norms after backward), and a watched layer the
 exporter fused away must be named in ``unmapped``, not silently dropped."""
 
 from __future__ import annotations
@@ -48,12 +48,17 @@ def test_keras_callback_overlays_map_onto_the_keras_graph(tmp_path: Path) -> Non
     from deepscope.tracking.callbacks.keras import DeepscopeCallback
 
     keras.utils.set_random_seed(0)
-    names = ["dense_a", "act", "dense_b", "out"]
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, name=names[0]),
-                              keras.layers.ReLU(name=names[1]), keras.layers.Dense(8, name=names[2]),
-                              keras.layers.Dense(3, name=names[3])])  # fmt: skip
+    # a layer, a nested Sequential of two (namespaced ``block/...`` in the graph), a layer
+    block = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8, name="d_in"),
+                              keras.layers.ReLU(name="r_in")], name="block")  # fmt: skip
+    inp = keras.Input((6,))
+    model = keras.Model(
+        inp, keras.layers.Dense(3, name="out")(block(keras.layers.Dense(8, name="d1")(inp)))
+    )
     model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
-    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in names])
+    chain = [("d1", model.get_layer("d1")), ("block/d_in", block.get_layer("d_in")),
+             ("block/r_in", block.get_layer("r_in")), ("out", model.get_layer("out"))]  # fmt: skip
+    names = [ns for ns, _ in chain]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((24, 6)).astype("float32")
     y = rng.standard_normal((24, 3)).astype("float32")
@@ -61,9 +66,11 @@ def test_keras_callback_overlays_map_onto_the_keras_graph(tmp_path: Path) -> Non
 
     class Probe(keras.callbacks.Callback):  # type: ignore[misc]
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            outs = probe([x[batch * 8 : batch * 8 + 8]])
-            truth.append({n: float(np.std(keras.ops.convert_to_numpy(o)))
-                          for n, o in zip(names, outs, strict=True)})  # fmt: skip
+            h, row = x[batch * 8 : batch * 8 + 8], {}
+            for ns, layer in chain:  # the layers called one by one, outside deepscope
+                h = layer(h)
+                row[ns] = float(np.std(keras.ops.convert_to_numpy(h)))
+            truth.append(row)
 
     cb = DeepscopeCallback(logdir=str(tmp_path), name="keras", watch_every=1)
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[Probe(), cb])
@@ -81,13 +88,14 @@ def test_keras_callback_overlays_map_onto_the_keras_graph(tmp_path: Path) -> Non
                 assert got["values"][nid] == pytest.approx(truth[step][name], rel=1e-4), name
         grads = _get(client, "/api/overlays/values", run="keras", series="grad_norm")["values"]
         assert {n for n in grads if not n.startswith("ns:")} == {
-            ids[n][0] for n in ("dense_a", "dense_b", "out")
+            ids[n][0] for n in ("d1", "block/d_in", "out")
         }  # the layers with weights, and nothing else
-        (nid,) = ids["dense_b"]
+        assert grads["ns:block"] == grads[ids["block/d_in"][0]]  # the nested model's group
+        (nid,) = ids["block/d_in"]
         node = _get(client, "/api/overlays/node", run="keras", series="act_std", node=nid)
         assert [p["step"] for p in node["points"]] == steps
         assert [p["value"] for p in node["points"]] == pytest.approx(
-            [t["dense_b"] for t in truth], rel=1e-4
+            [t["block/d_in"] for t in truth], rel=1e-4
         )
         assert node["unmapped"] == []
 
