@@ -46,8 +46,11 @@ def test_tsne_on_digits_keeps_neighbourhoods(digits: tuple[np.ndarray, np.ndarra
     p = deepscope.project(x, "tsne", early_exaggeration_iter=125, n_iter=375, progress=progress,
                           cache=False)  # fmt: skip
     assert p.coords.shape == (1797, 2) and p.params["gradient"] == "bh"
-    assert trustworthiness(x, p.coords, n_neighbors=10) >= 0.9
-    assert _knn_agreement(p.coords, y) >= 0.9
+    # the issue asks 0.9; openTSNE with its own (Annoy) neighbours and these settings gave
+    # 0.9920-0.9927 and 0.980-0.982 (seeds 0, 1; BH and FFT), deepscope's exact neighbour
+    # graph 0.9923-0.9929 and 0.982: it must not lose that
+    assert trustworthiness(x, p.coords, n_neighbors=10) >= 0.99
+    assert _knn_agreement(p.coords, y) >= 0.975
     assert seen == sorted(seen) and 0 < seen[0] < 0.1 and seen[-1] > 0.9
     assert len(partials) == 2 and partials[0].shape == (1797, 2)  # at 250 and 500 iterations
 
