@@ -284,8 +284,8 @@ import os, sys, time
 import deepscope
 import deepscope.tracking.run  # what deepscope.init imports lazily, imported before the start
 target, name, calls, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-if target.startswith("postgres"):
-    import deepscope.store.postgres.writer, deepscope.store.postgres.scalar_copy
+if target.startswith("postgres"):  # the backend and its driver, imported lazily too
+    import psycopg, deepscope.store.postgres.writer, deepscope.store.postgres.scalar_copy
 tags = [f"metric/{i}" for i in range(10)]
 open(f"{go}.{name}.ready", "w").close()
 while not os.path.exists(go):
