@@ -40,8 +40,36 @@ def cnn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
             loss.backward()
             opt.step()
             run.log({"loss": loss.item()}, step=step)
+    _onnx_run(root)
     with ServerThread(root) as server:
         yield server.url, root
+
+
+def _onnx_run(root: Path) -> None:
+    """A watched torch model whose logged graph is its ONNX export (BatchNorm folded away)."""
+    import torch
+    from torch import nn
+
+    import deepscope
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(4 * 6 * 6, 3))  # fmt: skip
+    x = torch.randn(4, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+    path = root / "model.onnx"
+    model.eval()
+    torch.onnx.export(model, (x[:1],), str(path), dynamo=False)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with deepscope.init(logdir=root, name="onnx") as run:
+        run.log_graph(str(path))
+        run.watch(model, every=1)
+        for step in range(2):
+            loss = model(x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            run.log({"loss": float(loss.detach())}, step=step)
 
 
 def _select(page: Any, node_id: str) -> None:
@@ -94,4 +122,32 @@ def test_inspector_shows_the_selected_nodes_value_at_the_scrubbed_step(
     assert "no watched layer maps to this node" in why.inner_text()
     assert page.get_by_test_id("inspector-overlay-value").inner_text().strip() == "—"
     screenshot(page, "graph-overlay-inspector-relu")
+    assert page_log.errors == []
+
+
+def test_inspector_names_the_watched_layers_the_onnx_graph_lost(
+    page: Any, page_log: Any, cnn_server: tuple[str, Path]
+) -> None:
+    pytest.importorskip("onnx")
+    url, _ = cnn_server
+    open_graph(page, url, "onnx")
+    colour_by(page, "activation std")
+    ids = page.eval_on_selector_all(
+        '[data-testid="graph-node"]', "els => els.map(e => e.dataset.nodeId)"
+    )
+    relu = next(i for i in ids if i in ("ns:2", "n2"))  # the ReLU (namespace 2)
+    _select(page, relu)
+    assert _shown(page, 1) > 0  # mapped: a value
+    conv = next(i for i in ids if i in ("ns:0", "n0"))
+    _select(page, conv)
+    assert _shown(page, 1) > 0
+    assert not {"ns:1", "n1"} & set(ids)  # the BatchNorm (namespace 1) was folded away
+    colour_by(page, "gradient norm")
+    _select(page, relu)  # no gradient norm on a ReLU, and the BatchNorm's is lost: said so
+    why = page.get_by_test_id("inspector-overlay-why")
+    why.wait_for()
+    text = why.inner_text()
+    assert "no watched layer maps to this node" in text
+    assert "1 watched layer maps to no node of this graph" in text and text.endswith(": 1")
+    screenshot(page, "graph-overlay-inspector-onnx-unmapped")
     assert page_log.errors == []

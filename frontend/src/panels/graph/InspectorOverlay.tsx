@@ -85,7 +85,7 @@ export function InspectorOverlay(p: { overlay: InspectorOverlayState; nodeId: st
       const u = body.unmapped;
       if (u.length > 0) {
         const named = u.slice(0, MAX_NAMED).join(', ') + (u.length > MAX_NAMED ? `, … (${u.length - MAX_NAMED} more)` : '');
-        why += `; ${u.length} watched layer${u.length === 1 ? '' : 's'} map to no node of this graph (fused or renamed when it was traced or exported): ${named}`;
+        why += `; ${u.length} watched layer${u.length === 1 ? ' maps' : 's map'} to no node of this graph (fused or renamed when it was traced or exported): ${named}`;
       }
     }
   }
