@@ -143,12 +143,15 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         started = False
+        late: list[bool] = []  # set by `capped` when the body missed its deadline
 
         async def send_secure(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 headers = MutableHeaders(scope=message)
+                if late:  # the rest of the body may still come: never reuse the connection
+                    headers["connection"] = "close"
                 for name in list(headers.keys()):
                     if name.startswith("access-control-"):
                         del headers[name]
@@ -164,7 +167,7 @@ class SecurityMiddleware:
             await refusal(scope, receive, send_secure)
             return
         try:
-            await self.app(scope, self._capped(receive), send_secure)
+            await self.app(scope, self._capped(receive, late), send_secure)
         except BodyTooLarge:
             if not started:
                 await self._too_large()(scope, receive, send_secure)
@@ -224,7 +227,7 @@ class SecurityMiddleware:
         response.headers["cache-control"] = "no-store"
         return response
 
-    def _capped(self, receive: Receive) -> Receive:
+    def _capped(self, receive: Receive, late: list[bool]) -> Receive:
         """`receive` with the body capped at `max_body` bytes and due, whole, within
         `body_timeout` seconds of the first read (an absolute deadline: trickling does not
         extend it). Once the body is complete, later reads (an SSE handler waiting for the
@@ -245,6 +248,7 @@ class SecurityMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
             except TimeoutError:
+                late.append(True)
                 raise BodyTimeout(timeout) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
