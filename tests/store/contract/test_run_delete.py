@@ -291,3 +291,52 @@ def test_pg_a_deletion_that_fails_midway_deletes_nothing(pg_fresh_url: str) -> N
     assert str(password_of(url)) not in str(err.value)
     assert _pg_counts(url, name) == before
     assert store.run(name).scalars("loss", max_points=1000)[-1].step == 39
+
+
+def test_pg_a_run_deleted_while_training_logs_leaves_no_rows(pg_fresh_url: str) -> None:
+    """`deepscope rm --force` while a training loop logs: the loop goes on, one warning says
+    the run was deleted, `dropped` counts what is no longer stored, and no row of any table
+    is left under the deleted run (a batch racing the deletion waits for it, then finds the
+    run gone). A new run of the same name afterwards starts empty."""
+    import threading
+    import warnings
+
+    url = pg_fresh_url
+    stop, steps = threading.Event(), [0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = deepscope.init(store=url, name="doomed", flush_interval=0.02)
+
+        def train() -> None:
+            while not stop.is_set():
+                s = steps[0]
+                run.log({"loss": 1.0 / (s + 1), "acc": float(s)}, step=s)
+                if s % 25 == 0:
+                    run.log_histogram("w", np.array([0.0, float(s)]), step=s)
+                    run.log_event("tick", f"step {s}", severity="info", step=s)
+                steps[0] = s + 1
+
+        loop = threading.Thread(target=train)
+        loop.start()
+        try:
+            store = deepscope.store.open(url)
+            while not store.run_names() or steps[0] < 300:
+                stop.wait(0.01)
+            store.delete_run("doomed", force=True)
+            at = steps[0]
+            while steps[0] < at + 2000:  # logging goes on past the deletion
+                stop.wait(0.01)
+        finally:
+            stop.set()
+            loop.join(30)
+        run.finish()
+    assert not loop.is_alive()
+    assert run.dropped > 0
+    said = [str(w.message) for w in caught if "was deleted from" in str(w.message)]
+    assert len(said) == 1 and "rm --force" in said[0]
+    totals = _pg_counts(url, None)
+    assert {t: n for t, n in totals.items() if t != "meta" and n} == {}, totals
+    with deepscope.init(store=url, name="doomed") as again:
+        again.log({"loss": 0.5}, step=0)
+    got = deepscope.store.open(url).run("doomed").scalars("loss")
+    assert [(p.step, p.value) for p in got] == [(0, 0.5)]

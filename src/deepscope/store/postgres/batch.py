@@ -27,13 +27,19 @@ from deepscope.store.protocol import WriteRecord
 from deepscope.store.rows import classify, histogram_row
 from deepscope.store.schema import KIND_FINITE
 
-__all__ = ["count_points", "write_batch"]
+__all__ = ["RunDeleted", "count_points", "write_batch"]
+
+
+class RunDeleted(Exception):
+    """The run's row is gone: it was deleted (`deepscope rm --force`) while being written."""
+
 
 _BLOCK = 1 << ID_BLOCK_BITS
 USE_NUMPY = importlib.util.find_spec("numpy") is not None  # tests switch it off
 # numpy is imported for the first batch this large (importing it costs about as much CPU as
 # encoding this many rows in Python) or once something else has imported it
 NUMPY_MIN_POINTS = 20_000
+_LOCK_RUN = "SELECT 1 FROM deepscope.run WHERE id = %s FOR KEY SHARE"
 _CLAIM = (
     "INSERT INTO deepscope.batch (id, run_id, session_id, committed) VALUES (%s, %s, %s, %s)"
     " ON CONFLICT (id) DO NOTHING"
@@ -84,6 +90,12 @@ def write_batch(
 ) -> bool:
     """Write `records` (inside the caller's transaction). False: the batch was committed
     before (nothing written)."""
+    # the run row, locked against a deletion (FOR KEY SHARE: writers of one run do not
+    # block each other or their `version` update; `delete_postgres_run`'s FOR UPDATE
+    # waits for this batch, and a batch after the deletion finds no row): no rows are
+    # ever written under the id of a deleted run
+    if conn.execute(_LOCK_RUN, (run_id,)).fetchone() is None:
+        raise RunDeleted(f"run id {run_id} is no longer in the database")
     now = time.time()
     recs: list[Any] = records  # dispatched on the code in field 0
     srecs = [r for r in recs if r[0] == "s"]
