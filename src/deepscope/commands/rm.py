@@ -51,9 +51,9 @@ def rm(target: str, runs: tuple[str, ...], force: bool, yes: bool) -> None:
 
     Asks for confirmation unless --yes. Nothing is deleted when a RUN does not exist or
     one is still being written (a live heartbeat): stop the training first, or pass
-    --force to delete such runs too. A training that is really alive goes on writing
-    after a forced deletion (a log directory: into a new run of the same name; a
-    database: into rows no run reaches), so stop it first.
+    --force to delete such runs too. A training that is really alive goes on logging
+    after a forced deletion, into a new run of the same name (it warns once), so stop
+    it first.
     """
     import deepscope.store
     from deepscope.errors import DeepscopeError, NotFoundError

@@ -295,9 +295,9 @@ def test_pg_a_deletion_that_fails_midway_deletes_nothing(pg_fresh_url: str) -> N
 
 def test_pg_a_run_deleted_while_training_logs_leaves_no_rows(pg_fresh_url: str) -> None:
     """`deepscope rm --force` while a training loop logs: the loop goes on, one warning says
-    the run was deleted, `dropped` counts what is no longer stored, and no row of any table
-    is left under the deleted run (a batch racing the deletion waits for it, then finds the
-    run gone). A new run of the same name afterwards starts empty."""
+    the run was deleted, logging continues into a new run of the same name (as a log
+    directory's does), and no row of any table is left under the deleted run: a batch
+    racing the deletion waits for it (the run row is locked), then finds the run gone."""
     import threading
     import warnings
 
@@ -320,8 +320,9 @@ def test_pg_a_run_deleted_while_training_logs_leaves_no_rows(pg_fresh_url: str) 
         loop.start()
         try:
             store = deepscope.store.open(url)
-            while not store.run_names() or steps[0] < 300:
+            while "doomed" not in store.run_names() or not store.run("doomed").scalars("acc"):
                 stop.wait(0.01)
+            old_id = _run_id(url, "doomed")
             store.delete_run("doomed", force=True)
             at = steps[0]
             while steps[0] < at + 2000:  # logging goes on past the deletion
@@ -331,12 +332,23 @@ def test_pg_a_run_deleted_while_training_logs_leaves_no_rows(pg_fresh_url: str) 
             loop.join(30)
         run.finish()
     assert not loop.is_alive()
-    assert run.dropped > 0
+    assert run.dropped == 0
     said = [str(w.message) for w in caught if "was deleted from" in str(w.message)]
-    assert len(said) == 1 and "rm --force" in said[0]
-    totals = _pg_counts(url, None)
-    assert {t: n for t, n in totals.items() if t != "meta" and n} == {}, totals
-    with deepscope.init(store=url, name="doomed") as again:
-        again.log({"loss": 0.5}, step=0)
-    got = deepscope.store.open(url).run("doomed").scalars("loss")
-    assert [(p.step, p.value) for p in got] == [(0, 0.5)]
+    assert len(said) == 1 and "rm --force" in said[0] and "new run" in said[0]
+    # every row in the database belongs to the run now named "doomed", a new one
+    assert _run_id(url, "doomed") != old_id
+    totals = {t: n for t, n in _pg_counts(url, None).items() if t != "meta"}
+    assert totals == _pg_counts(url, "doomed")
+    # which holds every step from the first batch after the deletion to the last one
+    got = [int(p.value) for p in store.run("doomed").scalars("acc", max_points=10**7)]
+    assert got and got[0] > 0 and got == list(range(got[0], steps[0]))
+    assert store.run("doomed").info().status == "finished"
+
+
+def _run_id(url: str, name: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT id FROM deepscope.run WHERE name = %s", (name,)).fetchone()
+    assert row is not None
+    return int(row[0])

@@ -18,7 +18,6 @@ its own, so:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import os
@@ -94,7 +93,6 @@ class PostgresRunWriter(RunWriter):
         self._backoff = BACKOFF_FIRST
         self._retry_at = 0.0
         self.replayed = 0  # batches replayed from the spill (tests read it)
-        self._gone = False  # the run was deleted while written: nothing more is stored
         self._reset_runtime()
         register(self)
         self._open_or_degrade(first=True)
@@ -213,8 +211,6 @@ class PostgresRunWriter(RunWriter):
 
     def _drain(self) -> None:
         super()._drain()
-        if self._gone:
-            return
         if self._conn is None or self._spilled_file is not None or self._held:
             with self._io_lock:  # every flush interval while degraded (within the backoff)
                 self._reconnect()
@@ -231,9 +227,6 @@ class PostgresRunWriter(RunWriter):
             return None
         batch: Batch = (uuid.uuid4().hex, records)
         with self._io_lock:
-            if self._gone:
-                self.dropped += count_points(records)
-                return None
             if not self._reconnect():
                 self._spill_batch(batch)
                 return StoreError(f"the PostgreSQL store {mask(self.url)} is unreachable")
@@ -245,30 +238,7 @@ class PostgresRunWriter(RunWriter):
                 return exc.cause
             except _Poison as exc:
                 return self._write_valid_pg(batch, exc.cause)
-            except _Gone:
-                self._run_deleted(count_points(records))
         return None
-
-    def _run_deleted(self, lost: int) -> None:
-        """The run was deleted (`deepscope rm --force`) while this writer wrote it: what
-        is logged from now on is counted in `dropped` and not stored (no rows under the
-        id of a run that is gone); spilled batches of it are discarded. Training goes on."""
-        self.dropped += lost
-        if self._gone:
-            return
-        self._gone = True
-        self._held.clear()
-        if self._spilled_file is not None:
-            with contextlib.suppress(OSError):
-                self._spilled_file.unlink()
-            self._spilled_file = None
-        self._note(
-            f"deepscope: run '{self.name}' was deleted from {mask(self.url)} while it was "
-            "being written (deepscope rm --force); what is logged to it from now on is not "
-            "stored (run.dropped counts it). Start a new run to keep logging.",
-            None,
-            once_key="run-deleted",
-        )
 
     def _write_batch(self, batch: Batch) -> bool:
         """Commit one batch (False: committed before). Raises `_Transient` (connection or
@@ -287,7 +257,8 @@ class PostgresRunWriter(RunWriter):
             return done
         except RunDeleted:
             self._tag_ids = {}
-            raise _Gone() from None
+            self._restart_run(conn)
+            return self._write_batch(batch)
         except (psycopg.OperationalError, psycopg.InterfaceError, OSError, StoreError) as exc:
             self._tag_ids = {}
             raise _Transient(exc) from None
@@ -300,6 +271,24 @@ class PostgresRunWriter(RunWriter):
         except psycopg.Error as exc:  # anything else (a schema problem...): keep and retry
             self._tag_ids = {}
             raise _Transient(exc) from None
+
+    def _restart_run(self, conn: Any) -> None:
+        """The run was deleted (`deepscope rm --force`) while this writer wrote it: start it
+        again, as the log-directory store does (a new run of the same name, a new session);
+        the batch that found it gone goes into the new run."""
+        import psycopg
+
+        self._session_id = None  # the session row went with the run
+        try:
+            self._run_id, self._session_id = self._start_session(conn)
+        except (psycopg.Error, OSError) as exc:
+            raise _Transient(exc) from None
+        self._note(
+            f"deepscope: run '{self.name}' was deleted from {mask(self.url)} while it was "
+            "logging (deepscope rm --force); what it held is gone. Logging continues into a "
+            "new run of the same name.",
+            None,
+        )
 
     def _write_valid_pg(self, batch: Batch, exc: BaseException) -> BaseException | None:
         """A batch the database refused for its values: store every valid record, keep the
@@ -325,8 +314,6 @@ class PostgresRunWriter(RunWriter):
                 self.dropped += count_points(good)
                 self._keep_unstorable(good)
                 return p.cause
-            except _Gone:
-                self._run_deleted(count_points(good))
         return None
 
     def _keep_unstorable(self, records: list[WriteRecord]) -> None:
@@ -384,18 +371,15 @@ class PostgresRunWriter(RunWriter):
         path = self._spilled_file
         if path is not None:
             for batch in read_batches(path):
-                if self._gone:
-                    return  # `_run_deleted` removed the file and the held batches
                 self._replay_one(batch)
             try:
                 path.unlink()
             except OSError:
                 pass
             self._spilled_file = None
-        while self._held and not self._gone:
+        while self._held:
             self._replay_one(self._held[0])
-            if self._held:
-                self._held.pop(0)
+            self._held.pop(0)
 
     def _replay_orphans(self) -> None:
         """Replay the spill files of this run left by processes that are gone (kill -9
@@ -409,9 +393,6 @@ class PostgresRunWriter(RunWriter):
                     raise exc.cause from None
                 except _Poison as exc:
                     self._write_valid_pg(batch, exc.cause)
-                except _Gone:
-                    self._run_deleted(0)
-                    return  # the file stays: another run of this name may take it later
             try:
                 path.unlink()
             except OSError:
@@ -424,9 +405,6 @@ class PostgresRunWriter(RunWriter):
             self._write_batch(batch)
         except _Transient as exc:
             raise exc.cause from None
-        except _Gone:
-            self._run_deleted(0)  # its points were counted in `dropped` when spilled
-            return
         except _Poison as exc:
             self.dropped = max(0, self.dropped - count_points(batch[1]))
             self._write_valid_pg(batch, exc.cause)  # counts what it cannot store
@@ -496,10 +474,6 @@ class PostgresRunWriter(RunWriter):
 
     def _note(self, message: str, error: BaseException | None, once_key: str = "") -> None:
         super()._note(self._scrub(message), error, once_key)
-
-
-class _Gone(Exception):
-    """The run was deleted while being written (`RunDeleted` from the batch)."""
 
 
 class _Transient(Exception):
