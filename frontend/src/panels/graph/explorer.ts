@@ -263,6 +263,7 @@ export class Explorer {
         refs.push({ src: idx.get(id) ?? 0, dst: PORT_OUT, edge: -1 });
       }
     }
+    markHanging(nodes, edges, (i) => i < level.nodes.length && level.nodes[i].op === 'input');
     const r = await layout(nodes, edges);
     const boxes = level.nodes.map((_, i) => ({ x: r.x[i], y: r.y[i], w: nodes[i].w, h: nodes[i].h }));
     const portBox = (id: string): Box | null => {
@@ -280,4 +281,34 @@ export class Explorer {
         .filter((e) => e.pts.length >= 4 && !Number.isNaN(e.src) && !Number.isNaN(e.dst)),
     };
   }
+}
+
+/** Set `hang` on the nodes that no start reaches (a start: an `input` op or the level's input
+ * port), as `render/svg_graph.py:_hanging` does; none when the level has no start. */
+function markHanging(nodes: LayoutNodeIn[], edges: LayoutEdgeIn[], isInput: (i: number) => boolean): void {
+  const index = new Map(nodes.map((n, i) => [n.id, i]));
+  const succ: number[][] = nodes.map(() => []);
+  for (const e of edges) {
+    const a = index.get(e.src);
+    const b = index.get(e.dst);
+    if (a !== undefined && b !== undefined) succ[a].push(b);
+  }
+  const stack: number[] = [];
+  nodes.forEach((n, i) => {
+    if (isInput(i) || n.constraint === 'FIRST') stack.push(i);
+  });
+  if (stack.length === 0) return;
+  const seen = new Array<boolean>(nodes.length).fill(false);
+  for (const i of stack) seen[i] = true;
+  while (stack.length > 0) {
+    for (const m of succ[stack.pop() as number]) {
+      if (!seen[m]) {
+        seen[m] = true;
+        stack.push(m);
+      }
+    }
+  }
+  nodes.forEach((n, i) => {
+    if (!seen[i]) n.hang = true;
+  });
 }

@@ -6,6 +6,9 @@ export interface LayoutNodeIn {
   h: number;
   /** Keep a virtual port node in the first / last layer. */
   constraint?: 'FIRST' | 'LAST';
+  /** No input of the level reaches it (a weight or constant node): the fast engine places it
+   * just above its first consumer. */
+  hang?: boolean;
 }
 
 export interface LayoutEdgeIn {

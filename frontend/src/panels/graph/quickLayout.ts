@@ -35,44 +35,88 @@ export function quickLayout(req: LayoutRequest): LayoutResult {
     for (const p of preds[v]) l = Math.max(l, layer[p] + 1);
     layer[v] = l;
   }
+  // Longest path puts every source in layer 0: a model whose weights are nodes (ONNX
+  // ConstantOfShape / Constant, a traced get_attr) would get one huge first layer with long
+  // edges down to each consumer. `hang` nodes (no input reaches them) sink to just above
+  // their first consumer instead, latest first so a constant feeding a constant follows it
+  // (as render/layout.py does for static SVGs).
+  for (let r = n - 1; r >= 0; r--) {
+    const v = byRank[r];
+    if (req.nodes[v].hang !== true || succs[v].length === 0) continue;
+    let l = Number.POSITIVE_INFINITY;
+    for (const s of succs[v]) l = Math.min(l, layer[s] - 1);
+    layer[v] = Math.max(layer[v], l);
+  }
   let maxLayer = 0;
   for (let v = 0; v < n; v++) if (req.nodes[v].constraint !== 'LAST') maxLayer = Math.max(maxLayer, layer[v]);
   for (let v = 0; v < n; v++) if (req.nodes[v].constraint === 'LAST') layer[v] = maxLayer + 1;
 
+  // A source has no predecessor to centre on. First pass: beside the other inputs of its
+  // consumers (placed already: they are in earlier layers), e.g. a weight beside the
+  // activation entering its conv; NaN when there are none (packed from the left). Second
+  // pass: above its consumers as the first pass placed them.
   const layers: number[][] = [];
   for (let v = 0; v < n; v++) (layers[layer[v]] ??= []).push(v);
   const x = new Array<number>(n).fill(0);
   const y = new Array<number>(n).fill(0);
-  let top = LEVEL_PAD;
-  let width = 0;
-  for (const members of layers) {
-    if (members === undefined) continue;
-    const want = members.map((v) => {
-      if (preds[v].length === 0) return Number.NaN;
-      let s = 0;
-      for (const p of preds[v]) s += x[p] + req.nodes[p].w / 2;
-      return s / preds[v].length;
-    });
-    const order = members.map((_, i) => i);
-    order.sort((a, b) => {
-      const wa = want[a];
-      const wb = want[b];
-      if (Number.isNaN(wa) || Number.isNaN(wb)) return a - b;
-      return wa - wb || a - b;
-    });
-    let cursor = LEVEL_PAD;
-    let h = 0;
-    for (const i of order) {
-      const v = members[i];
-      const node = req.nodes[v];
-      const centre = Number.isNaN(want[i]) ? cursor + node.w / 2 : want[i];
-      x[v] = Math.max(cursor, centre - node.w / 2);
-      y[v] = top;
-      cursor = x[v] + node.w + NODE_GAP;
-      h = Math.max(h, node.h);
+  const centre = (v: number): number => x[v] + req.nodes[v].w / 2;
+  const besideConsumers = (v: number): number => {
+    let s = 0;
+    let k = 0;
+    for (const c of succs[v]) {
+      for (const p of preds[c]) {
+        if (p === v || layer[p] >= layer[v]) continue;
+        s += centre(p);
+        k += 1;
+      }
     }
-    width = Math.max(width, cursor - NODE_GAP + LEVEL_PAD);
-    top += h + LAYER_GAP;
+    return k === 0 ? Number.NaN : s / k;
+  };
+  const place = (hint: number[] | null): { width: number; height: number } => {
+    let top = LEVEL_PAD;
+    let width = 0;
+    for (const members of layers) {
+      if (members === undefined) continue;
+      const want = members.map((v) => {
+        if (preds[v].length === 0) {
+          return hint !== null && succs[v].length > 0 ? hint[v] : besideConsumers(v);
+        }
+        let s = 0;
+        for (const p of preds[v]) s += centre(p);
+        return s / preds[v].length;
+      });
+      const order = members.map((_, i) => i);
+      order.sort((a, b) => {
+        const wa = want[a];
+        const wb = want[b];
+        if (Number.isNaN(wa) || Number.isNaN(wb)) return a - b;
+        return wa - wb || a - b;
+      });
+      let cursor = LEVEL_PAD;
+      let h = 0;
+      for (const i of order) {
+        const v = members[i];
+        const node = req.nodes[v];
+        const c = Number.isNaN(want[i]) ? cursor + node.w / 2 : want[i];
+        x[v] = Math.max(cursor, c - node.w / 2);
+        y[v] = top;
+        cursor = x[v] + node.w + NODE_GAP;
+        h = Math.max(h, node.h);
+      }
+      width = Math.max(width, cursor - NODE_GAP + LEVEL_PAD);
+      top += h + LAYER_GAP;
+    }
+    return { width, height: top - LAYER_GAP + LEVEL_PAD };
+  };
+  let size = place(null);
+  if (req.nodes.some((_, v) => preds[v].length === 0 && succs[v].length > 0)) {
+    const hint = req.nodes.map((_, v) => {
+      if (succs[v].length === 0) return Number.NaN;
+      let s = 0;
+      for (const c of succs[v]) s += centre(c);
+      return s / succs[v].length;
+    });
+    size = place(hint);
   }
   const edges = req.edges.map((e) => {
     const a = index.get(e.src);
@@ -82,7 +126,7 @@ export function quickLayout(req: LayoutRequest): LayoutResult {
     const nb = req.nodes[b];
     return [x[a] + na.w / 2, y[a] + na.h, x[b] + nb.w / 2, y[b]];
   });
-  return { width, height: top - LAYER_GAP + LEVEL_PAD, x, y, edges };
+  return { width: size.width, height: size.height, x, y, edges };
 }
 
 /** Each node's position in a topological order of `edges` (Kahn's, O(nodes + edges)); when
