@@ -32,6 +32,11 @@ const TAB_LABELS: Record<Tab, string> = {
 
 const RUNS_REFRESH_MS = 5000;
 
+/** Tabs that draw the model served by `deepscope view` without any run. */
+const MODEL_TABS: Tab[] = ['graph', 'weights'];
+/** Tabs a live model (`--inputs`) answers from the graph inspector instead. */
+const LIVE_TABS: Tab[] = ['activations', 'attribution', 'attention'];
+
 function useRoute(): [Route, (r: Route) => void] {
   const [route, setRoute] = useState<Route>(() => parseHash(location.hash));
   useEffect(() => {
@@ -107,6 +112,9 @@ export function App() {
     [selectedKey],
   );
 
+  // `deepscope view MODEL` with no run: only the graph and the weights have something to
+  // show; the other tabs say why and what would fill them, not "pick runs in the Runs tab"
+  const modelOnly = health?.mode === 'model' && runsLoaded && runs.length === 0;
   const colorIndex = useMemo(() => new Map(names.map((n, i) => [n, i])), [names]);
   const dashboard: Dashboard = useMemo(
     () => ({
@@ -132,7 +140,8 @@ export function App() {
               type="button"
               role="tab"
               aria-selected={route.tab === tab}
-              class={route.tab === tab ? 'tab active' : 'tab'}
+              class={`tab${route.tab === tab ? ' active' : ''}${modelOnly && !MODEL_TABS.includes(tab) ? ' idle' : ''}`}
+              title={modelOnly && !MODEL_TABS.includes(tab) ? 'Shows training runs: none is open' : undefined}
               data-testid={`tab-${tab}`}
               onClick={() => navigate({ tab, runs: route.runs })}
             >
@@ -150,9 +159,43 @@ export function App() {
       </header>
       <main class="panel-host">
         {live !== null && route.tab === 'graph' && <InputStrip info={live} />}
-        {renderPanel(route.tab, selected, health)}
+        {modelOnly && !MODEL_TABS.includes(route.tab) ? (
+          <ModelOnly tab={route.tab} live={live !== null} />
+        ) : (
+          renderPanel(route.tab, selected, health)
+        )}
       </main>
     </DashboardContext.Provider>
+  );
+}
+
+/** What a run tab says under `deepscope view` when no run is open. */
+function ModelOnly({ tab, live }: { tab: Tab; live: boolean }) {
+  const link = (t: Tab) => <a href={formatHash({ tab: t, runs: null })}>{TAB_LABELS[t]}</a>;
+  return (
+    <div class="empty model-only" data-testid="model-only">
+      <p>
+        <b>{TAB_LABELS[tab]}</b> shows what training runs log, and this dashboard shows one model
+        file (<code>deepscope view</code>) with no run.
+      </p>
+      <p>
+        For this model: {link('graph')} (structure, shapes, parameters, MACs) and {link('weights')}{' '}
+        (statistics, heatmaps, filters, spectra).
+      </p>
+      {LIVE_TABS.includes(tab) &&
+        (live ? (
+          <p>The model runs live here: click a node in the {link('graph')} for its activations, gradients and attribution.</p>
+        ) : (
+          <p>
+            To see this model's activations, attribution and attention on your inputs, open it live:{' '}
+            <code>deepscope view package.module:factory --inputs DATA</code>, then click a node in the graph.
+          </p>
+        ))}
+      <p>
+        For runs: log with <code>run = deepscope.init()</code> and <code>run.log(...)</code> in your training
+        script, then open the folder with <code>deepscope serve LOGDIR</code>.
+      </p>
+    </div>
   );
 }
 

@@ -238,3 +238,31 @@ def test_view_model_inspector_and_diff_view(
     fills = _fills(page)
     assert fills["ns:fc"] != fills["ns:conv"]
     assert page_log.errors == []
+
+
+def test_view_model_run_tabs_say_what_they_need(
+    page: Any, servers: dict[str, str], page_log: Any
+) -> None:
+    """`deepscope view MODEL` opens no run: a run tab says so and links the model's tabs,
+    instead of "pick runs in the Runs tab" (there are none to pick)."""
+    page.goto(f"{servers['model']}/#/activations")
+    note = page.get_by_test_id("model-only")
+    note.wait_for()
+    text = note.inner_text()
+    assert text.startswith("Activations shows what training runs log")
+    assert "--inputs DATA" in text and "deepscope serve LOGDIR" in text
+    assert "pick runs" not in page.locator("main").inner_text()
+    idle = page.eval_on_selector_all(".tab.idle", "els => els.map(e => e.dataset.testid)")
+    assert "tab-graph" not in idle and "tab-weights" not in idle
+    assert {"tab-runs", "tab-scalars", "tab-activations", "tab-projector"} <= set(idle)
+    screenshot(page, "view_model_run_tab")
+    note.get_by_role("link", name="Weights").click()
+    page.wait_for_selector('[data-testid="weights-row"]')  # the served model's tensors
+    assert page.get_by_test_id("model-only").count() == 0
+    # a log directory's dashboard is unchanged: no such note, no idle tab
+    page.goto(f"{servers['run']}/#/scalars")
+    page.wait_for_selector(".tab.active")
+    page.wait_for_timeout(300)
+    assert page.get_by_test_id("model-only").count() == 0
+    assert page.locator(".tab.idle").count() == 0
+    assert page_log.errors == []
