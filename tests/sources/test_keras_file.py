@@ -145,6 +145,15 @@ def test_nested_model_is_a_namespace(tmp_path: Path) -> None:
     g = keras_file.load(write_keras(tmp_path / "n.keras", config)).graph
     assert g.node("block/d1").namespace == "block/d1"
     assert g.node("block/d1").params[0].shape == (5, 2)
+    # each layer's group and the nested model's are named by their Keras class, as torch
+    # modules' are: the graph panel shows "Dense · 12 params", not "group"
+    assert g.meta["moduleTypes"] == {"in": "InputLayer", "block": "Sequential", "block/d1": "Dense"}
+    from deepscope.server.graph_index import GraphIndex
+
+    level = GraphIndex(g).level("block")
+    assert [(n["id"], n["moduleType"]) for n in level["nodes"] if n["kind"] == "group"] == [
+        ("ns:block/d1", "Dense")
+    ]
 
 
 def test_worker_abort_keeps_the_structure_and_leaves_no_zombie(tmp_path: Path) -> None:

@@ -117,6 +117,9 @@ class KerasConfigParser:
         self.edges: list[Edge] = []
         self.notes: list[str] = []
         self.storage: dict[str, str] = {}
+        # namespace -> Keras class (a layer's own namespace, a nested model's): the graph
+        # panel names and colours each layer's group by it, as torch modules' are
+        self.module_types: dict[str, str] = {}
         self.max_layers = MAX_LAYERS if max_layers is None else max_layers
         self._ids: set[str] = set()
         self._where = "the model"
@@ -144,6 +147,7 @@ class KerasConfigParser:
             else None
         )
         graph.meta["modelType"] = str(config["class_name"])[:100]
+        graph.meta["moduleTypes"] = self.module_types
         if isinstance(name, str):
             graph.meta["modelName"] = name[:200]
         if note := partial_note(self.nodes):
@@ -236,6 +240,7 @@ class KerasConfigParser:
         if len(self.nodes) >= self.max_layers:
             raise ModelFormatError(_too_many(_count_layers(self._root), self.max_layers))
         if cls in MODEL_CLASSES and isinstance(cfg.get("layers"), list):
+            self.module_types.setdefault("/".join(prefix + [name]), cls)
             return self._model(layer, prefix + [name], feed, depth + 1, store)
         nid = "/".join(prefix + [name])
         if nid in self._ids:
@@ -261,6 +266,7 @@ class KerasConfigParser:
             macs=layer_macs(cls, cfg, ins, out_shape, weights),
         )
         node.attrs["class_name"] = cls
+        self.module_types[nid] = cls
         if isinstance(layer.get("module"), str):
             node.attrs["module"] = layer["module"][:200]
         for key in _SHOWN:

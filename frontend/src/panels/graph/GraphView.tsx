@@ -7,7 +7,7 @@ import type { Colorer } from './colorScale';
 import { textOn } from './colorScale';
 import type { OverlayBadge } from './overlays';
 import type { Scene, SceneEdge, SceneNode } from './scene';
-import { displayLabel, fit, HEADER_H, outputLine, subtitle } from './text';
+import { displayLabel, fit, GLYPH_W, HEADER_H, LABEL_CHAR_W, outputLine, subtitle } from './text';
 
 export type ViewCommand = { kind: 'fit' | 'center'; id?: string; seq: number };
 
@@ -140,7 +140,7 @@ const NodeView = memo(function NodeView({ sn, fill, selected, hit, linked, low }
         <rect class="gx-box" width={sn.w} height={sn.h} rx={6} fill={fill} fill-opacity={0.28} />
         <rect class="gx-header" width={sn.w} height={HEADER_H - 4} rx={6} fill={fill} />
         <text class="gx-label" x={8} y={14} fill={ink}>
-          {fit(label, sn.w - 40)}
+          {fit(label, sn.w - 40, LABEL_CHAR_W)}
         </text>
         <text class="gx-sub" x={8} y={26} fill={ink}>
           {fit(subtitle(n), sn.w - 40)}
@@ -158,7 +158,7 @@ const NodeView = memo(function NodeView({ sn, fill, selected, hit, linked, low }
       {!low && (
         <>
           <text class="gx-label" x={8} y={16} fill={ink}>
-            {fit(label, sn.w - (n.kind === 'group' ? 28 : 14))}
+            {fit(label, sn.w - (n.kind === 'group' ? 16 + GLYPH_W : 14), LABEL_CHAR_W)}
           </text>
           <text class="gx-sub" x={8} y={31} fill={ink}>
             {fit(subtitle(n), sn.w - 14)}
@@ -185,7 +185,9 @@ function renderEdge(e: SceneEdge): JSX.Element {
       class="gx-edge"
       d={edgePath(e.pts)}
       marker-end="url(#gx-arrow)"
-      data-testid={e.port === undefined ? undefined : 'graph-port-edge'}
+      data-testid={e.port === undefined ? 'graph-edge' : 'graph-port-edge'}
+      data-src={e.src}
+      data-dst={e.dst}
       data-port={e.port?.dir}
       data-group={e.port?.group}
       data-child={e.port?.child}

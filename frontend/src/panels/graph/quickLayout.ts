@@ -118,15 +118,60 @@ export function quickLayout(req: LayoutRequest): LayoutResult {
     });
     size = place(hint);
   }
+  // An edge over two or more layers drawn straight would run behind the nodes between its
+  // ends (a DenseNet or ResNet column hides every skip connection): it goes around their
+  // right side instead, each one a little further out so that parallel detours stay apart.
+  const span = rangeExtents(layers, x, req.nodes.map((node) => node.w));
+  let detours = 0;
+  let width = size.width;
   const edges = req.edges.map((e) => {
     const a = index.get(e.src);
     const b = index.get(e.dst);
     if (a === undefined || b === undefined || a === b) return [];
     const na = req.nodes[a];
     const nb = req.nodes[b];
-    return [x[a] + na.w / 2, y[a] + na.h, x[b] + nb.w / 2, y[b]];
+    const xa = x[a] + na.w / 2;
+    const xb = x[b] + nb.w / 2;
+    const straight = [xa, y[a] + na.h, xb, y[b]];
+    if (layer[b] - layer[a] < 2) return straight;
+    const [left, right] = span(layer[a] + 1, layer[b] - 1);
+    if (Math.max(xa, xb) < left || Math.min(xa, xb) > right) return straight;
+    const out = right + NODE_GAP / 2 + 6 * (detours++ % 6);
+    width = Math.max(width, out + LEVEL_PAD);
+    const bend = LAYER_GAP / 2;
+    return [xa, y[a] + na.h, out, y[a] + na.h + bend, out, y[b] - bend, xb, y[b]];
   });
-  return { width: size.width, height: size.height, x, y, edges };
+  return { width, height: size.height, x, y, edges };
+}
+
+/** `(lo, hi) => [left, right]`: the leftmost and rightmost extent of the nodes in layers lo..hi
+ * (a sparse table: O(L log L) to build, O(1) a query). */
+function rangeExtents(
+  layers: number[][],
+  x: number[],
+  w: number[],
+): (lo: number, hi: number) => [number, number] {
+  const n = layers.length;
+  const lefts: number[][] = [new Array<number>(n).fill(Number.POSITIVE_INFINITY)];
+  const rights: number[][] = [new Array<number>(n).fill(Number.NEGATIVE_INFINITY)];
+  layers.forEach((members, l) => {
+    for (const v of members ?? []) {
+      lefts[0][l] = Math.min(lefts[0][l], x[v]);
+      rights[0][l] = Math.max(rights[0][l], x[v] + w[v]);
+    }
+  });
+  for (let k = 1; 1 << k <= n; k++) {
+    const half = 1 << (k - 1);
+    const pl = lefts[k - 1];
+    const pr = rights[k - 1];
+    lefts.push(pl.map((v, i) => (i + half < n ? Math.min(v, pl[i + half]) : v)));
+    rights.push(pr.map((v, i) => (i + half < n ? Math.max(v, pr[i + half]) : v)));
+  }
+  return (lo, hi) => {
+    const k = Math.floor(Math.log2(hi - lo + 1));
+    const j = hi - (1 << k) + 1;
+    return [Math.min(lefts[k][lo], lefts[k][j]), Math.max(rights[k][lo], rights[k][j])];
+  };
 }
 
 /** Each node's position in a topological order of `edges` (Kahn's, O(nodes + edges)); when

@@ -4,7 +4,7 @@
 // to the right, so everything else keeps its relative position and no new layout is needed.
 import { PORT_IN, PORT_OUT, type BaseLayout, type Box, type Explorer } from './explorer';
 import { LEVEL_PAD } from './layoutTypes';
-import { CHAR_W, displayLabel, formatShape, HEADER_H, subtitle } from './text';
+import { CHAR_W, displayLabel, formatShape, GLYPH_W, HEADER_H, LABEL_CHAR_W, subtitle } from './text';
 import { groupNamespace, type LevelNode } from './types';
 
 export interface SceneNode extends Box {
@@ -17,6 +17,9 @@ export interface SceneEdge {
   key: string;
   pts: number[];
   label: string;
+  /** The ids of the nodes the edge joins on its level ('' for a port end). */
+  src: string;
+  dst: string;
   /** A port edge inside an expanded group: data entering ('in', port to `child`) or leaving it
    * ('out', `child` to port); `group` is the group node's id. */
   port?: PortLink;
@@ -47,12 +50,12 @@ interface Arranged {
   height: number;
   boxes: Box[];
   ports: (Box | null)[]; // [in, out]
-  edges: { pts: number[]; label: string; key: string; port?: PortLink }[];
+  edges: { pts: number[]; label: string; key: string; src: string; dst: string; port?: PortLink }[];
   inner: Map<number, Arranged>;
 }
 
 function headerWidth(n: LevelNode): number {
-  return Math.ceil(Math.max(displayLabel(n).length, subtitle(n).length) * CHAR_W) + 48;
+  return Math.ceil(Math.max(displayLabel(n).length * LABEL_CHAR_W + GLYPH_W, subtitle(n).length * CHAR_W)) + 30;
 }
 
 /** Grow box `a` to (w, h) in place, moving the rest of its level out of the way. */
@@ -122,7 +125,9 @@ function arrange(ex: Explorer, ns: string): Arranged {
         : e.dst === PORT_OUT
           ? { dir: 'out', group, child: level.nodes[e.src]?.id ?? '' }
           : undefined;
-    return { pts: p, label, key: `${ns}#${k}`, port };
+    const src = level.nodes[e.src]?.id ?? '';
+    const dst = level.nodes[e.dst]?.id ?? '';
+    return { pts: p, label, key: `${ns}#${k}`, src, dst, port };
   });
   let width = base.width;
   let height = base.height;
@@ -160,7 +165,7 @@ function place(ex: Explorer, ns: string, a: Arranged, ox: number, oy: number, de
       y0 = Math.min(y0, pts[k + 1]);
       y1 = Math.max(y1, pts[k + 1]);
     }
-    out.edges.push({ key: e.key, pts, label: e.label, port: e.port, x0, y0, x1, y1 });
+    out.edges.push({ key: e.key, pts, label: e.label, src: e.src, dst: e.dst, port: e.port, x0, y0, x1, y1 });
   }
 }
 

@@ -2,6 +2,8 @@
 import type { LevelNode, Shape, TensorMeta } from './types';
 
 export const CHAR_W = 6.6; // average glyph width of the 11-12px UI font, for box sizing
+export const LABEL_CHAR_W = 7.6; // the same for a node's bold 12px title (`.gx-label`)
+export const GLYPH_W = 18; // room for a group's +/− glyph at the title's right end
 export const OP_H = 52;
 export const GROUP_H = 56;
 export const HEADER_H = 34; // header band of an expanded group
@@ -52,13 +54,14 @@ export function outputLine(n: LevelNode): string {
 }
 
 export function collapsedSize(n: LevelNode): { w: number; h: number } {
-  const chars = Math.max(displayLabel(n).length, subtitle(n).length, outputLine(n).length);
-  const w = Math.min(MAX_W, Math.max(MIN_W, Math.ceil(chars * CHAR_W) + 22));
+  const chars = Math.max(subtitle(n).length, outputLine(n).length);
+  const title = displayLabel(n).length * LABEL_CHAR_W + (n.kind === 'group' ? GLYPH_W : 0);
+  const w = Math.min(MAX_W, Math.max(MIN_W, Math.ceil(Math.max(chars * CHAR_W, title)) + 22));
   return { w, h: n.kind === 'group' ? GROUP_H : OP_H };
 }
 
 /** `s` cut to fit `width` pixels, with an ellipsis when cut. */
-export function fit(s: string, width: number): string {
-  const max = Math.max(1, Math.floor(width / CHAR_W));
+export function fit(s: string, width: number, charW: number = CHAR_W): string {
+  const max = Math.max(1, Math.floor(width / charW));
   return s.length <= max ? s : `${s.slice(0, Math.max(1, max - 1))}…`;
 }
