@@ -90,6 +90,24 @@ def test_M10_weights_from_outside_the_file_are_refused(
     assert str(CANARY_VALUE) not in str(info.value)
 
 
+@pytest.mark.parametrize("suffix", [".h5", ".keras"])
+@pytest.mark.parametrize("how", ["external_storage", "external_link", "virtual_dataset"])
+def test_M10_the_values_reader_refuses_outside_data_too(
+    tmp_path: Path, canary: Path, suffix: str, how: str
+) -> None:
+    """`deepscope.weights(file).values()` reads through its own sandbox task (`h5_values`),
+    asked by name: it checks every link and dataset itself, not only `load_model`'s walk."""
+    from deepscope.sources._sandbox import run_task
+
+    path = _write(tmp_path, suffix, how, canary)
+    legacy = suffix == ".h5"
+    name = "dense/dense/kernel" if legacy else "layers/dense/vars/0"
+    options = {"names": [name], "member": None if legacy else "model.weights.h5"}
+    with pytest.raises(UnsafeModelError, match="external|virtual|link") as info:
+        run_task("h5_values", path, options)
+    assert str(CANARY_VALUE) not in str(info.value)
+
+
 def test_M10_model_weights_group_as_external_link_is_refused(tmp_path: Path, canary: Path) -> None:
     path = tmp_path / "model.h5"
     with h5py.File(path, "w") as h5:

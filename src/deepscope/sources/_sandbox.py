@@ -33,6 +33,7 @@ from deepscope.sources import _limits
 TASKS: dict[str, str] = {
     "h5_weights": "deepscope.sources._keras_h5:worker_h5_weights",
     "h5_legacy": "deepscope.sources._keras_h5:worker_h5_legacy",
+    "h5_values": "deepscope.sources._keras_h5:worker_h5_values",
     "torchscript_graph": "deepscope.sources.torchscript_file:worker_trusted_graph",
     "pickle_tensors": "deepscope.sources.state_dict:worker_trusted_tensors",
     "onnx_shapes": "deepscope.sources._onnx_functions:worker_onnx_shapes",
@@ -44,6 +45,7 @@ TASKS: dict[str, str] = {
 CONFINED: dict[str, str] = {
     "h5_weights": "deepscope.sources._keras_h5:warm_up",
     "h5_legacy": "deepscope.sources._keras_h5:warm_up",
+    "h5_values": "deepscope.sources._keras_h5:warm_up",
     "onnx_shapes": "deepscope.sources._onnx_functions:warm_up",
 }
 _ERRORS: dict[str, type[ModelFormatError]] = {

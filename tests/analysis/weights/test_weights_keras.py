@@ -1,5 +1,6 @@
 """deepscope.weights on a live Keras 3 model (torch backend) and on its .keras / .h5 files
-(read by the sandboxed safe loaders: statistics only, values stay in the worker)."""
+(read by the sandboxed safe loaders: statistics from the worker that parses the file,
+values from a second sandboxed task, in batches, when a view needs them)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ if keras.backend.backend() != "torch":
     pytest.skip("Keras runs another backend in this process", allow_module_level=True)
 
 import deepscope  # noqa: E402
-from deepscope.errors import DeepscopeError  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_live_keras_names_values_and_torch_layout(model: Any) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_keras_files_give_worker_statistics(model: Any, tmp_path: Path, suffix: str) -> None:
+def test_keras_files_give_statistics_and_values(model: Any, tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"m{suffix}"
     model.save(path)
     w = deepscope.weights(path)
@@ -52,5 +52,38 @@ def test_keras_files_give_worker_statistics(model: Any, tmp_path: Path, suffix: 
     assert row["count"] == kernel.size
     assert row["mean"] == pytest.approx(kernel.mean(), rel=1e-5)
     assert row["max"] == pytest.approx(kernel.max(), rel=1e-6)
-    with pytest.raises(DeepscopeError, match="live Keras model"):
-        w.heatmap(name)
+    # values: the file's numbers, in torch layout like a live model's (out, in[, kh, kw])
+    np.testing.assert_array_equal(w.values(name), kernel.T.astype(np.float32))
+    conv = model.get_layer("c1").kernel.numpy()
+    cname = next(n for n, t in w.tensors.items() if t.shape == conv.shape)
+    np.testing.assert_array_equal(w.values(cname), conv.transpose(3, 2, 0, 1))
+    assert w.heatmap(name).boxes and len(w.filters().boxes) == 4  # RGB filters, one per output
+    assert w.spectra([name])[name].singular_values.size == 5
+
+
+def test_keras_file_values_come_in_batches_and_refuse_what_they_cannot_read(
+    model: Any, tmp_path: Path
+) -> None:
+    from deepscope.analysis.weights._keras_values import KerasValues, decode_values
+    from deepscope.errors import ModelFormatError
+
+    path = tmp_path / "m.keras"
+    model.save(path)
+    w = deepscope.weights(path)
+    shapes = {n: t.shape for n, t in w.tensors.items()}
+    values = KerasValues(path, legacy=False, shapes=shapes, dtypes=dict.fromkeys(shapes, "float32"))
+    first, *rest = shapes
+    values.get(first)
+    for n in rest:  # read with the first: one worker for the whole (small) model
+        assert values.get(n).shape == shapes[n]
+    assert values.batches == 1
+    with pytest.raises(ModelFormatError, match="no tensor named"):
+        values.get("layers/nope/vars/0")
+    # an answer is checked against what load_model read: a wrong shape or size is refused
+    good = {"name": first, "dtype": "<f4", "shape": list(shapes[first]), "data": ""}
+    with pytest.raises(ModelFormatError, match="wrongly"):
+        decode_values({"values": [good]}, shapes)  # no bytes for a non-empty tensor
+    with pytest.raises(ModelFormatError, match="wrongly"):
+        decode_values({"values": [{**good, "dtype": "|O"}]}, shapes)
+    with pytest.raises(ModelFormatError, match="malformed"):
+        decode_values({"values": [{**good, "data": "!!"}]}, shapes)

@@ -6,8 +6,9 @@ loaders (M1, M2, M6, M7, M9, M11) and reads the structure only; a tensor's value
 when used (statistics in chunks through `TensorStore.fetch`, pictures from the memory
 map). Other files go through `deepscope.load_model` (the safe loaders: a pickle with a
 global or any code raises `UnsafeModelError` there). Keras files hand back shapes, dtypes
-and the worker's statistics only (values stay in the sandbox worker). Values come back as numpy arrays numpy can compute with: bf16 widened to
-float32, int8-quantized torch tensors dequantized.
+and the sandbox worker's statistics; their values are read when used, by a second
+sandboxed task (`_keras_values.KerasValues`, in batches). Values come back as numpy arrays
+numpy can compute with: bf16 widened to float32, int8-quantized torch tensors dequantized.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class TensorRef:
         """The tensor as a numpy array (read now)."""
         if self.getter is None:
             raise DeepscopeError(
-                f"the values of {self.name!r} are not readable from this source (Keras files "
-                "keep them in the sandbox worker): pass the live Keras model instead"
+                f"the values of {self.name!r} are not readable from this source (the file's "
+                "weights were not read: see the notes)"
             )
         return self.getter()
 
@@ -126,9 +127,21 @@ def _from_file(path: Path) -> tuple[list[TensorRef], str, list[str]]:
     model = load_model(path, stats=False)  # every safety check happens here
     notes = list(model.notes)
     file_stats: dict[str, Any] = model.graph.meta.get("weightStats", {}) or {}
+    keras = None
+    if model.format == "keras" and model.weights:
+        from deepscope.analysis.weights._keras_values import KerasValues
+
+        keras = KerasValues(
+            path,
+            legacy=not path.name.lower().endswith(".keras"),
+            shapes={n: tuple(w.shape) for n, w in model.weights.items()},
+            dtypes={n: w.dtype for n, w in model.weights.items()},
+        )
     refs = []
     for name, w in model.weights.items():
         getter = partial(to_numpy, w.values) if w.values is not None else None
+        if keras is not None:
+            getter = partial(keras.get, name)
         refs.append(
             TensorRef(
                 name,
@@ -139,8 +152,11 @@ def _from_file(path: Path) -> tuple[list[TensorRef], str, list[str]]:
                 "keras" if model.format == "keras" else "torch",
             )
         )
-    if model.format == "keras":
-        notes.append("Keras file: statistics from the sandbox worker; values are not read")
+    if keras is not None:
+        notes.append(
+            "Keras file: values are read through the sandboxed HDF5 reader when a view needs "
+            "them (tensors over 40 MB: statistics only)"
+        )
     return refs, model.format, notes
 
 
