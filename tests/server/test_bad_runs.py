@@ -158,6 +158,39 @@ def test_S10_gate_bounds_threads_held_by_one_run() -> None:
     assert outcomes.count("ReadTimeoutError") == 3
 
 
+def test_S10_a_read_given_up_before_its_thread_starts_frees_its_slot() -> None:
+    """A request that goes away (a closed tab, a deadline) while its read still waits for a
+    thread: the gate frees the run's slot and the server goes on. It used to take its own
+    lock twice on the event loop's thread, which hung the whole dashboard (seen as a page
+    that never loaded in tests/e2e/test_run_groups.py)."""
+    release = threading.Event()
+
+    def block() -> str:
+        release.wait(10)
+        return "slow"
+
+    gate = ReadGate(per_run=4, wait=1.0, deadline=5.0, threads=1)  # one thread: the next waits
+    done: list[str] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gate.call, ["a"], block)
+            await anyio.sleep(0.05)  # the only thread is taken
+            with anyio.move_on_after(0.1):  # given up while still waiting for a thread
+                await gate.call(["b"], block)
+            done.append("given up")
+            assert gate.in_flight("b") == 0  # its slot is free again
+            release.set()
+        done.append("finished")
+
+    loop = threading.Thread(target=anyio.run, args=(main,), daemon=True)
+    loop.start()
+    loop.join(10)
+    release.set()
+    assert not loop.is_alive(), "the event loop hung"
+    assert done == ["given up", "finished"]
+
+
 def test_S10_hostile_run_does_not_exhaust_the_server(
     bad_logdir: tuple[Path, dict[str, str]],
 ) -> None:

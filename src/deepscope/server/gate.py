@@ -170,6 +170,8 @@ class ReadGate:
             )
         finally:
             with lock:
-                if call.state == "pending":  # never reached a thread: the slot is ours to free
-                    call.state = "abandoned"
-                    self._give_back(keys)
+                mine = call.state == "pending"  # never reached a thread: the slot is ours
+                if mine:
+                    call.state = "abandoned"  # so the thread, if it starts, does nothing
+            if mine:  # after the lock: `_give_back` takes it (a Lock is not re-entrant)
+                self._give_back(keys)
