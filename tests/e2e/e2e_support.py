@@ -171,6 +171,26 @@ def open_tab(page: Any, server_url: str, tab: str, runs: list[str] | None = None
     page.wait_for_selector(f'[data-testid="panel-{tab}"]')
 
 
+def fit_graph(page: Any) -> None:
+    """Click the graph's Fit button and wait until the fitted view is rendered.
+
+    The view is culled to the window around the viewport, and the fit lands one frame after
+    the click, so reading the nodes right after the click can see the old window.
+    """
+    canvas = page.get_by_test_id("graph-canvas")
+    before = int(canvas.get_attribute("data-command") or 0)
+    page.get_by_test_id("graph-fit").click()
+    page.wait_for_function(
+        "(n) => +document.querySelector('[data-testid=graph-canvas]').dataset.command > n",
+        arg=before,
+    )
+
+
+def wait_thumb(page: Any, index: int) -> None:
+    """Wait until the projector's hover thumbnail holds the picture of point `index`."""
+    page.wait_for_selector(f'[data-testid="proj-thumb"][data-drawn="{index}"]')
+
+
 def screenshot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import STATIC_INDEX, screenshot
+from e2e_support import STATIC_INDEX, fit_graph, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -66,7 +66,7 @@ def test_weight_nodes_sit_just_above_their_consumers(
     page.wait_for_function(
         "() => document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
     )
-    page.get_by_test_id("graph-fit").click()
+    fit_graph(page)
     screenshot(page, "graph_light_resnet50_fit")
     pos: dict[str, list[float]] = page.evaluate(POSITIONS)
     assert set(pos) == set(ops), "every node of the level is drawn at fit"

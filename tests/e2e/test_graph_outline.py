@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e_support import STATIC_INDEX, screenshot
+from e2e_support import STATIC_INDEX, fit_graph, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -91,7 +91,7 @@ def test_expanded_group_outline_stays_a_visible_dashed_line_when_zoomed_far_out(
         "(s) => document.querySelector(s)?.dataset.expanded === 'true'", arg=group
     )
     _settle(page)
-    page.get_by_test_id("graph-fit").click()
+    fit_graph(page)
     page.wait_for_selector(f"{group}.gx-selected")  # the double-click selected it
     scale = page.evaluate(
         "() => Number(/scale\\(([^)]+)\\)/.exec(document.querySelector('.gx-canvas > g')"

@@ -239,6 +239,7 @@ def test_clicking_the_event_selects_its_node_in_the_graph(
     chip = page.get_by_test_id("layer-filter-chip")
     chip.wait_for()
     assert chip.get_attribute("data-layer") == "classifier/3"
+    page.locator('[data-testid="event-row"]').first.wait_for()
     layers = page.eval_on_selector_all(
         '[data-testid="event-row"]', "rs => rs.map(r => r.dataset.layer)"
     )

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from e2e_support import SCREENSHOTS, STATIC_INDEX, XSS_PAYLOADS
+from e2e_support import SCREENSHOTS, STATIC_INDEX, XSS_PAYLOADS, fit_graph
 
 pytestmark = pytest.mark.browser
 
@@ -247,7 +247,7 @@ def test_top_level_expand_inspect_search_colour(
     page.screenshot(path=str(SCREENSHOTS / "graph.png"))
 
     # Fit brings every node of the expanded graph into the view.
-    page.get_by_test_id("graph-fit").click()
+    fit_graph(page)
     view = page.locator(".gx-view").bounding_box()
     boxes = page.eval_on_selector_all(
         '[data-testid="graph-node"]',
@@ -268,7 +268,7 @@ def test_payload_layer_names_render_as_text(graph_server: str, page: Any, page_l
     _node(page, group).dblclick()
     page.wait_for_selector('[data-node-id="n0"]')
     _settle(page)
-    page.get_by_test_id("graph-fit").click()
+    fit_graph(page)
     for i, p in enumerate(XSS_PAYLOADS):
         _node(page, f"n{i}").click()
         assert page.get_by_test_id("graph-inspector").locator(".gx-title").text_content() == p
@@ -296,7 +296,7 @@ def test_five_thousand_node_level_stays_usable(graph_server: str, page: Any, pag
     status = page.get_by_test_id("graph-status").text_content()
     assert status == f"{FLAT_OPS} nodes"
     # Fit shows the whole level; zooming in renders only what is in view.
-    page.get_by_test_id("graph-fit").click()
+    fit_graph(page)
     canvas = page.get_by_test_id("graph-canvas")
     box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 40)
@@ -350,7 +350,7 @@ def _expand_block(page: Any) -> list[dict[str, Any]]:
     _node(page, "ns:layer1/0").dblclick()
     page.wait_for_selector('[data-node-id="add"]')
     _settle(page)
-    page.get_by_test_id("graph-fit").click()
+    fit_graph(page)
     edges: list[dict[str, Any]] = page.evaluate(PORT_EDGES_JS, "ns:layer1/0")
     return edges
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_support import STATIC_INDEX, screenshot
+from e2e_support import STATIC_INDEX, fit_graph, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -110,7 +110,7 @@ def test_skip_edges_go_around_and_titles_fit(
     page.wait_for_function(
         "() => document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
     )
-    page.get_by_test_id("graph-fit").click()
+    fit_graph(page)
     edges: list[dict[str, Any]] = page.evaluate(CROSSINGS)
     assert len(edges) == len(graph.edges)
     dense = [e for e in edges if e["src"].endswith("_concat") and e["dst"].endswith("_concat")]

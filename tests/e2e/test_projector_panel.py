@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e_support import STATIC_INDEX, ServerThread, screenshot
+from e2e_support import STATIC_INDEX, ServerThread, screenshot, wait_thumb
 
 pytestmark = pytest.mark.browser
 
@@ -250,8 +250,7 @@ def test_click_shows_true_nearest_neighbours_and_thumbnail(page: Any, proj_serve
     shown = int(hover.get_attribute("data-index") or -1)
     _, codes, _ = _small()
     # the hover thumbnail is the crop of that point's own image (solid, colour by class)
-    thumb = page.locator('[data-testid="proj-thumb"]')
-    thumb.wait_for()
+    wait_thumb(page, shown)
     rgb = page.evaluate(
         "() => { const c = document.querySelector('[data-testid=proj-thumb]');"
         " const d = c.getContext('2d').getImageData(c.width / 2, c.height / 2, 1, 1).data;"

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e_support import SCREENSHOTS, STATIC_INDEX
+from e2e_support import SCREENSHOTS, STATIC_INDEX, wait_thumb
 
 pytestmark = [pytest.mark.browser]
 
@@ -120,9 +120,9 @@ def test_report_hover_thumbnail_and_neighbours_offline(report: Path, browser: An
             page.mouse.move(px, py)
             hover = page.locator('[data-testid="proj-hover"]')
             hover.wait_for()
-            page.locator('[data-testid="proj-thumb"]').wait_for()
             shown = int(hover.get_attribute("data-index") or -1)
             shown_all.append(shown)
+            wait_thumb(page, shown)
             # the thumbnail canvas, read back: each 8x8 cell of the scaled tile is the pixel
             # of this point's sprite tile (and of the picture logged for it)
             thumb = page.evaluate(

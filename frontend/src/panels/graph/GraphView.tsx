@@ -207,6 +207,8 @@ export function GraphView(p: GraphViewProps) {
   const view = useRef<View>({ k: 1, tx: 20, ty: 20 });
   const winRef = useRef<Win | null>(null);
   const [win, setWin] = useState<Win | null>(null);
+  // The seq of the last fit/centre command whose view is rendered (tests wait on it).
+  const [applied, setApplied] = useState(0);
   const prevScene = useRef<Scene | null>(null);
   const drag = useRef<{ x: number; y: number; moved: boolean } | null>(null);
   const suppressClick = useRef(false);
@@ -316,6 +318,7 @@ export function GraphView(p: GraphViewProps) {
     if (c === null) return;
     if (c.kind === 'fit') fitAll();
     else if (c.id !== undefined) centerOn(c.id);
+    setApplied(c.seq);
   }, [p.command?.seq]);
 
   useEffect(() => {
@@ -424,6 +427,7 @@ export function GraphView(p: GraphViewProps) {
       class="gx-canvas"
       data-testid="graph-canvas"
       data-rendered-nodes={open.length + leaves.length}
+      data-command={applied}
       onPointerDown={onPointerDown}
       onClick={onClick}
       onDblClick={onDblClick}

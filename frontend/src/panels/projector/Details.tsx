@@ -2,7 +2,7 @@
 // thumbnail), the progress bar, and the list of selected points (lasso, neighbours, search)
 // with its CSV export.
 
-import { useEffect, useRef } from 'preact/hooks';
+import { useLayoutEffect, useRef } from 'preact/hooks';
 import type { Column, Coords, Neighbor, SpriteInfo } from './api';
 import { cellText, formatNumber, toCsv, type ColorEncoding } from './encoding';
 import { ramp } from './palette';
@@ -48,13 +48,17 @@ export function Thumb({ img, sprite, index }: { img: HTMLImageElement; sprite: S
   const ref = useRef<HTMLCanvasElement>(null);
   const [w, h] = sprite.tile;
   const scale = Math.max(1, Math.floor(64 / Math.max(w, h)));
-  useEffect(() => {
-    const ctx = ref.current?.getContext('2d');
-    if (!ctx || index >= sprite.count) return;
+  // Drawn before the paint, so the card never shows the previous point's picture;
+  // data-drawn says which point the canvas holds.
+  useLayoutEffect(() => {
+    const canvas = ref.current;
+    const ctx = canvas?.getContext('2d');
+    if (!canvas || !ctx || index >= sprite.count) return;
     ctx.imageSmoothingEnabled = false;
     ctx.clearRect(0, 0, w * scale, h * scale);
     const [sx, sy] = [(index % sprite.cols) * w, Math.floor(index / sprite.cols) * h];
     ctx.drawImage(img, sx, sy, w, h, 0, 0, w * scale, h * scale);
+    canvas.dataset.drawn = String(index);
   }, [img, index, sprite]);
   return <canvas ref={ref} class="proj-thumb" data-testid="proj-thumb" width={w * scale} height={h * scale} />;
 }
