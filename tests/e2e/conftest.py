@@ -7,6 +7,7 @@ page that records console messages, page errors and dialogs into `page_log`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,12 @@ def page(browser: Any, page_log: PageLog) -> Iterator[Any]:
         d.dismiss()
 
     p.on("dialog", on_dialog)
-    p.set_default_timeout(10_000)
+    # DEEPSCOPE_E2E_SLOW=N runs the page's scripts N times slower (Chromium's CPU throttle)
+    # while the test runs at full speed: a read that does not wait for what it reads shows.
+    slow = float(os.environ.get("DEEPSCOPE_E2E_SLOW", "1") or 1)
+    if slow > 1:
+        context.new_cdp_session(p).send("Emulation.setCPUThrottlingRate", {"rate": slow})
+    p.set_default_timeout(10_000 * max(1.0, slow))
     try:
         yield p
     finally:
