@@ -24,6 +24,14 @@ from e2e_support import (
 )
 
 
+SLOW_FRAMES = """
+(() => {
+  const raf = window.requestAnimationFrame.bind(window);
+  window.requestAnimationFrame = (cb) => raf((t) => setTimeout(() => cb(t), DELAY));
+})();
+"""
+
+
 @pytest.fixture(scope="session")
 def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("e2e-logdir")
@@ -76,6 +84,9 @@ def page(browser: Any, page_log: PageLog) -> Iterator[Any]:
     slow = float(os.environ.get("DEEPSCOPE_E2E_SLOW", "1") or 1)
     if slow > 1:
         context.new_cdp_session(p).send("Emulation.setCPUThrottlingRate", {"rate": slow})
+        # and every animation frame comes late, so work deferred to a frame (Preact runs
+        # effects after one) lands well after the action that caused it
+        p.add_init_script(SLOW_FRAMES.replace("DELAY", str(int(10 * slow))))
     p.set_default_timeout(10_000 * max(1.0, slow))
     try:
         yield p

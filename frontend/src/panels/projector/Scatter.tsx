@@ -216,6 +216,8 @@ export function Scatter(props: ScatterProps) {
   // --- mouse: pan / rotate / lasso / hover / click
   const drag = useRef<{ x: number; y: number; x0: number; y0: number; far: number; kind: 'pan' | 'rotate' | 'lasso'; poly: number[] } | null>(null);
   const hoverFrame = useRef(0);
+  // Where the pointer is now: the frame picks at the latest position, not the first one.
+  const hoverAt = useRef<[number, number]>([0, 0]);
   const local = (e: MouseEvent): [number, number] => {
     const r = canvasRef.current?.getBoundingClientRect();
     return r ? [e.clientX - r.left, e.clientY - r.top] : [0, 0];
@@ -250,11 +252,13 @@ export function Scatter(props: ScatterProps) {
     const d = drag.current;
     const gl = glRef.current;
     if (d === null || gl === null) {
+      hoverAt.current = [x, y];
       if (hoverFrame.current === 0) {
         hoverFrame.current = requestAnimationFrame(() => {
           hoverFrame.current = 0;
-          const i = pick(x, y);
-          cb.current.onHover(i < 0 ? null : i, x, y);
+          const [hx, hy] = hoverAt.current;
+          const i = pick(hx, hy);
+          cb.current.onHover(i < 0 ? null : i, hx, hy);
         });
       }
       return;
