@@ -23,7 +23,6 @@ from e2e_support import (
     write_logdir,
 )
 
-
 SLOW_FRAMES = """
 (() => {
   const raf = window.requestAnimationFrame.bind(window);
