@@ -8,10 +8,12 @@ page (canvas pixels, colours) and saves screenshots.
 from __future__ import annotations
 
 import base64
+import contextlib
 import math
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,33 @@ def open_tab(page: Any, server_url: str, tab: str, runs: list[str] | None = None
         fragment += "?runs=" + ",".join(quote(r, safe="") for r in runs)
     page.goto(f"{server_url}/{fragment}")
     page.wait_for_selector(f'[data-testid="panel-{tab}"]')
+
+
+@contextlib.contextmanager
+def graph_run_server(root: Path, name: str, graph: Any) -> Iterator[str]:
+    """A run `name` in `root` holding `graph`, served on loopback: yields the URL."""
+    import pytest
+
+    if not STATIC_INDEX.exists():
+        pytest.skip("the frontend is not built: run `pip install -e .` (builds frontend/)")
+    import deepscope
+    from deepscope.server.runner import serve_in_thread
+    from deepscope.server.settings import Settings
+
+    with deepscope.init(logdir=root, name=name) as run:
+        run.log_graph(graph)
+    url, stop = serve_in_thread(Settings(logdir=root))
+    try:
+        yield url
+    finally:
+        stop()
+
+
+def settle_graph(page: Any) -> None:
+    """Wait until the graph explorer has laid out and drawn what it shows."""
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
+    )
 
 
 def fit_graph(page: Any) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import STATIC_INDEX, fit_graph, screenshot
+from e2e_support import fit_graph, graph_run_server, screenshot, settle_graph
 
 pytestmark = pytest.mark.browser
 
@@ -30,21 +30,11 @@ def _light_resnet() -> Path:
 
 @pytest.fixture(scope="module")
 def light_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    if not STATIC_INDEX.exists():
-        pytest.skip("the frontend is not built: run `pip install -e .` (builds frontend/)")
     import deepscope
-    from deepscope.server.runner import serve_in_thread
-    from deepscope.server.settings import Settings
 
     graph = deepscope.load_model(_light_resnet()).graph
-    root = tmp_path_factory.mktemp("light-logdir")
-    with deepscope.init(logdir=root, name="light") as run:
-        run.log_graph(graph)
-    url, stop = serve_in_thread(Settings(logdir=root))
-    try:
+    with graph_run_server(tmp_path_factory.mktemp("light-logdir"), "light", graph) as url:
         yield url, graph
-    finally:
-        stop()
 
 
 POSITIONS = """
@@ -63,9 +53,7 @@ def test_weight_nodes_sit_just_above_their_consumers(
     assert len(ops) > 400  # the fast engine's size (ELK_MAX_NODES = 400)
     page.goto(f"{url}/#/graph?runs=light")
     page.wait_for_selector('[data-testid="graph-node"]', timeout=60_000)
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
-    )
+    settle_graph(page)
     fit_graph(page)
     screenshot(page, "graph_light_resnet50_fit")
     pos: dict[str, list[float]] = page.evaluate(POSITIONS)

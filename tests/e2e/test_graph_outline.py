@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e_support import STATIC_INDEX, fit_graph, screenshot
+from e2e_support import fit_graph, graph_run_server, screenshot, settle_graph
 
 pytestmark = pytest.mark.browser
 
@@ -40,26 +40,8 @@ def _tall_group() -> Any:
 
 @pytest.fixture(scope="module")
 def outline_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not STATIC_INDEX.exists():
-        pytest.skip("the frontend is not built: run `pip install -e .` (builds frontend/)")
-    import deepscope
-    from deepscope.server.runner import serve_in_thread
-    from deepscope.server.settings import Settings
-
-    root = tmp_path_factory.mktemp("outline-logdir")
-    with deepscope.init(logdir=root, name="tall") as run:
-        run.log_graph(_tall_group())
-    url, stop = serve_in_thread(Settings(logdir=root))
-    try:
+    with graph_run_server(tmp_path_factory.mktemp("outline-logdir"), "tall", _tall_group()) as url:
         yield url
-    finally:
-        stop()
-
-
-def _settle(page: Any) -> None:
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
-    )
 
 
 def _edge_rows(page: Any, selector: str) -> np.ndarray:
@@ -85,12 +67,12 @@ def test_expanded_group_outline_stays_a_visible_dashed_line_when_zoomed_far_out(
     page.goto(f"{outline_server}/#/graph?runs=tall")
     group = '[data-testid="graph-node"][data-node-id="ns:big"]'
     page.wait_for_selector(group)
-    _settle(page)
+    settle_graph(page)
     page.locator(group).dblclick()
     page.wait_for_function(
         "(s) => document.querySelector(s)?.dataset.expanded === 'true'", arg=group
     )
-    _settle(page)
+    settle_graph(page)
     fit_graph(page)
     page.wait_for_selector(f"{group}.gx-selected")  # the double-click selected it
     scale = page.evaluate(

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_support import STATIC_INDEX, fit_graph, screenshot
+from e2e_support import fit_graph, graph_run_server, screenshot, settle_graph
 
 pytestmark = pytest.mark.browser
 
@@ -49,21 +49,9 @@ def _densenet() -> Any:
 
 @pytest.fixture(scope="module")
 def dense_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
-    if not STATIC_INDEX.exists():
-        pytest.skip("the frontend is not built: run `pip install -e .` (builds frontend/)")
-    import deepscope
-    from deepscope.server.runner import serve_in_thread
-    from deepscope.server.settings import Settings
-
     graph = _densenet()
-    root = tmp_path_factory.mktemp("dense-logdir")
-    with deepscope.init(logdir=root, name="dense") as run:
-        run.log_graph(graph)
-    url, stop = serve_in_thread(Settings(logdir=root))
-    try:
+    with graph_run_server(tmp_path_factory.mktemp("dense-logdir"), "dense", graph) as url:
         yield url, graph
-    finally:
-        stop()
 
 
 # For every edge between two nodes: how many of 60 points along it fall inside a node box
@@ -107,9 +95,7 @@ def test_skip_edges_go_around_and_titles_fit(
     url, graph = dense_server
     page.goto(f"{url}/#/graph?runs=dense")
     page.wait_for_selector('[data-testid="graph-node"]', timeout=60_000)
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=graph-explorer]')?.dataset.busy === 'false'"
-    )
+    settle_graph(page)
     fit_graph(page)
     edges: list[dict[str, Any]] = page.evaluate(CROSSINGS)
     assert len(edges) == len(graph.edges)
