@@ -9,9 +9,11 @@ counted): no copy out of the page cache, which on this project's machines cost a
 CPU as the counting, and resident memory stays at the blocks in flight. Other jobs are
 read with `fetch(start, stop, out)` into a small pool of reused buffers.
 
-Jobs of 1- and 2-byte dtypes with at least `HIST_MIN` elements are counted in a
-`BitHistogram` (one `np.bincount` pass per sub-chunk, exact); smaller and wider ones go
-through `chunk_stats` and are merged in block order (deterministic).
+float16 and bfloat16 jobs go through the fused kernel of `_fast` when numba is installed
+(one pass, ~7x the histogram's speed). Other jobs of 1- and 2-byte dtypes with at least
+`HIST_MIN` elements are counted in a `BitHistogram` (one `np.bincount` pass per
+sub-chunk, exact); smaller and wider ones go through `chunk_stats`. Per-block results
+are merged in block order (deterministic).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from deepscope.analysis.weights._fast import HalfFormat, half_format, half_stats
 from deepscope.analysis.weights.stats import (
     CHUNK,
     HIST_CHUNK,
@@ -53,7 +56,8 @@ class StreamJob:
     """One tensor: `fetch(start, stop, out)` returns its flattened stored elements
     [start, stop) (read into `out` where it can), `size` elements of dtype `stored`,
     `decode` turning stored bits into numbers (bf16 / float8), or None. With `fd` >= 0
-    the elements are mapped from that descriptor instead, element 0 at byte `offset`."""
+    the elements are mapped from that descriptor instead, element 0 at byte `offset`.
+    `dtype` names the numbers ("float16", "bfloat16", ...): it picks the fused kernel."""
 
     key: str
     size: int
@@ -62,6 +66,8 @@ class StreamJob:
     decode: Callable[[NDArray[Any]], NDArray[Any]] | None = None
     fd: int = -1
     offset: int = 0
+    dtype: str = ""
+    _fmt: HalfFormat | None = field(default=None, repr=False)
     _hist: BitHistogram | None = field(default=None, repr=False)
     _left: int = field(default=0, repr=False)  # blocks of `_hist` not counted yet
     _done: StatsAccumulator | None = field(default=None, repr=False)
@@ -125,6 +131,8 @@ def _map(job: StreamJob, start: int, stop: int) -> tuple[mmap.mmap, int]:
 
 
 def _compute(job: StreamJob, raw: NDArray[Any], scratch: _Scratch, lock: threading.Lock) -> Any:
+    if job._fmt is not None:
+        return half_stats(raw, job._fmt)
     if job._hist is not None:
         _count(job, raw, scratch, lock)
         return None
@@ -163,7 +171,10 @@ def stream_accumulate(
         try:
             for job in jobs:
                 step = max(1, block_bytes // job.stored.itemsize)
-                counted = job.size >= HIST_MIN and BitHistogram.supports(job.stored)
+                job._fmt = half_format(job.dtype, job.stored)
+                counted = (
+                    job._fmt is None and job.size >= HIST_MIN and BitHistogram.supports(job.stored)
+                )
                 if counted:
                     job._hist = BitHistogram(job.stored, job.decode)
                     job._left = -(-job.size // step)
@@ -204,5 +215,5 @@ def stream_accumulate(
                 if r is not None:
                     acc.merge(r)
             result[job.key] = acc
-        job._hist, job._done, job._parts = None, None, []
+        job._hist, job._done, job._parts, job._fmt = None, None, [], None
     return result

@@ -112,6 +112,7 @@ class Weights:
                         store.decoder(name),
                         fd,
                         offset,
+                        ref.dtype,
                     ),
                 )
             )

@@ -6,8 +6,9 @@ tensor has no finite value. `zeros` is the fraction of exact zeros among all ele
 Accumulators merge (Chan's parallel formula), so a layer's and the model's figures are
 exact combinations of their tensors'.
 
-Tensors of 1- and 2-byte dtypes (float16, bfloat16, float8, int8/16, uint8/16) take one
-pass per chunk: a histogram of the stored bit patterns (`BitHistogram`, 256 or 65,536
+float16 tensors go through numba's fused kernel when it is installed (`_fast`, the same
+figures, one pass). Tensors of 1- and 2-byte dtypes (float16, bfloat16, float8, int8/16,
+uint8/16) otherwise take one pass per chunk: a histogram of the stored bit patterns (`BitHistogram`, 256 or 65,536
 bins, integer counts), from which every figure follows (a table of what each pattern
 means, decoded in float64). Wider dtypes go through `chunk_stats` (a float64 copy, then
 sum / min / max / zeros / Σx² on it).
@@ -284,6 +285,14 @@ def accumulate(
 
     if stored is None:
         stored = raw(0, min(size, 1)).dtype
+    if decode is None and np.dtype(stored) == np.float16:
+        from deepscope.analysis.weights._fast import half_format, half_stats  # imports this
+
+        fmt = half_format("float16", stored)
+        if fmt is not None:  # numba's fused kernel: one pass, ~7x the histogram's speed
+            for part in _slabs(lambda lo, hi: half_stats(raw(lo, hi), fmt), size, CHUNK, workers):
+                acc.merge(part)
+            return acc
     if BitHistogram.supports(stored):
         hist_chunk = max(chunk, HIST_CHUNK) if chunk == CHUNK else chunk
 

@@ -1,0 +1,148 @@
+"""The fused float16 / bfloat16 statistics kernel (numba) equals numpy (issue 15).
+
+It decodes each 16-bit pattern by moving bits into a float64; these tests check that
+against numpy's own float16 and a bf16 → float32 widening, pattern by pattern, and the
+statistics of files (several blocks, threads, NaN/Inf, ±0, subnormals, |mean| >> std)
+against numpy and against the numpy path of the same code (DEEPSCOPE_NO_NUMBA=1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import deepscope
+from deepscope.analysis.weights import _fast
+from deepscope.analysis.weights._stream import BLOCK_BYTES
+
+pytest.importorskip("numba")
+safetensors_numpy = pytest.importorskip("safetensors.numpy")
+
+
+def _numpy_stats(x: np.ndarray) -> dict[str, Any]:
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    f = x[np.isfinite(x)]
+    return {
+        "count": x.size,
+        "mean": f.mean(),
+        "std": f.std(),
+        "min": f.min(),
+        "max": f.max(),
+        "absmax": np.abs(f).max(),
+        "zeros": float((x == 0).mean()),
+        "l2": np.linalg.norm(f),
+        "nan": int(np.isnan(x).sum()),
+        "inf": int(np.isinf(x).sum()),
+    }
+
+
+def _check(got: dict[str, Any], want: dict[str, Any], scale: float) -> None:
+    for k, v in want.items():
+        # Σx of values of both signs: relative to the values' scale, not to a mean near 0
+        tol = 1e-12 * scale if k == "mean" else 0.0
+        assert got[k] == pytest.approx(v, rel=1e-9, abs=tol or 1e-300), k
+
+
+@pytest.fixture
+def numpy_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The same code with the kernel turned off (the BitHistogram / chunk_stats path)."""
+    monkeypatch.setenv("DEEPSCOPE_NO_NUMBA", "1")
+    _fast._kernel.clear()
+    yield
+    _fast._kernel.clear()
+
+
+def _patterns(fmt: _fast.HalfFormat) -> tuple[np.ndarray, np.ndarray]:
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    with np.errstate(invalid="ignore", over="ignore"):
+        values = np.asarray(fmt.decode(bits), dtype=np.float64)
+    return bits, values
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_every_pattern_decodes_exactly(name: str) -> None:
+    assert _fast.available()
+    fmt = _fast.HALF[name]
+    bits, values = _patterns(fmt)
+    finite = np.isfinite(values)
+    rng = np.random.default_rng(0)
+    # ±0, the subnormals' edges, the largest finite values, and a random sample
+    special = [0, 0x8000, 1, 0x8001, 0x7FFF >> 1, (0x7C00 if name == "float16" else 0x7F80) - 1]
+    pick = np.unique(np.concatenate([special, rng.choice(np.flatnonzero(finite), 3000)]))
+    for p in pick.astype(np.uint16):
+        r = _fast.half_stats(np.array([p], dtype=np.uint16), fmt).result()
+        assert r["min"] == r["max"] == values[p], hex(p)
+        assert r["zeros"] == float(values[p] == 0.0)
+    # every finite pattern at once: min / max / zeros exact, sums to float64 rounding
+    got = _fast.half_stats(bits[finite], fmt).result()
+    _check(got, _numpy_stats(values[finite]), float(np.abs(values[finite]).max()))
+    # every pattern: NaN and Inf counted, never summed
+    got = _fast.half_stats(bits, fmt).result()
+    assert got["nan"] == int(np.isnan(values).sum()) and got["inf"] == 2
+    _check(got, _numpy_stats(values), float(np.abs(values[finite]).max()))
+
+
+def _tensors() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    n_big = 3 * BLOCK_BYTES // 2 + 12_345  # three blocks: threads, merged in order
+    big = (rng.standard_normal(n_big) * 0.02).astype(np.float16)
+    big[[5, 9, 11]] = np.array([0.0, -0.0, 3e-7], dtype=np.float16)  # ±0 and a subnormal
+    bad = rng.standard_normal(200_000).astype(np.float16)
+    bad[[10, 20, 30]] = [np.inf, -np.inf, np.nan]
+    shifted = (rng.standard_normal(100_000) * 1e-3 + 1.0).astype(np.float16)  # |mean| >> std
+    bf = rng.standard_normal(300_000).astype(np.float32) * 50
+    bf[7] = np.nan
+    bf_bits = (bf.view(np.uint32) >> 16).astype(np.uint16)  # truncation: a valid bf16
+    return {"big": big, "bad": bad, "shifted": shifted, "bf": bf_bits}
+
+
+def _write(path: Path) -> dict[str, np.ndarray]:
+    """A safetensors file of float16 and bfloat16 tensors; returns their values."""
+    import torch
+    from safetensors.torch import save_file
+
+    t = _tensors()
+    out = {k: torch.from_numpy(v) for k, v in t.items() if k != "bf"}
+    out["bf"] = torch.from_numpy(t["bf"].view(np.int16)).view(torch.bfloat16)
+    save_file(out, str(path))
+    values = {k: v.astype(np.float64) for k, v in t.items() if k != "bf"}
+    values["bf"] = np.asarray(_fast.HALF["bfloat16"].decode(t["bf"]), dtype=np.float64)
+    return values
+
+
+def test_file_statistics_equal_numpy_and_the_numpy_path(tmp_path: Path) -> None:
+    path = tmp_path / "half.safetensors"
+    values = _write(path)
+    fast = deepscope.weights(path).stats()
+    for name, v in values.items():
+        assert fast[name]["dtype"] == ("bfloat16" if name == "bf" else "float16")
+        _check(fast[name], _numpy_stats(v), float(np.nanmax(np.abs(v[np.isfinite(v)]))))
+    assert fast["bad"]["inf"] == 2 and fast["bad"]["nan"] == 1 and fast["bf"]["nan"] == 1
+    zeros = round(fast["big"]["zeros"] * values["big"].size)
+    assert zeros == int((values["big"] == 0).sum()) >= 2  # +0.0 and -0.0 both count
+    assert fast["shifted"]["std"] == pytest.approx(values["shifted"].std(), rel=1e-9)
+
+
+def test_the_numpy_path_gives_the_same_figures(tmp_path: Path, numpy_path: None) -> None:
+    path = tmp_path / "half.safetensors"
+    values = _write(path)
+    assert not _fast.available()
+    slow = deepscope.weights(path).stats()
+    for name, v in values.items():
+        _check(slow[name], _numpy_stats(v), float(np.nanmax(np.abs(v[np.isfinite(v)]))))
+
+
+def test_in_memory_float16_arrays_take_the_kernel_and_equal_numpy() -> None:
+    from deepscope.analysis.weights.stats import tensor_stats
+
+    rng = np.random.default_rng(3)
+    a = (rng.standard_normal(1 << 20) * 0.05 - 0.01).astype(np.float16)
+    a[[1, 2]] = [np.float16(-0.0), np.float16(6e-8)]
+    got = tensor_stats(a.reshape(1024, 1024))
+    _check(got, _numpy_stats(a), float(np.abs(a.astype(np.float64)).max()))
+    x = np.linspace(-1, 1, 5).astype(np.float16)
+    assert tensor_stats(x)["mean"] == 0.0 and tensor_stats(x)["absmax"] == 1.0
