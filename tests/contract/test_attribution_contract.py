@@ -134,6 +134,35 @@ def _grad_cam(name: str) -> Map:
     return run
 
 
+def _grad_cam_eigen() -> Map:
+    """pytorch-grad-cam's EigenCAM with the SVD's arbitrary sign fixed to our stated
+    convention (the map correlates positively with the channel-summed centred activation).
+    Its own sign is whatever LAPACK returns, so without this the comparison flipped with
+    the machine (CI saw r = -0.63 on one map)."""
+    full = _grad_cam("EigenCAM")
+
+    def run(model: nn.Module, x: torch.Tensor, target: list[int]) -> np.ndarray:
+        _install_fake_torchvision()
+        import pytorch_grad_cam.eigen_cam as eigen
+
+        original = eigen.get_2d_projection
+
+        def signed(batch: np.ndarray) -> np.ndarray:
+            proj = original(batch)
+            acts = np.nan_to_num(batch)
+            ref = (acts - acts.mean(axis=(2, 3), keepdims=True)).sum(axis=1)
+            sign = np.sign((proj * ref).sum(axis=(1, 2)))
+            return np.float32(proj * np.where(sign == 0, 1.0, sign)[:, None, None])
+
+        eigen.get_2d_projection = signed
+        try:
+            return full(model, x, target)
+        finally:
+            eigen.get_2d_projection = original
+
+    return run
+
+
 ORACLES: dict[str, tuple[Map, Map]] = {
     "saliency": (_ours("saliency"), _captum("Saliency")),
     "gradient_x_input": (_ours("gradient_x_input"), _captum("InputXGradient")),
@@ -154,7 +183,7 @@ ORACLES: dict[str, tuple[Map, Map]] = {
     "hires_cam": (_ours("hires_cam", layer="features.4"), _grad_cam("HiResCAM")),
     "score_cam": (_ours("score_cam", layer="features.4"), _grad_cam("ScoreCAM")),
     "layer_cam": (_ours("layer_cam", layer="features.4"), _grad_cam("LayerCAM")),
-    "eigen_cam": (_ours("eigen_cam", layer="features.4"), _grad_cam("EigenCAM")),
+    "eigen_cam": (_ours("eigen_cam", layer="features.4"), _grad_cam_eigen()),
     "guided_backprop": (_ours("guided_backprop"), _captum("GuidedBackprop")),
     "deconvnet": (_ours("deconvnet"), _captum("Deconvolution")),
     "guided_grad_cam": (_ours("guided_grad_cam", layer="features.4"), _captum("GuidedGradCam")),
