@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +41,15 @@ from numpy.typing import NDArray
 
 from deepscope.analysis.weights.stats import CHUNK, StatsAccumulator, chunk_stats
 
-__all__ = ["FAST_CHUNK", "HALF", "HalfFormat", "available", "half_format", "half_stats"]
+__all__ = [
+    "FAST_CHUNK",
+    "HALF",
+    "HalfFormat",
+    "available",
+    "half_format",
+    "half_stats",
+    "warm",
+]
 
 #: Elements per inner pass of the kernel (512 KB of float64 scratch, in the CPU cache).
 FAST_CHUNK = 1 << 16
@@ -105,6 +114,23 @@ _kernel: list[Callable[..., Any] | None] = []
 def available() -> bool:
     """Whether the fused kernel runs here (numba imports, not turned off)."""
     return _get() is not None
+
+
+def warm() -> None:
+    """Import numba and load the kernel for the arrays a file gives (read-only int16), so
+    that the first block does not pay it (~0.4 s); run on a thread while the disk reads."""
+    if _get() is None:
+        return
+    probe = np.zeros(8, dtype=np.int16)
+    probe.flags.writeable = False
+    try:
+        half_stats(probe, HALF["float16"])
+    except Exception as e:  # a numba that cannot compile this: the numpy path serves
+        warnings.warn(
+            f"deepscope: numba's statistics kernel failed ({e}); using numpy", stacklevel=2
+        )
+        with _lock:
+            _kernel[:] = [None]
 
 
 def _get() -> Callable[..., Any] | None:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from deepscope.analysis.weights._fast import HalfFormat, half_format, half_stats
+from deepscope.analysis.weights._fast import HALF, HalfFormat, half_format, half_stats, warm
 from deepscope.analysis.weights.stats import (
     CHUNK,
     HIST_CHUNK,
@@ -47,6 +47,10 @@ __all__ = ["BLOCK_BYTES", "StreamJob", "stream_accumulate"]
 BLOCK_BYTES = 4 << 20
 #: Tensors with fewer elements skip the 65,536-bin histogram (its fixed cost).
 HIST_MIN = 1 << 16
+#: How far the prefetcher reads ahead of the blocks being mapped (page cache, not this
+#: process's memory), and in what steps.
+PREFETCH_BYTES = 256 << 20
+PREFETCH_STEP = 8 << 20
 
 Fetch = Callable[[int, int, NDArray[Any]], NDArray[Any]]
 
@@ -114,6 +118,65 @@ def _moments(job: StreamJob, raw: NDArray[Any]) -> StatsAccumulator:
     return acc
 
 
+class _Prefetch:
+    """Reads the mapped jobs' bytes into the page cache ahead of the workers, in large
+    requests on its own thread: `sendfile` to /dev/null, so nothing is copied into this
+    process. Without it a worker touching a cold page waits on a small read: the kernel
+    caps MADV_WILLNEED / FADV_WILLNEED at the device's readahead size (~128 KB). A hint
+    only: on any error it stops and the workers' page faults read the rest."""
+
+    def __init__(self, spans: list[tuple[int, int, int]]) -> None:
+        self.spans = spans  # (fd, first byte, end) in the order the blocks are mapped
+        self.used = 0  # bytes mapped so far, in that order
+        self.cond = threading.Condition()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="deepscope-prefetch", daemon=True)
+
+    def start(self) -> _Prefetch:
+        if self.spans and hasattr(os, "sendfile"):
+            self.thread.start()
+        return self
+
+    def mapped(self, n: int) -> None:
+        with self.cond:
+            self.used += n
+            self.cond.notify()
+
+    def close(self) -> None:
+        """Stop reading ahead and wait for the thread (before the descriptors close)."""
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+        except OSError:
+            return
+        try:
+            done = 0
+            for fd, lo, hi in self.spans:
+                off = lo
+                while off < hi:
+                    with self.cond:
+                        while not self.stopped and done - self.used >= PREFETCH_BYTES:
+                            self.cond.wait()
+                        if self.stopped:
+                            return
+                    sent = os.sendfile(null, fd, off, min(PREFETCH_STEP, hi - off))
+                    if sent <= 0:
+                        break
+                    off += sent
+                    done += sent
+                done += hi - off  # a file shorter than its header says: _map reports it
+        except OSError:
+            return
+        finally:
+            os.close(null)
+
+
 def _map(job: StreamJob, start: int, stop: int) -> tuple[mmap.mmap, int]:
     """Elements [start, stop) of `job` mapped read-only: the map and their byte offset in it."""
     size = job.stored.itemsize
@@ -151,6 +214,16 @@ def stream_accumulate(
     for _ in range(n_workers + 2):  # slots: a read buffer is made when a fetch needs one
         free.put(None)
     scratch, lock = _Scratch(), threading.Lock()
+    spans = [(j.fd, j.offset, j.offset + j.size * j.stored.itemsize) for j in jobs if j.fd >= 0]
+    prefetch = _Prefetch(spans).start()
+    try:
+        if any(j.dtype in HALF for j in jobs):
+            warm()  # numba's kernel loads (~0.4 s) while the prefetcher reads
+        for job in jobs:
+            job._fmt = half_format(job.dtype, job.stored)
+    except BaseException:
+        prefetch.close()
+        raise
 
     def work(job: StreamJob, src: Any, off: int, n: int, slot: bytearray | None) -> Any:
         try:
@@ -167,11 +240,10 @@ def stream_accumulate(
             free.put(slot)
 
     pending: list[Future[Any]] = []
-    with ThreadPoolExecutor(n_workers) as pool:
+    with ThreadPoolExecutor(n_workers) as pool, contextlib.closing(prefetch):
         try:
             for job in jobs:
                 step = max(1, block_bytes // job.stored.itemsize)
-                job._fmt = half_format(job.dtype, job.stored)
                 counted = (
                     job._fmt is None and job.size >= HIST_MIN and BitHistogram.supports(job.stored)
                 )
@@ -185,6 +257,7 @@ def stream_accumulate(
                         if job.fd >= 0:
                             src: Any
                             src, off = _map(job, start, stop)
+                            prefetch.mapped((stop - start) * job.stored.itemsize)
                         else:
                             if slot is None:
                                 slot = bytearray(block_bytes)
