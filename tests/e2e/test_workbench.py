@@ -194,7 +194,9 @@ def test_transformer_attention_node_has_an_attention_tab(page: Any, page_log: An
         page.wait_for_selector('[data-testid="wb-attn-heatmap"] canvas')
         assert page.locator('[data-testid="wb-tab-activations"]').count() == 1
         _node(page, "ns:fc").click()
-        page.wait_for_selector('[data-testid="wb-tab-activations"]')
+        # the tabs answered for fc itself (until then the inspector shows only what it knows)
+        page.wait_for_selector('[data-testid="wb-inspector"][data-tabs-for="ns:fc"]')
+        assert page.locator('[data-testid="wb-tab-activations"]').count() == 1
         assert page.locator('[data-testid="wb-tab-attention"]').count() == 0
         _node(page, "ns:attn").click()
         page.locator('[data-testid="wb-tab-attention"]').click()

@@ -49,24 +49,27 @@ function available(t: WorkbenchTabs | null, node: LevelNode, weights: GraphWeigh
 }
 
 export function WorkbenchInspector({ node, weights }: { node: LevelNode; weights?: GraphWeights }) {
-  const [tabs, setTabs] = useState<WorkbenchTabs | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  // The answers are kept with the node they are for: right after a click, the previous
+  // node's tabs are not shown for the new one while its own are asked for.
+  const [got, setGot] = useState<{ id: string; tabs: WorkbenchTabs } | null>(null);
+  const [failed, setFailed] = useState<{ id: string; error: string } | null>(null);
   const [active, setActive] = useState<TabName | null>(null);
   const sel = useSelection();
   useEffect(() => {
-    setTabs(null);
-    setError(null);
     const ctl = new AbortController();
-    fetchTabs(node.id, ctl.signal)
-      .then(setTabs)
-      .catch((e: unknown) => !ctl.signal.aborted && setError(String(e)));
+    const id = node.id;
+    fetchTabs(id, ctl.signal)
+      .then((t) => setGot({ id, tabs: t }))
+      .catch((e: unknown) => !ctl.signal.aborted && setFailed({ id, error: String(e) }));
     return () => ctl.abort();
   }, [node.id]);
+  const tabs = got !== null && got.id === node.id ? got.tabs : null;
+  const error = failed !== null && failed.id === node.id ? failed.error : null;
   const names = available(tabs, node, weights);
   // keep the open tab while it applies to the new node (so clicking along a stack compares)
   const shown: TabName | null = active !== null && names.includes(active) ? active : (names.find((n) => n !== 'weights') ?? names[0] ?? null);
   return (
-    <div class="wb" data-testid="wb-inspector">
+    <div class="wb" data-testid="wb-inspector" data-node-id={node.id} data-tabs-for={tabs !== null ? node.id : ''}>
       <div class="wb-tabs" role="tablist">
         {names.map((n) => (
           <button key={n} type="button" role="tab" aria-selected={shown === n} class={shown === n ? 'tab active' : 'tab'}
