@@ -146,3 +146,16 @@ def test_in_memory_float16_arrays_take_the_kernel_and_equal_numpy() -> None:
     _check(got, _numpy_stats(a), float(np.abs(a.astype(np.float64)).max()))
     x = np.linspace(-1, 1, 5).astype(np.float16)
     assert tensor_stats(x)["mean"] == 0.0 and tensor_stats(x)["absmax"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_inf_and_nan_are_counted_and_left_out_in_the_kernel(name: str) -> None:
+    fmt = _fast.HALF[name]
+    inf = 0x7C00 if name == "float16" else 0x7F80
+    nan = inf | 1
+    bits = np.array([inf, inf | 0x8000, nan, nan | 0x8000, nan | 0x40], dtype=np.uint16)
+    r = _fast.half_stats(bits, fmt).result()
+    assert (r["count"], r["nan"], r["inf"], r["mean"], r["min"]) == (5, 3, 2, None, None)
+    one = np.concatenate([bits, np.array([0x3C00 if name == "float16" else 0x3F80], np.uint16)])
+    r = _fast.half_stats(one, fmt).result()  # 1.0 among them: the only finite value
+    assert (r["mean"], r["std"], r["min"], r["max"], r["l2"]) == (1.0, 0.0, 1.0, 1.0, 1.0)

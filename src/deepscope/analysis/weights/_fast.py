@@ -8,14 +8,14 @@ once: its bits are moved into the fields of a float64 (sign-extend the int16, sh
 10 (float16) or 7 (bfloat16) mantissa bits to where float64's 52 end, keep the sign and
 the 15 magnitude bits, scale by 2**(1023 - bias)), which gives every finite value
 exactly, subnormals and ±0 included; and it sums, squares, takes min/max and counts
-zeros in the same loop. A pattern with the exponent all ones (Inf, NaN) comes out
-finite but at least 2**(2**e - 1 - bias) in magnitude, above every finite value: the
-kernel counts those, and a chunk that has one is computed the exact numpy way instead.
+zeros in the same loop. A pattern with the exponent all ones is Inf (mantissa 0) or NaN:
+the kernel counts them and masks them out of the sums and of min/max (branch-free, so
+the loop stays vectorised).
 
 The loop runs with `fastmath` (the sums are split over SIMD lanes): every value it adds
-is finite by construction, and a chunk's Σx carries a relative error of the order of
-sqrt(chunk / lanes) units of 2**-53 of Σ|x| (like numpy's pairwise sum), far inside the
-tests' 1e-9. Compiled code is cached on disk (numba's cache), so only the first run on a
+is finite by construction (a masked Inf / NaN adds 0), and a chunk's Σx carries a
+relative error of the order of sqrt(chunk / lanes) units of 2**-53 of Σ|x| (like numpy's
+pairwise sum), far inside the tests' 1e-9. Compiled code is cached on disk (numba's cache), so only the first run on a
 machine compiles (about a second). ``DEEPSCOPE_NO_NUMBA=1`` turns this path off.
 
 Example (with numba installed):
@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from deepscope.analysis.weights.stats import CHUNK, StatsAccumulator, chunk_stats
+from deepscope.analysis.weights.stats import CHUNK, StatsAccumulator
 
 __all__ = [
     "FAST_CHUNK",
@@ -77,11 +77,6 @@ class HalfFormat:
     @property
     def scale(self) -> float:
         return float(2.0 ** (1023 - self.bias))
-
-    @property
-    def limit(self) -> float:
-        """Decoded magnitudes at or above this were Inf or NaN patterns."""
-        return float(2.0 ** ((1 << self.exponent) - 1 - self.bias))
 
     def decode(self, bits: NDArray[Any]) -> NDArray[Any]:
         """Numbers numpy computes with (float16 itself, bfloat16 widened to float32)."""
@@ -156,31 +151,39 @@ def _define(numba: Any, cache: bool) -> Callable[..., Any]:
     def moments(
         v: Any, shift: int, mask: int, scale: float, expmask: int, work: Any, out: Any
     ) -> None:
-        """out = [Σx, Σx², min key, max key, zeros, Inf/NaN patterns] of int16 bits `v`,
-        `work.size` elements at a time (integers first, then the float sums)."""
+        """out = [Σx, Σx², min key, max key, zeros, Inf+NaN, NaN] of int16 bits `v`,
+        `work.size` elements at a time (integers first, then the float sums). An Inf or
+        NaN pattern adds 0 to the sums and leaves min / max alone (branch-free selects)."""
         lo = np.int32(32767)
         hi = np.int32(-32768)
         zeros = np.int64(0)
         bad = np.int64(0)
+        nans = np.int64(0)
         s = 0.0
         q = 0.0
         step = work.size
+        mantmask = np.int32(0x7FFF & ~expmask)
         for start in range(0, v.size, step):
             stop = min(v.size, start + step)
             n = stop - start
             part = v[start:stop]
             z = np.int32(0)
             b = np.int32(0)
+            nn = np.int32(0)
             for j in range(n):
                 w = np.int32(part[j])
-                work[j] = (np.int64(w) << shift) & mask
+                isbad = np.int32((w & expmask) == expmask)
+                keep = np.int64(isbad) - 1  # all ones for a finite value, 0 for Inf / NaN
+                work[j] = ((np.int64(w) << shift) & mask) & keep
                 key = w ^ ((w >> 15) & 0x7FFF)  # ordered like the values
-                lo = min(lo, key)
-                hi = max(hi, key)
+                lo = min(lo, key + isbad * (32767 - key))
+                hi = max(hi, key + isbad * (-32768 - key))
                 z += np.int32((w & 0x7FFF) == 0)
-                b += np.int32((w & expmask) == expmask)
+                b += isbad
+                nn += isbad & np.int32((w & mantmask) != 0)
             zeros += z
             bad += b
+            nans += nn
             f = work[:n].view(np.float64)
             cs = 0.0
             cq = 0.0
@@ -196,6 +199,7 @@ def _define(numba: Any, cache: bool) -> Callable[..., Any]:
         out[3] = hi
         out[4] = zeros
         out[5] = bad
+        out[6] = nans
 
     return moments  # type: ignore[no-any-return]
 
@@ -222,24 +226,29 @@ def half_stats(bits: NDArray[Any], fmt: HalfFormat) -> StatsAccumulator:
         return part
     if _work.bits is None or _work.out is None:
         _work.bits = np.empty(FAST_CHUNK, dtype=np.int64)
-        _work.out = np.empty(6, dtype=np.float64)
+        _work.out = np.empty(7, dtype=np.float64)
     out = _work.out
     expmask = ((1 << fmt.exponent) - 1) << fmt.mantissa
     kernel(flat, fmt.shift, fmt.mask, fmt.scale, expmask, _work.bits, out)
-    if out[5]:  # an Inf or NaN pattern: count them the exact numpy way
-        for lo in range(0, n, CHUNK):
-            part.merge(chunk_stats(fmt.decode(flat[lo : lo + CHUNK])))
-        return part
-    part.count = part.finite = n
+    bad, nans = int(out[5]), int(out[6])
+    part.count = n
     part.n_zero = int(out[4])
+    part.n_nan, part.n_inf = nans, bad - nans
+    finite = n - bad
+    if finite == 0:
+        return part
+    part.finite = finite
     total, sumsq = float(out[0]), float(out[1])
     part.min, part.max = _value(int(out[2]), fmt), _value(int(out[3]), fmt)
-    part.mean = total / n
+    part.mean = total / finite
     m2 = sumsq - total * part.mean
     if m2 <= 1e-3 * sumsq:  # |mean| >> std: cancellation; the exact two-pass sum instead
         m2 = 0.0
         for lo in range(0, n, CHUNK):
-            x = np.asarray(fmt.decode(flat[lo : lo + CHUNK]), dtype=np.float64) - part.mean
+            x = np.asarray(fmt.decode(flat[lo : lo + CHUNK]), dtype=np.float64)
+            if bad:
+                x = x[np.isfinite(x)]
+            x -= part.mean
             m2 += float(np.einsum("i,i->", x, x))
     part.m2 = max(m2, 0.0)
     part.sumsq = sumsq
