@@ -15,6 +15,7 @@ import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
+from weights_reference import numpy_stats
 
 import deepscope
 from deepscope.analysis.weights.lazy import open_tensors
@@ -68,24 +69,6 @@ def rchar() -> int:
 
 def _bf16_bits(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
-
-
-def _numpy_stats(x: np.ndarray) -> dict[str, Any]:
-    a = np.asarray(x, dtype=np.float64).reshape(-1)
-    f = a[np.isfinite(a)]
-    has = f.size > 0
-    return {
-        "count": a.size,
-        "mean": f.mean() if has else None,
-        "std": f.std() if has else None,
-        "min": f.min() if has else None,
-        "max": f.max() if has else None,
-        "absmax": np.abs(f).max() if has else None,
-        "zeros": float((a == 0).mean()) if a.size else None,
-        "l2": np.linalg.norm(f) if has else None,
-        "nan": int(np.isnan(a).sum()),
-        "inf": int(np.isinf(a).sum()),
-    }
 
 
 def _check(got: dict[str, Any], want: dict[str, Any], what: str) -> None:
@@ -142,9 +125,9 @@ def test_safetensors_store_reads_views_and_stats_equal_numpy(tmp_path: Path) -> 
     w = deepscope.weights(path)
     stats = w.stats()
     for name, (_, exact, _) in vals.items():
-        _check(stats[name], _numpy_stats(exact), name)
+        _check(stats[name], numpy_stats(exact), name)
     every = np.concatenate([v.astype(np.float64).ravel() for _, v, _ in vals.values()])
-    _check(w.total(), _numpy_stats(every), "total")
+    _check(w.total(), numpy_stats(every), "total")
 
 
 def test_opening_and_one_heatmap_read_only_that_tensor(tmp_path: Path) -> None:
@@ -182,7 +165,7 @@ def test_statistics_read_each_byte_once_and_keep_nothing_mapped(tmp_path: Path) 
     read = rchar() - before
     assert read < x.nbytes + 1 * MB  # no byte read twice (blocks are mapped one at a time)
     assert mapped_kb(path) < 256  # no page of the tensor left in this process's maps
-    _check(row, _numpy_stats(x), "x")
+    _check(row, numpy_stats(x), "x")
 
 
 def test_10gb_sparse_safetensors_structure_opens_without_reading_data(tmp_path: Path) -> None:
@@ -261,7 +244,7 @@ def test_onnx_store_reads_each_initializer_in_place(tmp_path: Path, external: bo
     w = deepscope.weights(path)
     assert rchar() - before < 1 * MB  # the protobuf is walked, not parsed with its raw_data
     stats = w.stats()
-    _check(stats["big"], _numpy_stats(big), "big")
+    _check(stats["big"], numpy_stats(big), "big")
     assert stats["bf"]["dtype"] == "bfloat16"
 
 
@@ -309,7 +292,7 @@ def test_state_dict_store_through_the_safe_path(tmp_path: Path) -> None:
         np.testing.assert_array_equal(store.read(name), t.float().numpy())
     stats = deepscope.weights(tmp_path / "ckpt.pt").stats()
     for name, t in tensors.items():
-        _check(stats[name], _numpy_stats(t.double().numpy()), name)
+        _check(stats[name], numpy_stats(t.double().numpy()), name)
 
 
 # --- pooling on bit patterns and cancellation-safe statistics -----------------------
@@ -362,4 +345,4 @@ def test_stats_keep_precision_when_the_mean_dwarfs_the_spread() -> None:
 
     rng = np.random.default_rng(6)
     x = 1000.0 + rng.standard_normal(200_000) * 1e-4  # a LayerNorm-like weight near 1000
-    _check(tensor_stats(x), _numpy_stats(x), "near-constant")
+    _check(tensor_stats(x), numpy_stats(x), "near-constant")

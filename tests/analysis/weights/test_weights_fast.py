@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from weights_reference import numpy_stats
 
 import deepscope
 from deepscope.analysis.weights import _fast
@@ -21,23 +22,6 @@ from deepscope.analysis.weights._stream import BLOCK_BYTES
 
 pytest.importorskip("numba")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
-
-
-def _numpy_stats(x: np.ndarray) -> dict[str, Any]:
-    x = np.asarray(x, dtype=np.float64).reshape(-1)
-    f = x[np.isfinite(x)]
-    return {
-        "count": x.size,
-        "mean": f.mean(),
-        "std": f.std(),
-        "min": f.min(),
-        "max": f.max(),
-        "absmax": np.abs(f).max(),
-        "zeros": float((x == 0).mean()),
-        "l2": np.linalg.norm(f),
-        "nan": int(np.isnan(x).sum()),
-        "inf": int(np.isinf(x).sum()),
-    }
 
 
 def _check(got: dict[str, Any], want: dict[str, Any], scale: float) -> None:
@@ -79,11 +63,11 @@ def test_every_pattern_decodes_exactly(name: str) -> None:
         assert r["zeros"] == float(values[p] == 0.0)
     # every finite pattern at once: min / max / zeros exact, sums to float64 rounding
     got = _fast.half_stats(bits[finite], fmt).result()
-    _check(got, _numpy_stats(values[finite]), float(np.abs(values[finite]).max()))
+    _check(got, numpy_stats(values[finite]), float(np.abs(values[finite]).max()))
     # every pattern: NaN and Inf counted, never summed
     got = _fast.half_stats(bits, fmt).result()
     assert got["nan"] == int(np.isnan(values).sum()) and got["inf"] == 2
-    _check(got, _numpy_stats(values), float(np.abs(values[finite]).max()))
+    _check(got, numpy_stats(values), float(np.abs(values[finite]).max()))
 
 
 def _tensors() -> dict[str, np.ndarray]:
@@ -120,7 +104,7 @@ def test_file_statistics_equal_numpy_and_the_numpy_path(tmp_path: Path) -> None:
     fast = deepscope.weights(path).stats()
     for name, v in values.items():
         assert fast[name]["dtype"] == ("bfloat16" if name == "bf" else "float16")
-        _check(fast[name], _numpy_stats(v), float(np.nanmax(np.abs(v[np.isfinite(v)]))))
+        _check(fast[name], numpy_stats(v), float(np.nanmax(np.abs(v[np.isfinite(v)]))))
     assert fast["bad"]["inf"] == 2 and fast["bad"]["nan"] == 1 and fast["bf"]["nan"] == 1
     zeros = round(fast["big"]["zeros"] * values["big"].size)
     assert zeros == int((values["big"] == 0).sum()) >= 2  # +0.0 and -0.0 both count
@@ -133,7 +117,7 @@ def test_the_numpy_path_gives_the_same_figures(tmp_path: Path, numpy_path: None)
     assert not _fast.available()
     slow = deepscope.weights(path).stats()
     for name, v in values.items():
-        _check(slow[name], _numpy_stats(v), float(np.nanmax(np.abs(v[np.isfinite(v)]))))
+        _check(slow[name], numpy_stats(v), float(np.nanmax(np.abs(v[np.isfinite(v)]))))
 
 
 def test_in_memory_float16_arrays_take_the_kernel_and_equal_numpy() -> None:
@@ -143,7 +127,7 @@ def test_in_memory_float16_arrays_take_the_kernel_and_equal_numpy() -> None:
     a = (rng.standard_normal(1 << 20) * 0.05 - 0.01).astype(np.float16)
     a[[1, 2]] = [np.float16(-0.0), np.float16(6e-8)]
     got = tensor_stats(a.reshape(1024, 1024))
-    _check(got, _numpy_stats(a), float(np.abs(a.astype(np.float64)).max()))
+    _check(got, numpy_stats(a), float(np.abs(a.astype(np.float64)).max()))
     x = np.linspace(-1, 1, 5).astype(np.float16)
     assert tensor_stats(x)["mean"] == 0.0 and tensor_stats(x)["absmax"] == 1.0
 

@@ -8,26 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from weights_reference import numpy_stats
 
 import deepscope
 from deepscope.analysis.weights.stats import tensor_stats
-
-
-def _numpy_stats(a: np.ndarray) -> dict[str, Any]:
-    x = np.asarray(a, dtype=np.float64).reshape(-1)
-    f = x[np.isfinite(x)]
-    return {
-        "count": x.size,
-        "mean": f.mean(),
-        "std": f.std(),
-        "min": f.min(),
-        "max": f.max(),
-        "absmax": np.abs(f).max(),
-        "zeros": float((x == 0).mean()),
-        "l2": np.linalg.norm(f),
-        "nan": int(np.isnan(x).sum()),
-        "inf": int(np.isinf(x).sum()),
-    }
 
 
 def _check(got: dict[str, Any], want: dict[str, Any]) -> None:
@@ -42,7 +26,7 @@ def test_stats_equal_numpy_with_nan_inf_and_small_chunks() -> None:
     a[7], a[8] = np.inf, -np.inf
     a[100:110] = 0.0
     got = tensor_stats(a, chunk=64)  # 16 chunks merged
-    _check(got, _numpy_stats(a))
+    _check(got, numpy_stats(a))
     assert got["nan"] == 2 and got["inf"] == 2 and got["zeros"] == pytest.approx(10 / 1001)
     assert math.isfinite(got["mean"]) and math.isfinite(got["l2"])
 
@@ -66,7 +50,7 @@ def test_low_precision_dtypes_equal_numpy_on_the_same_values(dtype: torch.dtype)
     row = w.stats()["layer.weight"]
     assert row["dtype"] == str(dtype).removeprefix("torch.") and row["shape"] == (40, 30)
     exact = t.float().numpy().astype(np.float64)  # bf16/fp16/int8 are exact in float32
-    _check(row, _numpy_stats(exact))
+    _check(row, numpy_stats(exact))
 
 
 def test_layer_and_total_rows_combine_the_tensors() -> None:
@@ -80,9 +64,9 @@ def test_layer_and_total_rows_combine_the_tensors() -> None:
     layers = w.layer_stats()
     assert set(layers) == {"a", "b"}
     _check(
-        layers["a"], _numpy_stats(np.concatenate([tensors["a.weight"].ravel(), tensors["a.bias"]]))
+        layers["a"], numpy_stats(np.concatenate([tensors["a.weight"].ravel(), tensors["a.bias"]]))
     )
-    _check(w.total(), _numpy_stats(np.concatenate([v.ravel() for v in tensors.values()])))
+    _check(w.total(), numpy_stats(np.concatenate([v.ravel() for v in tensors.values()])))
     lines = w.to_csv().splitlines()
     assert lines[0].startswith("kind,name,shape,dtype,count,mean")
     assert lines[1].startswith("tensor,a.weight,5x4,float64,20,")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from weights_reference import numpy_stats
 
 import deepscope
 from deepscope.analysis.weights._stream import HIST_MIN, StreamJob, stream_accumulate
@@ -34,23 +35,6 @@ def write_safetensors(path: Path, tensors: dict[str, tuple[str, tuple[int, ...],
         struct.pack("<Q", len(raw)) + raw + b"".join(d for _, _, d in tensors.values())
     )
     return path
-
-
-def _numpy_stats(a: np.ndarray) -> dict[str, Any]:
-    x = np.asarray(a, dtype=np.float64).reshape(-1)
-    f = x[np.isfinite(x)]
-    return {
-        "count": x.size,
-        "mean": f.mean(),
-        "std": f.std(),
-        "min": f.min(),
-        "max": f.max(),
-        "absmax": np.abs(f).max(),
-        "zeros": float((x == 0).mean()),
-        "l2": np.linalg.norm(f),
-        "nan": int(np.isnan(x).sum()),
-        "inf": int(np.isinf(x).sum()),
-    }
 
 
 def _check(got: dict[str, Any], want: dict[str, Any]) -> None:
@@ -74,11 +58,11 @@ def test_histogram_path_equals_numpy_for_small_dtypes() -> None:
     rng = np.random.default_rng(0)
     f16 = _special(rng.standard_normal(5000).astype(np.float16) * 300)
     f16[200] = np.float16(6e-8)  # a subnormal
-    _check(tensor_stats(f16), _numpy_stats(f16))
+    _check(tensor_stats(f16), numpy_stats(f16))
     i8 = rng.integers(-128, 128, 4000).astype(np.int8)
-    _check(tensor_stats(i8), _numpy_stats(i8))
+    _check(tensor_stats(i8), numpy_stats(i8))
     u16 = rng.integers(0, 65536, 3000).astype(np.uint16)
-    _check(tensor_stats(u16), _numpy_stats(u16))
+    _check(tensor_stats(u16), numpy_stats(u16))
     # mean far from zero: Σx² - n·mean² would cancel; the table's Σ(x-mean)² does not
     off = (rng.standard_normal(4000) * 0.01 + 1000).astype(np.float16)
     got = tensor_stats(off)
@@ -139,14 +123,14 @@ def test_file_stats_stream_across_blocks_equal_numpy(tmp_path: Path, mapped: boo
         # many blocks per tensor, block edges not on page or element-pair boundaries
         got = stream_accumulate(jobs, workers=3, block_bytes=1000 + 6)
     for name, values in want.items():
-        _check(got[name].result(), _numpy_stats(values))
+        _check(got[name].result(), numpy_stats(values))
     assert got["e.weight"].result()["count"] == 0
     w = deepscope.weights(path)  # the same through the public API, one streamed pass
     rows = w.stats()
     for name, values in want.items():
-        _check(rows[name], _numpy_stats(values))
+        _check(rows[name], numpy_stats(values))
     all_values = np.concatenate([np.asarray(v, np.float64).ravel() for v in want.values()])
-    _check(w.total(), _numpy_stats(all_values))
+    _check(w.total(), numpy_stats(all_values))
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc")
@@ -158,7 +142,7 @@ def test_mapped_blocks_are_unmapped_and_a_short_file_is_an_error(tmp_path: Path)
         before = _maps_of(path)
         got = stream_accumulate(jobs, workers=2, block_bytes=4096)
         assert _maps_of(path) == before  # every block's map is gone again
-        _check(got["w"].result(), _numpy_stats(x))
+        _check(got["w"].result(), numpy_stats(x))
         os.truncate(path, os.path.getsize(path) - 2)  # the last element is missing now
         with pytest.raises(ModelFormatError, match="truncated"):
             stream_accumulate(_jobs(store, mapped=True), workers=2, block_bytes=4096)
@@ -202,4 +186,4 @@ def test_a_model_of_many_tensors_keeps_only_the_histograms_in_flight(tmp_path: P
         got = stream_accumulate(jobs, workers=2, block_bytes=HIST_MIN)  # 2+ blocks each
     assert max(live) <= 2 + 2 + 1  # blocks in flight (workers + 2) and the one being read
     for n, x in tensors.items():
-        _check(got[n].result(), _numpy_stats(x))
+        _check(got[n].result(), numpy_stats(x))
