@@ -115,3 +115,12 @@ export function useCoalesced<T>(value: T, ms: number, hold: boolean): T {
   useEffect(() => () => window.clearTimeout(st.current.timer), []);
   return s.out;
 }
+
+/** A value kept with the key it was loaded for. Read under another key it is null, so a
+ * view never shows the previous item's data for a new one (effects run a frame after the
+ * render, and the new item's answer comes later still). `set(key, v)` stores v for key. */
+export function useKeyed<T>(key: unknown): [T | null, (forKey: unknown, value: T | null) => void] {
+  const [got, setGot] = useState<{ key: unknown; value: T | null } | null>(null);
+  const set = useMemo(() => (forKey: unknown, value: T | null) => setGot({ key: forKey, value }), []);
+  return [got !== null && Object.is(got.key, key) ? got.value : null, set];
+}

@@ -1,7 +1,8 @@
 // The graph inspector's link to the Atlas panel: shown for a node whose module (a group's
 // namespace, or an op's) is a layer with a logged atlas in the graph's run.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect } from 'preact/hooks';
+import { useKeyed } from '../../hooks';
 import { fetchView } from '../../views/registry';
 
 const cache = new Map<string, Promise<string[]>>();
@@ -28,18 +29,17 @@ function modulePath(node: { id: string; kind: string; namespace: string }): stri
 }
 
 export function InspectorAtlas({ run, node }: { run: string | null; node: { id: string; kind: string; namespace: string } }) {
-  const [layers, setLayers] = useState<string[]>([]);
+  const [layers, setLayers] = useKeyed<string[]>(run);
   useEffect(() => {
-    setLayers([]);
     if (run === null) return;
     let alive = true;
-    void atlasLayers(run).then((l) => alive && setLayers(l));
+    void atlasLayers(run).then((l) => alive && setLayers(run, l));
     return () => {
       alive = false;
     };
   }, [run]);
   const path = modulePath(node);
-  if (run === null || path === '' || !layers.includes(path)) return null;
+  if (run === null || path === '' || layers === null || !layers.includes(path)) return null;
   const href = `#/atlas?run=${encodeURIComponent(run)}&layer=${encodeURIComponent(path)}`;
   return (
     <div class="gx-row" data-testid="inspector-atlas">

@@ -1,7 +1,8 @@
 // The Weights section of the graph inspector: the selected node's parameters (a group: every
 // tensor under it, at most a few shown) with their statistics, heatmap, filters and ESD.
 
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo } from 'preact/hooks';
+import { useKeyed } from '../../hooks';
 import type { LevelNode } from '../graph/types';
 import { fromItem, modelTensors, nodeTensors, type TensorData } from './data';
 import type { GraphWeights } from './graphWeights';
@@ -11,27 +12,27 @@ import './weights.css';
 const MAX_SHOWN = 4;
 
 export function InspectorWeights({ node, weights }: { node: LevelNode; weights: GraphWeights }) {
-  const [tensors, setTensors] = useState<TensorData[] | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const runNames = useMemo(
     () => (weights.mode === 'run' ? nodeTensors(node, weights.items.keys()) : []),
     [node.id, weights],
   );
+  // what the tensors are for: a new node (or source) shows "reading…", not the last one's
+  const key = useMemo(() => ({}), [node.id, weights.mode, weights.run, runNames]);
+  const [tensors, setTensors] = useKeyed<TensorData[]>(key);
+  const [error, setError] = useKeyed<string>(key);
   useEffect(() => {
-    setTensors(null);
-    setError(null);
     if (weights.mode === 'run' && weights.run !== null) {
       const run = weights.run;
-      setTensors(runNames.flatMap((n) => { const i = weights.items.get(n); return i ? [fromItem(run, i)] : []; }));
+      setTensors(key, runNames.flatMap((n) => { const i = weights.items.get(n); return i ? [fromItem(run, i)] : []; }));
       return;
     }
     if (weights.mode !== 'model' && weights.mode !== 'diff') return;
     const ctl = new AbortController();
     modelTensors({ node: node.id }, ctl.signal)
-      .then(setTensors)
-      .catch((e: unknown) => !ctl.signal.aborted && setError(String(e)));
+      .then((t) => setTensors(key, t))
+      .catch((e: unknown) => !ctl.signal.aborted && setError(key, String(e)));
     return () => ctl.abort();
-  }, [node.id, weights.mode, weights.run, runNames]);
+  }, [key]);
   if (weights.mode === 'none') return null;
   if (tensors !== null && tensors.length === 0 && error === null) return null;
   // the weight before the bias: the 2-D+ tensors first

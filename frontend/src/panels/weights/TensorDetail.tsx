@@ -1,7 +1,8 @@
 // Everything about one tensor: its statistics, its heatmap (or Δ heatmap for a diff), its
 // filters (first-layer convs) and its ESD. Used by the Weights tab and the graph inspector.
 
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useMemo } from 'preact/hooks';
+import { useKeyed } from '../../hooks';
 import { halfToFloat, type WireArray } from '../../wire/envelope';
 import type { EsdSummary } from '../../wire/types';
 import { fmt, type Part, type TensorData } from './data';
@@ -11,18 +12,17 @@ import { Heatmap } from './Heatmap';
 import './weights.css';
 
 function useArray(t: TensorData, part: Part, want: boolean): { arr: WireArray | null; error: string | null } {
-  const [arr, setArr] = useState<WireArray | null>(null);
-  const [error, setError] = useState<string | null>(null);
+  const key = useMemo(() => ({}), [t, part, want]); // a new tensor never shows the last one's picture
+  const [arr, setArr] = useKeyed<WireArray>(key);
+  const [error, setError] = useKeyed<string>(key);
   useEffect(() => {
-    setArr(null);
-    setError(null);
     if (!want) return;
     const ctl = new AbortController();
     t.array(part, ctl.signal)
-      .then(setArr)
-      .catch((e: unknown) => !ctl.signal.aborted && setError(String(e)));
+      .then((a) => setArr(key, a))
+      .catch((e: unknown) => !ctl.signal.aborted && setError(key, String(e)));
     return () => ctl.abort();
-  }, [t, part, want]);
+  }, [key]);
   return { arr, error };
 }
 
@@ -92,13 +92,12 @@ export function TensorDetail({ t, compact = false }: { t: TensorData; compact?: 
   const heat = useArray(t, 'heatmap', t.parts.includes('heatmap'));
   const filters = useArray(t, 'filters', t.parts.includes('filters'));
   const delta = useArray(t, 'delta', t.parts.includes('delta'));
-  const [esd, setEsd] = useState<EsdSummary | null>(null);
+  const [esd, setEsd] = useKeyed<EsdSummary>(t);
   useEffect(() => {
-    setEsd(null);
     let alive = true;
     t.esd()
-      .then((e) => alive && setEsd(e))
-      .catch(() => alive && setEsd(null));
+      .then((e) => alive && setEsd(t, e))
+      .catch(() => alive && setEsd(t, null));
     return () => {
       alive = false;
     };
