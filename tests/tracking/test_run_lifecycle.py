@@ -29,12 +29,17 @@ SIGNALLED = textwrap.dedent(
     run = deepscope.init(logdir=sys.argv[1], name="r", flush_interval=60)
     for i in range(300):
         run.log({"loss": float(i)})
-    with open(sys.argv[2], "w") as f:
-        f.write("ready")
+
+    def ready():
+        with open(sys.argv[2], "w") as f:
+            f.write("ready")
+
     if sys.argv[3] == "int":
         with run:
+            ready()  # inside the block: the signal lands there
             while True:
                 time.sleep(0.01)
+    ready()
     while True:
         time.sleep(0.01)
     """
@@ -83,4 +88,23 @@ def test_sigterm_flushes_marks_interrupted_and_still_terminates(tmp_path: Path) 
 def test_sigint_unwinds_through_the_with_block(tmp_path: Path) -> None:
     assert _signalled(tmp_path, signal.SIGINT, "int") != 0
     assert _losses(tmp_path) == [float(i) for i in range(300)]
+    assert deepscope.store.open(tmp_path).run("r").info().status == "interrupted"
+
+
+def test_sigint_outside_the_with_block_still_marks_the_run_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C where no ``with run:`` catches it: the exit handler sees the uncaught
+    KeyboardInterrupt and marks the run interrupted (it said finished before)."""
+    assert _signalled(tmp_path, signal.SIGINT, "bare") != 0
+    assert _losses(tmp_path) == [float(i) for i in range(300)]
+    assert deepscope.store.open(tmp_path).run("r").info().status == "interrupted"
+
+
+def test_an_uncaught_error_marks_the_run_interrupted(tmp_path: Path) -> None:
+    script = tmp_path / "child.py"
+    script.write_text(ATEXIT.replace("# no flush", "raise ValueError('boom')  # no flush"))
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], capture_output=True, timeout=120
+    )
+    assert out.returncode == 1 and b"boom" in out.stderr
+    assert _losses(tmp_path) == [float(i) for i in range(500)]
     assert deepscope.store.open(tmp_path).run("r").info().status == "interrupted"

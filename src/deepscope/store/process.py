@@ -3,8 +3,9 @@
 * fork: while a process forks, every writer's I/O lock (`fork_lock()`) is held, so no
   database call is in flight; in the child each writer drops (never closes) the parent's
   connection and starts afresh on its first write (`after_fork_child()`).
-* exit: `close_all` flushes and closes every writer (atexit; multiprocessing children run
-  it through a `multiprocessing.util.Finalize` registered by the writer).
+* exit: `close_all` flushes and closes every writer (atexit: ``interrupted`` when an
+  uncaught exception ended the program; multiprocessing children run it through a
+  `multiprocessing.util.Finalize` registered by the writer).
 * SIGTERM: flush, mark runs interrupted, then terminate as the default action would.
 """
 
@@ -47,7 +48,7 @@ def register(w: RunWriter) -> None:
                 after_in_parent=_after_fork_parent,
                 after_in_child=_after_fork_child,
             )
-            atexit.register(close_all)
+            atexit.register(_at_exit)
 
 
 def unregister(w: RunWriter) -> None:
@@ -93,7 +94,8 @@ def install_signal_handlers() -> None:
 
     Installed once, from the main thread, and only where SIGTERM still has its default
     action (a framework's own handler is left alone). SIGINT needs nothing: its
-    KeyboardInterrupt unwinds through ``with run:`` and atexit.
+    KeyboardInterrupt unwinds through ``with run:``, or reaches the exit handler, which
+    marks the runs interrupted.
     """
     global _SIGNALS_INSTALLED
     if _SIGNALS_INSTALLED or threading.current_thread() is not threading.main_thread():
@@ -118,6 +120,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     t.join(20.0)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
+
+
+def _at_exit() -> None:
+    """Close every run at interpreter exit: ``interrupted`` when an uncaught exception
+    (Ctrl-C's KeyboardInterrupt outside ``with run:``, an error) ended the program,
+    ``finished`` otherwise. Python records that exception in ``sys.last_value`` before
+    the exit handlers run; interactive sessions (a REPL, Jupyter) record every error
+    there, so they finish as before."""
+    import sys
+
+    ended_by_error = getattr(sys, "last_value", None) is not None
+    interactive = hasattr(sys, "ps1") or sys.flags.interactive or "ipykernel" in sys.modules
+    close_all("interrupted" if ended_by_error and not interactive else "finished")
 
 
 def close_all(state: str = "finished") -> None:
