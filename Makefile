@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml hatch_build.py $(wildcard frontend/package-lock.json) $(shell find frontend/src -type f 2>/dev/null)
+$(STAMP): $(BIN)/python pyproject.toml hatch_build.py src/deepscope/analysis/weights/_halfstats.c $(wildcard frontend/package-lock.json) $(shell find frontend/src -type f 2>/dev/null)
 	$(BIN)/pip install torch==2.13.0
 	$(BIN)/pip install -e '.[dev]'
 	# pytorch-grad-cam is a test-only oracle; --no-deps keeps it from replacing torch

@@ -1,4 +1,5 @@
-"""Hatch build hook: build the dashboard frontend (Vite) into the package before packaging.
+"""Hatch build hook: build the dashboard frontend (Vite) and the weight-statistics kernel
+(`_halfstats.c`, see `build_native`) into the package before packaging.
 
 Runs for wheel, editable and sdist builds. It does nothing when the built app is at least
 as new as every frontend source (e.g. a wheel built from an sdist that already ships it);
@@ -10,6 +11,7 @@ otherwise it runs ``npm ci`` (only when ``node_modules`` is missing or older tha
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 APP_DIR = Path("src/deepscope/server/static/app")
+NATIVE_SRC = Path("src/deepscope/analysis/weights/_halfstats.c")
+NATIVE_LIB = NATIVE_SRC.with_suffix(".so")
 # What `npm run build` writes besides index.html: the notebook widget and report entries.
 EMBED_OUTPUTS = ("embed/widget.js", "embed/report.js")
 SOURCE_FILES = (
@@ -101,10 +105,44 @@ def build_frontend(root: Path) -> None:
         raise RuntimeError(f"`npm run build` finished but {index} was not produced")
 
 
+def build_native(root: Path) -> bool:
+    """Compile the float16 / bfloat16 statistics kernel into a shared library loaded with
+    ctypes (no Python API: any Python version). Optional: with no C compiler, or when it
+    fails, say so and go on; deepscope then counts those statistics with numpy (slower).
+    Returns whether the library is there. `CC` picks the compiler (default `cc`);
+    ``DEEPSCOPE_SKIP_NATIVE=1`` skips it."""
+    src, lib = root / NATIVE_SRC, root / NATIVE_LIB
+    if os.environ.get("DEEPSCOPE_SKIP_NATIVE", "") not in ("", "0") or not src.exists():
+        return lib.exists()
+    if lib.exists() and lib.stat().st_mtime >= src.stat().st_mtime:
+        return True
+    cc = shlex.split(os.environ.get("CC", "cc"))
+    tmp = lib.with_suffix(".so.tmp")
+    cmd = [*cc, "-O3", "-std=c11", "-shared", "-fPIC", "-o", str(tmp), str(src)]
+    try:
+        proc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr, check=False)
+    except OSError as e:
+        proc = None
+        print(f"deepscope kernel: no C compiler ({e})", file=sys.stderr)
+    if proc is None or proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        print(
+            "deepscope kernel: not built; float16 / bfloat16 weight statistics will use numpy "
+            f"(slower). Install a C compiler (e.g. `apt-get install gcc`) to build {src.name}.",
+            file=sys.stderr,
+        )
+        return lib.exists() and lib.stat().st_mtime >= src.stat().st_mtime
+    tmp.replace(lib)
+    return True
+
+
 class FrontendBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        if self.target_name == "wheel" and build_native(Path(self.root)):
+            build_data["pure_python"] = False  # a compiled library inside: a platform tag
+            build_data["infer_tag"] = True
         if os.environ.get("DEEPSCOPE_SKIP_FRONTEND", "") not in ("", "0"):
             return
         build_frontend(Path(self.root))

@@ -13,10 +13,10 @@ Figures (each timed figure is the median of ``--reps`` runs, interleaved with it
   Runs are interleaved (read, stats, read, stats, ...), figures are medians. Goal: stats ≤
   read (like with like: cold vs cold, warm vs warm), RSS ≤ 300 MB. ``--only stats`` runs
   just these (the 1B-parameter figures) and prints their JSON line. float16 goes through
-  numba's fused kernel where numba imports (``numba_kernel``; `analysis/weights/_fast`):
-  it compiles once per machine into numba's on-disk cache, in an untimed first child
-  (``stats_first_run_s``); ``stats_numpy_path_warm_s`` is the same statistics without it
-  (``DEEPSCOPE_NO_NUMBA=1``, the bit-pattern histogram), interleaved with the warm runs.
+  the C kernel where it is built (``kernel``: its path on this CPU, "avx512" / "avx2", or
+  "numpy"; `analysis/weights/_fast`); ``stats_numpy_path_warm_s`` is the same statistics
+  without it (``DEEPSCOPE_NO_NATIVE=1``, the bit-pattern histogram), interleaved with the
+  warm runs.
 - ``heatmap_s``: the heatmap of a 50,000 × 4,096 fp16 matrix (goal ≤ 1 s); its yardstick
   ``heatmap_one_pass_s``, one integer max over the same 410 MB (what a loaded machine
   allows now).
@@ -143,8 +143,8 @@ def _child(kind: str, path: str) -> None:
         from deepscope.analysis.weights import _fast
 
         deepscope.weights(path).stats()
-        kernel = _fast.available()
-        print(json.dumps({"s": time.perf_counter() - t, "rss_mb": _hwm_mb(), "numba": kernel}))
+        kernel = _fast.path()
+        print(json.dumps({"s": time.perf_counter() - t, "rss_mb": _hwm_mb(), "kernel": kernel}))
         return
     elif kind == "load_model":
         deepscope.load_model(path)
@@ -159,7 +159,7 @@ def _child(kind: str, path: str) -> None:
 def _run_child(kind: str, path: Path, numpy_only: bool = False) -> dict[str, float]:
     env = dict(os.environ)
     if numpy_only:
-        env["DEEPSCOPE_NO_NUMBA"] = "1"
+        env["DEEPSCOPE_NO_NATIVE"] = "1"
     out = subprocess.run(
         [sys.executable, __file__, "--child", kind, str(path)],
         capture_output=True,
@@ -196,10 +196,7 @@ def _read(path: Path) -> float:
 def _stats_figures(path: Path, reps: int) -> dict[str, object]:
     out: dict[str, object] = {}
     peak: list[float] = []
-    # numba compiles the kernel once per machine (its on-disk cache): that run, untimed
-    first = _run_child("stats", path)
-    out["numba_kernel"] = first.get("numba", False)
-    out["stats_first_run_s"] = round(first["s"], 3)
+    out["kernel"] = _run_child("stats", path).get("kernel", "numpy")  # untimed: a warm-up
     numpy_path = []
     for mode in ("cold", "warm"):
         reads, stats = [], []
@@ -214,7 +211,7 @@ def _stats_figures(path: Path, reps: int) -> dict[str, object]:
             child = _run_child("stats", path)
             stats.append(child["s"])
             peak.append(child["rss_mb"])
-            if mode == "warm":  # the same statistics without numba (the histogram path)
+            if mode == "warm":  # the same statistics without the kernel (the histogram path)
                 _read(path)
                 numpy_path.append(_run_child("stats", path, numpy_only=True)["s"])
         out[f"read_{mode}_s"] = statistics.median(reads)
@@ -222,7 +219,7 @@ def _stats_figures(path: Path, reps: int) -> dict[str, object]:
         out[f"stats_{mode}_vs_read"] = statistics.median(stats) / statistics.median(reads)
         out[f"stats_{mode}_runs_s"] = [round(x, 3) for x in stats]
     out["stats_numpy_path_warm_s"] = statistics.median(numpy_path)
-    out["numba_speedup_warm"] = statistics.median(numpy_path) / float(out["stats_warm_s"])  # type: ignore[arg-type]
+    out["kernel_speedup_warm"] = statistics.median(numpy_path) / float(out["stats_warm_s"])  # type: ignore[arg-type]
     out["stats_peak_rss_mb"] = max(peak)
     out["read_means"] = "readinto one reused 4 MB buffer: each byte copied out of the page cache"
     return out

@@ -1,13 +1,15 @@
-"""The fused float16 / bfloat16 statistics kernel (numba) equals numpy (issue 15).
+"""The float16 / bfloat16 statistics kernel (`_halfstats.c`, issue 15) equals numpy.
 
-It decodes each 16-bit pattern by moving bits into a float64; these tests check that
-against numpy's own float16 and a bf16 → float32 widening, pattern by pattern, and the
-statistics of files (several blocks, threads, NaN/Inf, ±0, subnormals, |mean| >> std)
-against numpy and against the numpy path of the same code (DEEPSCOPE_NO_NUMBA=1).
+Each of its paths (AVX-512, AVX2, scalar) decodes every 16-bit pattern; these tests check
+that against numpy's own float16 and a bf16 → float32 widening, pattern by pattern, the
+paths against each other at every length around their vector widths, and the statistics
+of files (several blocks, threads, NaN/Inf, ±0, subnormals, |mean| >> std) against numpy
+and against the numpy path of the same code (DEEPSCOPE_NO_NATIVE=1).
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,6 @@ import deepscope
 from deepscope.analysis.weights import _fast
 from deepscope.analysis.weights._stream import BLOCK_BYTES
 
-pytest.importorskip("numba")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 
@@ -34,10 +35,10 @@ def _check(got: dict[str, Any], want: dict[str, Any], scale: float) -> None:
 @pytest.fixture
 def numpy_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The same code with the kernel turned off (the BitHistogram / chunk_stats path)."""
-    monkeypatch.setenv("DEEPSCOPE_NO_NUMBA", "1")
-    _fast._kernel.clear()
+    monkeypatch.setenv("DEEPSCOPE_NO_NATIVE", "1")
+    _fast._loaded.clear()
     yield
-    _fast._kernel.clear()
+    _fast._loaded.clear()
 
 
 def _patterns(fmt: _fast.HalfFormat) -> tuple[np.ndarray, np.ndarray]:
@@ -47,9 +48,42 @@ def _patterns(fmt: _fast.HalfFormat) -> tuple[np.ndarray, np.ndarray]:
     return bits, values
 
 
+def test_the_kernel_is_built_and_runs_here() -> None:
+    """`make install` compiles it (hatch_build.py) wherever a C compiler is: a silent
+    fallback to numpy would leave every other test here passing on the slow path."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler: the library is not built, numpy serves")
+    assert _fast.LIBRARY.is_file()
+    assert _fast.load(simd=False) is not None
+    cpu = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
+    if " avx512bw" in cpu and " f16c" in cpu:
+        assert _fast.path() == "avx512" and _fast.available()
+
+
+PATHS = [
+    "ds_half_moments",
+    "ds_half_moments_avx512",
+    "ds_half_moments_avx2",
+    "ds_half_moments_scalar",
+]
+
+
+def _entry(entry: str) -> Any:
+    """One of the kernel's paths, or a skip where this CPU cannot run it."""
+    cpu = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
+    need = {"ds_half_moments_avx512": " avx512bw", "ds_half_moments_avx2": " avx2"}.get(entry)
+    if need is not None and (need not in cpu or " f16c" not in cpu):
+        pytest.skip(f"this CPU has no{need}")
+    fn = _fast.load(simd=False, entry=entry)
+    if fn is None:
+        pytest.skip("the kernel's library is not built here")
+    return fn
+
+
+@pytest.mark.parametrize("entry", PATHS)
 @pytest.mark.parametrize("name", ["float16", "bfloat16"])
-def test_every_pattern_decodes_exactly(name: str) -> None:
-    assert _fast.available()
+def test_every_pattern_decodes_exactly(name: str, entry: str) -> None:
+    kernel = _entry(entry)
     fmt = _fast.HALF[name]
     bits, values = _patterns(fmt)
     finite = np.isfinite(values)
@@ -58,14 +92,14 @@ def test_every_pattern_decodes_exactly(name: str) -> None:
     special = [0, 0x8000, 1, 0x8001, 0x7FFF >> 1, (0x7C00 if name == "float16" else 0x7F80) - 1]
     pick = np.unique(np.concatenate([special, rng.choice(np.flatnonzero(finite), 3000)]))
     for p in pick.astype(np.uint16):
-        r = _fast.half_stats(np.array([p], dtype=np.uint16), fmt).result()
+        r = _fast.half_stats(np.array([p], dtype=np.uint16), fmt, kernel).result()
         assert r["min"] == r["max"] == values[p], hex(p)
         assert r["zeros"] == float(values[p] == 0.0)
     # every finite pattern at once: min / max / zeros exact, sums to float64 rounding
-    got = _fast.half_stats(bits[finite], fmt).result()
+    got = _fast.half_stats(bits[finite], fmt, kernel).result()
     _check(got, numpy_stats(values[finite]), float(np.abs(values[finite]).max()))
     # every pattern: NaN and Inf counted, never summed
-    got = _fast.half_stats(bits, fmt).result()
+    got = _fast.half_stats(bits, fmt, kernel).result()
     assert got["nan"] == int(np.isnan(values).sum()) and got["inf"] == 2
     _check(got, numpy_stats(values), float(np.abs(values[finite]).max()))
 
@@ -132,8 +166,40 @@ def test_in_memory_float16_arrays_take_the_kernel_and_equal_numpy() -> None:
     assert tensor_stats(x)["mean"] == 0.0 and tensor_stats(x)["absmax"] == 1.0
 
 
+@pytest.mark.parametrize("entry", PATHS[1:3])
+@pytest.mark.parametrize("name", ["float16", "bfloat16"])
+def test_the_vector_paths_equal_the_scalar_one_at_every_length(name: str, entry: str) -> None:
+    """Lengths around the vector widths (16, 32) and the counters' flush (32 × 2048), with
+    the special patterns in the tails as well as in the vectors."""
+    kernel, scalar = _entry(entry), _entry("ds_half_moments_scalar")
+    fmt = _fast.HALF[name]
+    rng = np.random.default_rng(7)
+    inf = 0x7C00 if name == "float16" else 0x7F80
+    special = np.array([0, 0x8000, 1, 0x8001, inf, inf | 0x8000, inf | 1, inf - 1], np.uint16)
+    for n in [*range(1, 70), 511, 32 * 2048 - 1, 32 * 2048 + 33, 3 * 32 * 2048 + 17]:
+        bits = rng.integers(0, 1 << 16, n, dtype=np.uint16)
+        bits[rng.integers(0, n, min(n, 8))] = special[: min(n, 8)]
+        bits[-1] = special[n % special.size]  # one in the tail
+        want, got = _fast.half_stats(bits, fmt, scalar), _fast.half_stats(bits, fmt, kernel)
+        assert (got.count, got.n_zero, got.n_nan, got.n_inf) == (
+            want.count,
+            want.n_zero,
+            want.n_nan,
+            want.n_inf,
+        ), n
+        assert (got.min, got.max) == (want.min, want.max), n
+        if want.mean is not None:  # the sums' order differs: float64 rounding of Σ|x|
+            with np.errstate(invalid="ignore"):
+                v = np.asarray(fmt.decode(bits), np.float64)
+            scale = float(np.abs(v[np.isfinite(v)]).max())
+            assert got.mean == pytest.approx(want.mean, rel=1e-9, abs=1e-12 * scale), n
+            assert got.sumsq == pytest.approx(want.sumsq, rel=1e-12), n
+
+
 @pytest.mark.parametrize("name", ["float16", "bfloat16"])
 def test_inf_and_nan_are_counted_and_left_out_in_the_kernel(name: str) -> None:
+    if not _fast.available():
+        pytest.skip("the kernel's library is not built here")
     fmt = _fast.HALF[name]
     inf = 0x7C00 if name == "float16" else 0x7F80
     nan = inf | 1

@@ -1,24 +1,19 @@
-"""Statistics of 16-bit float tensors (float16, bfloat16) in one fused pass, when numba is
-installed (it comes with the `[umap]` extra; nothing here is needed without it).
+"""Statistics of 16-bit float tensors (float16, bfloat16) in one fused pass, through the
+C kernel `_halfstats.c` (built into `_halfstats.so` when the package is installed; see
+hatch_build.py). Without it, or on a CPU where only its scalar path would run, the numpy
+path (`stats.BitHistogram`) serves: nothing here is required.
 
-numpy makes one pass over memory per operation: counting the 65,536 bit patterns
-(`stats.BitHistogram`) costs ~1.3 ns per element on this project's machines, while a
-disk serves a cold file at ~0.4-1 ns per 2-byte element. This kernel reads each element
-once: its bits are moved into the fields of a float64 (sign-extend the int16, shift the
-10 (float16) or 7 (bfloat16) mantissa bits to where float64's 52 end, keep the sign and
-the 15 magnitude bits, scale by 2**(1023 - bias)), which gives every finite value
-exactly, subnormals and ±0 included; and it sums, squares, takes min/max and counts
-zeros in the same loop. A pattern with the exponent all ones is Inf (mantissa 0) or NaN:
-the kernel counts them and masks them out of the sums and of min/max (branch-free, so
-the loop stays vectorised).
+numpy makes one pass over memory per operation: counting the 65,536 bit patterns costs
+~1.3 ns per element on this project's machines, while a warm page cache hands them over
+at ~0.07 ns and a disk at ~0.3-1 ns. The kernel reads each element once: it decodes every
+finite pattern exactly (float16 through the CPU's F16C conversion, bfloat16 as the top
+half of a float32), sums x and x² in float64, takes min / max of an order-preserving
+integer key, and counts zeros, Inf and NaN, which it leaves out of the sums and of min /
+max. AVX-512: ~0.10 ns per element; AVX2: ~0.20 ns (picked at run time by the CPU).
+The library is loaded with ctypes, which lets go of the GIL during each call, so the
+stream's worker threads count blocks in parallel. ``DEEPSCOPE_NO_NATIVE=1`` turns it off.
 
-The loop runs with `fastmath` (the sums are split over SIMD lanes): every value it adds
-is finite by construction (a masked Inf / NaN adds 0), and a chunk's Σx carries a
-relative error of the order of sqrt(chunk / lanes) units of 2**-53 of Σ|x| (like numpy's
-pairwise sum), far inside the tests' 1e-9. Compiled code is cached on disk (numba's cache), so only the first run on a
-machine compiles (about a second). ``DEEPSCOPE_NO_NUMBA=1`` turns this path off.
-
-Example (with numba installed):
+Example:
     >>> import numpy as np
     >>> x = np.array([0.5, -2.0, 0.0, 1.0], dtype=np.float16)
     >>> fmt = HALF["float16"]
@@ -29,11 +24,11 @@ Example (with numba installed):
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,41 +37,30 @@ from numpy.typing import NDArray
 from deepscope.analysis.weights.stats import CHUNK, StatsAccumulator
 
 __all__ = [
-    "FAST_CHUNK",
     "HALF",
+    "LIBRARY",
     "HalfFormat",
     "available",
     "half_format",
     "half_stats",
+    "path",
     "warm",
 ]
 
-#: Elements per inner pass of the kernel (512 KB of float64 scratch, in the CPU cache).
-FAST_CHUNK = 1 << 16
+#: The compiled kernel, next to this file (built by hatch_build.py from _halfstats.c).
+LIBRARY = Path(__file__).with_name("_halfstats.so")
+#: The kernel's interface version this module speaks (`ds_half_abi()` in _halfstats.c).
+ABI = 1
 
 
 @dataclass(frozen=True)
 class HalfFormat:
-    """Where a 16-bit float's fields go in a float64."""
+    """A 16-bit float format: its field widths and exponent bias."""
 
     name: str
     mantissa: int  # mantissa bits
     bias: int  # exponent bias
     exponent: int  # exponent bits
-
-    @property
-    def shift(self) -> int:
-        return 52 - self.mantissa
-
-    @property
-    def mask(self) -> int:
-        """Sign bit and the 15 magnitude bits, as a signed int64."""
-        bits = (1 << 63) | (0x7FFF << self.shift)
-        return int(np.array([bits], dtype=np.uint64).view(np.int64)[0])
-
-    @property
-    def scale(self) -> float:
-        return float(2.0 ** (1023 - self.bias))
 
     def decode(self, bits: NDArray[Any]) -> NDArray[Any]:
         """Numbers numpy computes with (float16 itself, bfloat16 widened to float32)."""
@@ -94,7 +78,7 @@ HALF = {
 
 def half_format(dtype: str, stored: np.dtype[Any]) -> HalfFormat | None:
     """The format of a tensor of `dtype` ("float16", "bfloat16") whose bits are stored as
-    `stored`, when the fused kernel can read it (numba importable, 2-byte native order)."""
+    `stored`, when the kernel can read it (the library loads, 2-byte native order)."""
     fmt = HALF.get(dtype)
     s = np.dtype(stored)
     if fmt is None or s.itemsize != 2 or not s.isnative or not available():
@@ -103,133 +87,82 @@ def half_format(dtype: str, stored: np.dtype[Any]) -> HalfFormat | None:
 
 
 _lock = threading.Lock()
-_kernel: list[Callable[..., Any] | None] = []
+_loaded: list[Any] = []  # [the kernel function or None], once loaded
 
 
 def available() -> bool:
-    """Whether the fused kernel runs here (numba imports, not turned off)."""
+    """Whether the kernel runs here (built, loads, a SIMD path on this CPU, not turned off)."""
     return _get() is not None
 
 
-def warm() -> None:
-    """Import numba and load the kernel for the arrays a file gives (read-only int16), so
-    that the first block does not pay it (~0.4 s); run on a thread while the disk reads."""
+def path() -> str:
+    """The kernel's path on this CPU: "avx512", "avx2", or "numpy" (the kernel unused)."""
     if _get() is None:
-        return
-    probe = np.zeros(8, dtype=np.int16)
-    probe.flags.writeable = False
-    try:
-        half_stats(probe, HALF["float16"])
-    except Exception as e:  # a numba that cannot compile this: the numpy path serves
-        warnings.warn(
-            f"deepscope: numba's statistics kernel failed ({e}); using numpy", stacklevel=2
-        )
-        with _lock:
-            _kernel[:] = [None]
+        return "numpy"
+    lib = ctypes.CDLL(str(LIBRARY))
+    lib.ds_half_path.restype = ctypes.c_char_p
+    return str(lib.ds_half_path().decode())
 
 
-def _get() -> Callable[..., Any] | None:
+def warm() -> None:
+    """Load the library now (a millisecond), not in the first worker."""
+    _get()
+
+
+def _get() -> Any:
     with _lock:
-        if not _kernel:
-            _kernel.append(_compile() if not os.environ.get("DEEPSCOPE_NO_NUMBA") else None)
-        return _kernel[0]
+        if not _loaded:
+            _loaded.append(None if os.environ.get("DEEPSCOPE_NO_NATIVE") else load(simd=True))
+        return _loaded[0]
 
 
-def _compile() -> Callable[..., Any] | None:
-    try:
-        import numba
-    except Exception:  # not installed, or broken: the numpy path serves
+def load(simd: bool, entry: str = "ds_half_moments") -> Any:
+    """The library's `entry` function (``ds_half_moments`` or one path's, e.g.
+    ``ds_half_moments_scalar``), or None when the library is missing, fails to load, speaks
+    another ABI, or (`simd`) has only its scalar path on this CPU (numpy is as fast)."""
+    if not LIBRARY.is_file():
         return None
     try:
-        return _define(numba, cache=True)
-    except Exception:  # no writable cache location: compile in memory each process
-        return _define(numba, cache=False)
+        lib = ctypes.CDLL(str(LIBRARY))
+        if lib.ds_half_abi() != ABI:  # a library left by an older build
+            return None
+        lib.ds_half_path.restype = ctypes.c_char_p
+        if simd and lib.ds_half_path() == b"scalar":
+            return None
+        fn = getattr(lib, entry)
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_void_p]
+    fn.restype = None
+    return fn
 
 
-def _define(numba: Any, cache: bool) -> Callable[..., Any]:
-    @numba.njit(cache=cache, nogil=True, fastmath=True, boundscheck=False)  # type: ignore[untyped-decorator]
-    def moments(
-        v: Any, shift: int, mask: int, scale: float, expmask: int, work: Any, out: Any
-    ) -> None:
-        """out = [Σx, Σx², min key, max key, zeros, Inf+NaN, NaN] of int16 bits `v`,
-        `work.size` elements at a time (integers first, then the float sums). An Inf or
-        NaN pattern adds 0 to the sums and leaves min / max alone (branch-free selects)."""
-        lo = np.int32(32767)
-        hi = np.int32(-32768)
-        zeros = np.int64(0)
-        bad = np.int64(0)
-        nans = np.int64(0)
-        s = 0.0
-        q = 0.0
-        step = work.size
-        mantmask = np.int32(0x7FFF & ~expmask)
-        for start in range(0, v.size, step):
-            stop = min(v.size, start + step)
-            n = stop - start
-            part = v[start:stop]
-            z = np.int32(0)
-            b = np.int32(0)
-            nn = np.int32(0)
-            for j in range(n):
-                w = np.int32(part[j])
-                isbad = np.int32((w & expmask) == expmask)
-                keep = np.int64(isbad) - 1  # all ones for a finite value, 0 for Inf / NaN
-                work[j] = ((np.int64(w) << shift) & mask) & keep
-                key = w ^ ((w >> 15) & 0x7FFF)  # ordered like the values
-                lo = min(lo, key + isbad * (32767 - key))
-                hi = max(hi, key + isbad * (-32768 - key))
-                z += np.int32((w & 0x7FFF) == 0)
-                b += isbad
-                nn += isbad & np.int32((w & mantmask) != 0)
-            zeros += z
-            bad += b
-            nans += nn
-            f = work[:n].view(np.float64)
-            cs = 0.0
-            cq = 0.0
-            for j in range(n):
-                x = f[j] * scale
-                cs += x
-                cq += x * x
-            s += cs
-            q += cq
-        out[0] = s
-        out[1] = q
-        out[2] = lo
-        out[3] = hi
-        out[4] = zeros
-        out[5] = bad
-        out[6] = nans
+class _Out(threading.local):
+    """One thread's accumulator for the kernel (reused: no allocation per call)."""
 
-    return moments  # type: ignore[no-any-return]
-
-
-class _Work(threading.local):
-    """One thread's scratch for the kernel (reused: no allocation per call)."""
-
-    bits: NDArray[np.int64] | None = None
     out: NDArray[np.float64] | None = None
 
 
-_work = _Work()
+_out = _Out()
+#: The accumulator's start: Σx, Σx², min key, max key, zeros, Inf + NaN, NaN.
+_START = np.array([0.0, 0.0, 32767.0, -32768.0, 0.0, 0.0, 0.0])
 
 
-def half_stats(bits: NDArray[Any], fmt: HalfFormat) -> StatsAccumulator:
+def half_stats(bits: NDArray[Any], fmt: HalfFormat, kernel: Any = None) -> StatsAccumulator:
     """The statistics of stored 16-bit patterns (any 2-byte dtype, any shape) in one kernel
-    call. Needs `available()`."""
-    kernel = _get()
-    assert kernel is not None, "half_stats needs numba (check available() first)"
+    call (`kernel`: one of `load`'s functions; by default the one `available()` found)."""
+    kernel = kernel if kernel is not None else _get()
+    assert kernel is not None, "half_stats needs the kernel (check available() first)"
     flat = np.ascontiguousarray(bits).reshape(-1).view(np.int16)
     part = StatsAccumulator()
     n = int(flat.size)
     if n == 0:
         return part
-    if _work.bits is None or _work.out is None:
-        _work.bits = np.empty(FAST_CHUNK, dtype=np.int64)
-        _work.out = np.empty(7, dtype=np.float64)
-    out = _work.out
-    expmask = ((1 << fmt.exponent) - 1) << fmt.mantissa
-    kernel(flat, fmt.shift, fmt.mask, fmt.scale, expmask, _work.bits, out)
+    if _out.out is None:
+        _out.out = np.empty(7, dtype=np.float64)
+    out = _out.out
+    out[:] = _START
+    kernel(flat.ctypes.data, n, int(fmt.name == "bfloat16"), out.ctypes.data)
     bad, nans = int(out[5]), int(out[6])
     part.count = n
     part.n_zero = int(out[4])
@@ -245,7 +178,8 @@ def half_stats(bits: NDArray[Any], fmt: HalfFormat) -> StatsAccumulator:
     if m2 <= 1e-3 * sumsq:  # |mean| >> std: cancellation; the exact two-pass sum instead
         m2 = 0.0
         for lo in range(0, n, CHUNK):
-            x = np.asarray(fmt.decode(flat[lo : lo + CHUNK]), dtype=np.float64)
+            with np.errstate(invalid="ignore"):  # NaN patterns: dropped just below
+                x = np.asarray(fmt.decode(flat[lo : lo + CHUNK]), dtype=np.float64)
             if bad:
                 x = x[np.isfinite(x)]
             x -= part.mean
