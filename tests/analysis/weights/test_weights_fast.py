@@ -19,10 +19,17 @@ import pytest
 from weights_reference import numpy_stats
 
 import deepscope
-from deepscope.analysis.weights import _fast
-from deepscope.analysis.weights._stream import BLOCK_BYTES
+from deepscope.analysis.weights import _fast, _stream
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
+
+
+SMALL_BLOCKS = 1 << 20  # mapped blocks of 1 MB here: several per tensor
+
+
+@pytest.fixture(autouse=True)
+def _small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_stream, "MAP_BYTES", SMALL_BLOCKS)
 
 
 def _check(got: dict[str, Any], want: dict[str, Any], scale: float) -> None:
@@ -106,7 +113,7 @@ def test_every_pattern_decodes_exactly(name: str, entry: str) -> None:
 
 def _tensors() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(1)
-    n_big = 3 * BLOCK_BYTES // 2 + 12_345  # three blocks: threads, merged in order
+    n_big = 3 * SMALL_BLOCKS // 2 + 12_345  # three blocks: threads, merged in order
     big = (rng.standard_normal(n_big) * 0.02).astype(np.float16)
     big[[5, 9, 11]] = np.array([0.0, -0.0, 3e-7], dtype=np.float16)  # ±0 and a subnormal
     bad = rng.standard_normal(200_000).astype(np.float16)

@@ -187,3 +187,45 @@ def test_a_model_of_many_tensors_keeps_only_the_histograms_in_flight(tmp_path: P
     assert max(live) <= 2 + 2 + 1  # blocks in flight (workers + 2) and the one being read
     for n, x in tensors.items():
         _check(got[n].result(), numpy_stats(x))
+
+
+@pytest.mark.skipif(not hasattr(os, "RWF_NOWAIT"), reason="RWF_NOWAIT: Linux only")
+def test_the_prefetcher_reads_only_what_is_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_cached` (RWF_NOWAIT probes) tells a file's cached bytes from those on the disk, so
+    the prefetcher reads a cold file and spends no CPU re-sending a warm one; a cold file
+    through the whole pipeline comes out right."""
+    from deepscope.analysis.weights import _stream
+
+    sent: list[int] = []
+    sendfile = os.sendfile
+
+    def counted(out: int, src: int, offset: int, count: int) -> int:
+        n = sendfile(out, src, offset, count)
+        sent.append(n)
+        return n
+
+    monkeypatch.setattr(os, "sendfile", counted)
+    data = np.random.default_rng(4).standard_normal(3 << 20).astype(np.float16)
+    path = write_safetensors(tmp_path / "w.safetensors", {"w": ("F16", data.shape, data.tobytes())})
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)  # dirty pages cannot be dropped
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        if _stream._cached(fd, 0, path.stat().st_size):
+            pytest.skip("this file system keeps the pages (DONTNEED had no effect)")
+        size = path.stat().st_size
+        _stream._Prefetch([(fd, 0, size)]).start().thread.join(30)
+        assert sum(sent) == size  # cold: all of it sent through the page cache
+        assert _stream._cached(fd, 0, size)
+        sent.clear()
+        _stream._Prefetch([(fd, 0, size)]).start().thread.join(30)
+        assert sent == []  # warm: nothing sent again
+        assert not _stream._cached(fd, size + (1 << 20), 4096)  # past the end: no
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # the whole pipeline, cold
+        got = deepscope.weights(path).stats()["w"]
+        assert got["mean"] == pytest.approx(float(data.astype(np.float64).mean()), abs=1e-12)
+        assert got["std"] == pytest.approx(float(data.astype(np.float64).std()), rel=1e-9)
+    finally:
+        os.close(fd)
