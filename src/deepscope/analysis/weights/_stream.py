@@ -49,6 +49,10 @@ BLOCK_BYTES = 4 << 20
 #: Bytes per mapped block: a map costs a system call and its page faults; larger blocks
 #: make fewer (1B fp16 parameters, cached: 4 MB 0.11 s, 16 MB 0.075 s, 32 MB no better).
 MAP_BYTES = 16 << 20
+#: Mapped blocks start at file offsets that are multiples of this (a huge page): the
+#: kernel then places them so that the page cache's large folios map as huge pages, with
+#: ~500x fewer TLB entries to walk (1B fp16 parameters, cached, one thread: 0.19 s -> 0.12 s).
+MAP_ALIGN = max(2 << 20, mmap.ALLOCATIONGRANULARITY)
 #: Tensors with fewer elements skip the 65,536-bin histogram (its fixed cost).
 HIST_MIN = 1 << 16
 #: How far the prefetcher reads ahead of the blocks being mapped (page cache, not this
@@ -204,7 +208,7 @@ def _map(job: StreamJob, start: int, stop: int) -> tuple[mmap.mmap, int]:
     """Elements [start, stop) of `job` mapped read-only: the map and their byte offset in it."""
     size = job.stored.itemsize
     pos, end = job.offset + start * size, job.offset + stop * size
-    base = pos - pos % mmap.ALLOCATIONGRANULARITY
+    base = pos - pos % MAP_ALIGN
     if os.fstat(job.fd).st_size < end:  # mapping past the end would be a SIGBUS, not an error
         raise ModelFormatError(
             f"the file ended while reading {job.key!r}; it changed or was truncated after it "
