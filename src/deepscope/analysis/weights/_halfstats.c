@@ -67,6 +67,26 @@ void ds_half_moments_scalar(const int16_t *v, int64_t n, int bf16, double *out) 
     out[6] += (double)nans;
 }
 
+/* Ends a vector path: adds its lanes (`dl` float64 sums, `lanes` int16 min / max keys) and
+ * counts to `out`, then counts the tail v[m, n) with the scalar path. */
+static void finish(double *out, const double *s, const double *q, int dl, const int16_t *l,
+                   const int16_t *h, int lanes, const int64_t counts[3], const int16_t *v,
+                   int64_t m, int64_t n, int bf16) {
+    int16_t lo = l[0], hi = h[0];
+    for (int j = 0; j < dl; j++) {
+        out[0] += s[j];
+        out[1] += q[j];
+    }
+    for (int j = 1; j < lanes; j++) {
+        lo = l[j] < lo ? l[j] : lo;
+        hi = h[j] > hi ? h[j] : hi;
+    }
+    out[2] = lo;
+    out[3] = hi;
+    for (int j = 0; j < 3; j++) out[4 + j] += (double)counts[j];
+    if (n > m) ds_half_moments_scalar(v + m, n - m, bf16, out);
+}
+
 /* ---- AVX-512 path ------------------------------------------------------------------ */
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -125,22 +145,14 @@ ds_half_moments_avx512(const int16_t *v, int64_t n, int bf16, double *out) {
         bad += _mm512_reduce_add_epi32(_mm512_madd_epi16(b, ONE));
         nans += _mm512_reduce_add_epi32(_mm512_madd_epi16(nn, ONE));
     }
-    out[0] += _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
-    out[1] += _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(q0, q1), _mm512_add_pd(q2, q3)));
+    double t[8], u[8];
+    _mm512_storeu_pd(t, _mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
+    _mm512_storeu_pd(u, _mm512_add_pd(_mm512_add_pd(q0, q1), _mm512_add_pd(q2, q3)));
     int16_t l[32], h[32];
     _mm512_storeu_si512((void *)l, lo);
     _mm512_storeu_si512((void *)h, hi);
-    int16_t LO = l[0], HI = h[0];
-    for (int j = 1; j < 32; j++) {
-        LO = l[j] < LO ? l[j] : LO;
-        HI = h[j] > HI ? h[j] : HI;
-    }
-    out[2] = LO;
-    out[3] = HI;
-    out[4] += (double)zeros;
-    out[5] += (double)bad;
-    out[6] += (double)nans;
-    if (n > m) ds_half_moments_scalar(v + m, n - m, bf16, out);
+    const int64_t counts[3] = {zeros, bad, nans};
+    finish(out, t, u, 8, l, h, 32, counts, v, m, n, bf16);
 }
 
 static inline int64_t sum_epi16(__m256i x) __attribute__((target("avx2")));
@@ -204,22 +216,11 @@ ds_half_moments_avx2(const int16_t *v, int64_t n, int bf16, double *out) {
     double t[4], u[4];
     _mm256_storeu_pd(t, _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3)));
     _mm256_storeu_pd(u, _mm256_add_pd(_mm256_add_pd(q0, q1), _mm256_add_pd(q2, q3)));
-    out[0] += t[0] + t[1] + t[2] + t[3];
-    out[1] += u[0] + u[1] + u[2] + u[3];
     int16_t l[16], h[16];
     _mm256_storeu_si256((__m256i *)l, lo);
     _mm256_storeu_si256((__m256i *)h, hi);
-    int16_t LO = l[0], HI = h[0];
-    for (int j = 1; j < 16; j++) {
-        LO = l[j] < LO ? l[j] : LO;
-        HI = h[j] > HI ? h[j] : HI;
-    }
-    out[2] = LO;
-    out[3] = HI;
-    out[4] += (double)zeros;
-    out[5] += (double)bad;
-    out[6] += (double)nans;
-    if (n > m) ds_half_moments_scalar(v + m, n - m, bf16, out);
+    const int64_t counts[3] = {zeros, bad, nans};
+    finish(out, t, u, 4, l, h, 16, counts, v, m, n, bf16);
 }
 
 /* 2: AVX-512, 1: AVX2, 0: scalar (checked once; CPUID and the OS's saved state). */
