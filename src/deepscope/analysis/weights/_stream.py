@@ -3,10 +3,11 @@
 `stream_accumulate(jobs)` walks each job's stored bits in blocks on the calling thread,
 while `workers` threads compute on the blocks already there: the disk and the CPUs work
 at the same time, and at most (workers + 2) blocks are in flight. A job with a file
-descriptor (`fd`, `offset`) has each block (`MAP_BYTES`) memory-mapped on its own
-(read-only, unmapped once counted): no copy out of the page cache, which on this
-project's machines cost as much CPU as the counting, and resident memory stays at the
-blocks in flight; `_Prefetch` reads the parts not cached yet ahead of them. Other jobs
+descriptor (`fd`, `offset`) has each block (`MAP_BYTES`) memory-mapped on its own by the
+worker that counts it (read-only, unmapped once counted): no copy out of the page cache,
+which on this project's machines cost as much CPU as the counting, no hand-off between
+threads, and resident memory stays at one block per worker; `_Prefetch` reads the parts
+not cached yet ahead of them. Other jobs
 are read with `fetch(start, stop, out)` into a small pool of reused `BLOCK_BYTES`
 buffers.
 
@@ -251,19 +252,22 @@ def stream_accumulate(
         prefetch.close()
         raise
 
-    def work(job: StreamJob, src: Any, off: int, n: int, slot: bytearray | None) -> Any:
+    def work(job: StreamJob, src: Any, slot: bytearray | None) -> Any:
         try:
-            if not isinstance(src, mmap.mmap):
-                return _compute(job, src, scratch, lock)
-            raw = np.frombuffer(src, dtype=job.stored, count=n, offset=off)
-            try:
-                return _compute(job, raw, scratch, lock)
-            finally:
-                del raw
-                with contextlib.suppress(BufferError):  # a view still held: unmapped on GC
-                    src.close()
+            return _compute(job, src, scratch, lock)
         finally:
             free.put(slot)
+
+    def work_mapped(job: StreamJob, start: int, stop: int) -> Any:
+        m, off = _map(job, start, stop)  # here, not on the submitting thread: no hand-off
+        prefetch.mapped((stop - start) * job.stored.itemsize)
+        raw = np.frombuffer(m, dtype=job.stored, count=stop - start, offset=off)
+        try:
+            return _compute(job, raw, scratch, lock)
+        finally:
+            del raw
+            with contextlib.suppress(BufferError):  # a view still held: unmapped on GC
+                m.close()
 
     pending: list[Future[Any]] = []
     with ThreadPoolExecutor(n_workers) as pool, contextlib.closing(prefetch):
@@ -279,31 +283,29 @@ def stream_accumulate(
                     job._left = -(-job.size // step)
                 for start in range(0, job.size, step):
                     stop = min(job.size, start + step)
-                    slot = free.get()
-                    try:
-                        if job.fd >= 0:
-                            src: Any
-                            src, off = _map(job, start, stop)
-                            prefetch.mapped((stop - start) * job.stored.itemsize)
-                        else:
+                    if job.fd >= 0:  # the worker maps it: at most `n_workers` maps at once
+                        fut = pool.submit(work_mapped, job, start, stop)
+                    else:
+                        slot = free.get()
+                        try:
                             if slot is None:
                                 slot = bytearray(block_bytes or BLOCK_BYTES)
                             out = np.frombuffer(slot, dtype=job.stored, count=stop - start)
-                            src, off = job.fetch(start, stop, out), 0
-                    except BaseException:
-                        free.put(slot)
-                        raise
-                    fut = pool.submit(work, job, src, off, stop - start, slot)
-                    del src
+                            src = job.fetch(start, stop, out)
+                        except BaseException:
+                            free.put(slot)
+                            raise
+                        fut = pool.submit(work, job, src, slot)
+                        del src
                     pending.append(fut)
                     if not counted:
                         job._parts.append(fut)
+            for fut in pending:
+                fut.result()  # re-raise a worker's error
         except BaseException:
             for fut in pending:  # stop the blocks not started
                 fut.cancel()
             raise
-        for fut in pending:
-            fut.result()  # re-raise a worker's error
     result: dict[str, StatsAccumulator] = {}
     for job in jobs:
         if job._done is not None:
