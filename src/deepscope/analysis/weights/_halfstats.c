@@ -93,57 +93,55 @@ static void finish(double *out, const double *s, const double *q, int dl, const 
 #include <immintrin.h>
 #define DS_X86 1
 
-__attribute__((target("avx512f,avx512bw,f16c,fma"))) void
+/* 8 patterns at p as float64 (their float32 values widened: exact). */
+__attribute__((target("avx512f,avx2,f16c"))) static inline __m512d
+conv8_512(const int16_t *p, int bf16) {
+    __m128i h = _mm_loadu_si128((const __m128i *)p);
+    __m256 f = bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
+                    : _mm256_cvtph_ps(h);
+    return _mm512_cvtps_pd(f);
+}
+
+__attribute__((target("avx512f,avx512bw,avx2,f16c,fma,popcnt"))) void
 ds_half_moments_avx512(const int16_t *v, int64_t n, int bf16, double *out) {
     const __m512i E = _mm512_set1_epi16(bf16 ? 0x7F80 : 0x7C00);
     const __m512i M = _mm512_set1_epi16(bf16 ? 0x007F : 0x03FF);
     const __m512i MAG = _mm512_set1_epi16(0x7FFF);
-    const __m512i ONE = _mm512_set1_epi16(1);
-    const __m512i ZERO = _mm512_setzero_si512();
+    const __m512i TOP = _mm512_set1_epi16(32767), BOTTOM = _mm512_set1_epi16(-32768);
     __m512i lo = _mm512_set1_epi16((int16_t)out[2]), hi = _mm512_set1_epi16((int16_t)out[3]);
     __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
     __m512d q0 = s0, q1 = s0, q2 = s0, q3 = s0;
     int64_t zeros = 0, bad = 0, nans = 0;
     int64_t m = n / 32 * 32;
-    for (int64_t i = 0; i < m;) {
-        int64_t end = m - i > 32 * 2048 ? i + 32 * 2048 : m; /* int16 counters: <= 2048 */
-        __m512i z = ZERO, b = ZERO, nn = ZERO;
-        for (; i < end; i += 32) {
-            __m512i w = _mm512_loadu_si512((const void *)(v + i));
-            __mmask32 kb = _mm512_cmpeq_epi16_mask(_mm512_and_si512(w, E), E);
-            __m512i key = _mm512_xor_si512(w, _mm512_and_si512(_mm512_srai_epi16(w, 15), MAG));
-            lo = _mm512_mask_min_epi16(lo, ~kb, lo, key);
-            hi = _mm512_mask_max_epi16(hi, ~kb, hi, key);
-            z = _mm512_mask_add_epi16(z, _mm512_testn_epi16_mask(w, MAG), z, ONE);
-            b = _mm512_mask_add_epi16(b, kb, b, ONE);
-            nn = _mm512_mask_add_epi16(nn, _mm512_mask_test_epi16_mask(kb, w, M), nn, ONE);
-            __m512i g = _mm512_maskz_mov_epi16(~kb, w); /* Inf / NaN lanes: 0 */
-            __m512 fa, fb;
-            if (bf16) { /* the patterns as float32 top halves (lane order does not matter) */
-                fa = _mm512_castsi512_ps(_mm512_unpacklo_epi16(ZERO, g));
-                fb = _mm512_castsi512_ps(_mm512_unpackhi_epi16(ZERO, g));
-            } else {
-                fa = _mm512_cvtph_ps(_mm512_castsi512_si256(g));
-                fb = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(g, 1));
-            }
-            __m512d x0 = _mm512_cvtps_pd(_mm512_castps512_ps256(fa));
-            __m512d x1 = _mm512_cvtps_pd(
-                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(fa), 1)));
-            __m512d x2 = _mm512_cvtps_pd(_mm512_castps512_ps256(fb));
-            __m512d x3 = _mm512_cvtps_pd(
-                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(fb), 1)));
-            s0 = _mm512_add_pd(s0, x0);
-            q0 = _mm512_fmadd_pd(x0, x0, q0);
-            s1 = _mm512_add_pd(s1, x1);
-            q1 = _mm512_fmadd_pd(x1, x1, q1);
-            s2 = _mm512_add_pd(s2, x2);
-            q2 = _mm512_fmadd_pd(x2, x2, q2);
-            s3 = _mm512_add_pd(s3, x3);
-            q3 = _mm512_fmadd_pd(x3, x3, q3);
+    int16_t finite[32]; /* a step with Inf / NaN: its patterns with those zeroed */
+    for (int64_t i = 0; i < m; i += 32) {
+        const int16_t *p = v + i;
+        __m512i w = _mm512_loadu_si512((const void *)p);
+        __mmask32 kb = _mm512_cmpeq_epi16_mask(_mm512_and_si512(w, E), E);
+        zeros += __builtin_popcount((unsigned)_mm512_testn_epi16_mask(w, MAG));
+        /* the key: w ^ ((w >> 15) & 0x7FFF) in one ternary-logic step */
+        __m512i key = _mm512_ternarylogic_epi32(w, _mm512_srai_epi16(w, 15), MAG, 0x78);
+        if (__builtin_expect(kb != 0, 0)) { /* rare: leave them out of min / max and sums */
+            bad += __builtin_popcount((unsigned)kb);
+            nans += __builtin_popcount((unsigned)_mm512_mask_test_epi16_mask(kb, w, M));
+            lo = _mm512_min_epi16(lo, _mm512_mask_mov_epi16(key, kb, TOP));
+            hi = _mm512_max_epi16(hi, _mm512_mask_mov_epi16(key, kb, BOTTOM));
+            _mm512_storeu_si512((void *)finite, _mm512_maskz_mov_epi16(~kb, w));
+            p = finite;
+        } else {
+            lo = _mm512_min_epi16(lo, key);
+            hi = _mm512_max_epi16(hi, key);
         }
-        zeros += _mm512_reduce_add_epi32(_mm512_madd_epi16(z, ONE));
-        bad += _mm512_reduce_add_epi32(_mm512_madd_epi16(b, ONE));
-        nans += _mm512_reduce_add_epi32(_mm512_madd_epi16(nn, ONE));
+        __m512d x0 = conv8_512(p, bf16), x1 = conv8_512(p + 8, bf16);
+        __m512d x2 = conv8_512(p + 16, bf16), x3 = conv8_512(p + 24, bf16);
+        s0 = _mm512_add_pd(s0, x0);
+        q0 = _mm512_fmadd_pd(x0, x0, q0);
+        s1 = _mm512_add_pd(s1, x1);
+        q1 = _mm512_fmadd_pd(x1, x1, q1);
+        s2 = _mm512_add_pd(s2, x2);
+        q2 = _mm512_fmadd_pd(x2, x2, q2);
+        s3 = _mm512_add_pd(s3, x3);
+        q3 = _mm512_fmadd_pd(x3, x3, q3);
     }
     double t[8], u[8];
     _mm512_storeu_pd(t, _mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3)));
