@@ -83,8 +83,10 @@ class StreamJob:
     _fmt: HalfFormat | None = field(default=None, repr=False)
     _hist: BitHistogram | None = field(default=None, repr=False)
     _left: int = field(default=0, repr=False)  # blocks of `_hist` not counted yet
+    _step: int = field(default=1, repr=False)  # elements per block
     _done: StatsAccumulator | None = field(default=None, repr=False)
-    _parts: list[Future[StatsAccumulator | None]] = field(default_factory=list, repr=False)
+    # per block: its future (fetched), or its index in the mapped blocks' results
+    _parts: list[Future[StatsAccumulator | None] | int] = field(default_factory=list, repr=False)
 
 
 class _Scratch(threading.local):
@@ -228,6 +230,29 @@ def _compute(job: StreamJob, raw: NDArray[Any], scratch: _Scratch, lock: threadi
     return _moments(job, raw)
 
 
+def _plan(
+    jobs: list[StreamJob], block_bytes: int | None
+) -> tuple[list[tuple[StreamJob, int, int]], set[int]]:
+    """Each job's block size; the mapped jobs' blocks (job, start, stop) in file order, a
+    mapped job's `_parts` their indices; and the id() of the jobs counted in a histogram
+    (made when the job's first block starts: 512 KB each, only the ones in flight)."""
+    mapped: list[tuple[StreamJob, int, int]] = []
+    counted: set[int] = set()
+    for job in jobs:
+        size = block_bytes or (MAP_BYTES if job.fd >= 0 else BLOCK_BYTES)
+        job._step = max(1, size // job.stored.itemsize)
+        if job._fmt is None and job.size >= HIST_MIN and BitHistogram.supports(job.stored):
+            counted.add(id(job))
+            job._left = -(-job.size // job._step)
+        if job.fd < 0:
+            continue
+        for start in range(0, job.size, job._step):
+            if id(job) not in counted:
+                job._parts.append(len(mapped))
+            mapped.append((job, start, min(job.size, start + job._step)))
+    return mapped, counted
+
+
 def stream_accumulate(
     jobs: Iterable[StreamJob], *, workers: int | None = None, block_bytes: int | None = None
 ) -> dict[str, StatsAccumulator]:
@@ -248,6 +273,7 @@ def stream_accumulate(
             warm()  # the kernel's library loads here, not in the first worker
         for job in jobs:
             job._fmt = half_format(job.dtype, job.stored)
+        mapped, counted = _plan(jobs, block_bytes)
     except BaseException:
         prefetch.close()
         raise
@@ -258,51 +284,58 @@ def stream_accumulate(
         finally:
             free.put(slot)
 
-    def work_mapped(job: StreamJob, start: int, stop: int) -> Any:
-        m, off = _map(job, start, stop)  # here, not on the submitting thread: no hand-off
-        prefetch.mapped((stop - start) * job.stored.itemsize)
-        raw = np.frombuffer(m, dtype=job.stored, count=stop - start, offset=off)
-        try:
-            return _compute(job, raw, scratch, lock)
-        finally:
-            del raw
-            with contextlib.suppress(BufferError):  # a view still held: unmapped on GC
-                m.close()
+    # Mapped blocks: each worker takes the next one (file order), maps, counts and unmaps
+    # it itself: no hand-off between threads, no future per block, one map per worker.
+    done: list[Any] = [None] * len(mapped)
+    claim, stop_all = iter(range(len(mapped))), threading.Event()
+
+    def pull() -> None:
+        while not stop_all.is_set():
+            with lock:
+                i = next(claim, None)
+                if i is None:
+                    return
+                job, start, stop = mapped[i]
+                if start == 0 and id(job) in counted:  # blocks are claimed in order
+                    job._hist = BitHistogram(job.stored, job.decode)
+            m, off = _map(job, start, stop)
+            prefetch.mapped((stop - start) * job.stored.itemsize)
+            raw = np.frombuffer(m, dtype=job.stored, count=stop - start, offset=off)
+            try:
+                done[i] = _compute(job, raw, scratch, lock)
+            finally:
+                del raw
+                with contextlib.suppress(BufferError):  # a view still held: unmapped on GC
+                    m.close()
 
     pending: list[Future[Any]] = []
     with ThreadPoolExecutor(n_workers) as pool, contextlib.closing(prefetch):
         try:
-            for job in jobs:
-                size = block_bytes or (MAP_BYTES if job.fd >= 0 else BLOCK_BYTES)
-                step = max(1, size // job.stored.itemsize)
-                counted = (
-                    job._fmt is None and job.size >= HIST_MIN and BitHistogram.supports(job.stored)
-                )
-                if counted:
-                    job._hist = BitHistogram(job.stored, job.decode)
-                    job._left = -(-job.size // step)
-                for start in range(0, job.size, step):
-                    stop = min(job.size, start + step)
-                    if job.fd >= 0:  # the worker maps it: at most `n_workers` maps at once
-                        fut = pool.submit(work_mapped, job, start, stop)
-                    else:
-                        slot = free.get()
-                        try:
-                            if slot is None:
-                                slot = bytearray(block_bytes or BLOCK_BYTES)
-                            out = np.frombuffer(slot, dtype=job.stored, count=stop - start)
-                            src = job.fetch(start, stop, out)
-                        except BaseException:
-                            free.put(slot)
-                            raise
-                        fut = pool.submit(work, job, src, slot)
-                        del src
+            if mapped:
+                pending += [pool.submit(pull) for _ in range(min(n_workers, len(mapped)))]
+            for job in (j for j in jobs if j.fd < 0):
+                for start in range(0, job.size, job._step):
+                    stop = min(job.size, start + job._step)
+                    slot = free.get()
+                    if start == 0 and id(job) in counted:
+                        job._hist = BitHistogram(job.stored, job.decode)
+                    try:
+                        if slot is None:
+                            slot = bytearray(block_bytes or BLOCK_BYTES)
+                        out = np.frombuffer(slot, dtype=job.stored, count=stop - start)
+                        src = job.fetch(start, stop, out)
+                    except BaseException:
+                        free.put(slot)
+                        raise
+                    fut = pool.submit(work, job, src, slot)
+                    del src
                     pending.append(fut)
-                    if not counted:
+                    if id(job) not in counted:
                         job._parts.append(fut)
             for fut in pending:
                 fut.result()  # re-raise a worker's error
         except BaseException:
+            stop_all.set()
             for fut in pending:  # stop the blocks not started
                 fut.cancel()
             raise
@@ -313,7 +346,7 @@ def stream_accumulate(
         else:
             acc = StatsAccumulator()
             for part in job._parts:
-                r = part.result()
+                r = done[part] if isinstance(part, int) else part.result()
                 if r is not None:
                     acc.merge(r)
             result[job.key] = acc
