@@ -10,8 +10,8 @@
  *
  * and the kernel adds these n patterns to it (the caller starts it at 0, 0, 32767,
  * -32768, 0, 0, 0). Every finite pattern is decoded exactly: a float16 through F16C's
- * vcvtph2ps (AVX-512 path) or by moving its bits into a float32 and scaling by 2**112
- * (generic path); a bfloat16 is the top half of a float32. The sums are float64.
+ * vcvtph2ps (SIMD paths) or by moving its bits into a float32 and scaling by 2**112
+ * (scalar path); a bfloat16 is the top half of a float32. The sums are float64.
  *
  * Three paths, picked at run time by what the CPU has: AVX-512 (F, BW, F16C: 32 patterns
  * per step), AVX2 (F16C: 16 per step), and portable scalar C (the tails; `_fast.py` uses
