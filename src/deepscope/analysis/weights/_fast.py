@@ -55,12 +55,9 @@ ABI = 1
 
 @dataclass(frozen=True)
 class HalfFormat:
-    """A 16-bit float format: its field widths and exponent bias."""
+    """A 16-bit float format ("float16" or "bfloat16")."""
 
     name: str
-    mantissa: int  # mantissa bits
-    bias: int  # exponent bias
-    exponent: int  # exponent bits
 
     def decode(self, bits: NDArray[Any]) -> NDArray[Any]:
         """Numbers numpy computes with (float16 itself, bfloat16 widened to float32)."""
@@ -71,8 +68,8 @@ class HalfFormat:
 
 
 HALF = {
-    "float16": HalfFormat("float16", 10, 15, 5),
-    "bfloat16": HalfFormat("bfloat16", 7, 127, 8),
+    "float16": HalfFormat("float16"),
+    "bfloat16": HalfFormat("bfloat16"),
 }
 
 
