@@ -120,15 +120,16 @@ def build_native(root: Path) -> bool:
     tmp = lib.with_suffix(".so.tmp")
     cmd = [*cc, "-O3", "-std=c11", "-shared", "-fPIC", "-o", str(tmp), str(src)]
     try:
-        proc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        why = f"`{shlex.join(cmd)}` failed:\n{proc.stderr.strip()}" if proc.returncode else ""
     except OSError as e:
-        proc = None
-        print(f"deepscope kernel: no C compiler ({e})", file=sys.stderr)
-    if proc is None or proc.returncode != 0:
+        why = f"no C compiler ({e})"
+    if why:
         tmp.unlink(missing_ok=True)
         print(
-            "deepscope kernel: not built; float16 / bfloat16 weight statistics will use numpy "
-            f"(slower). Install a C compiler (e.g. `apt-get install gcc`) to build {src.name}.",
+            f"deepscope kernel: {why}\ndeepscope kernel: not built; float16 / bfloat16 weight "
+            "statistics will use numpy (slower). Install a C compiler (e.g. `apt-get install "
+            f"gcc`) to build {src.name}.",
             file=sys.stderr,
         )
         return lib.exists() and lib.stat().st_mtime >= src.stat().st_mtime

@@ -216,3 +216,59 @@ def test_inf_and_nan_are_counted_and_left_out_in_the_kernel(name: str) -> None:
     one = np.concatenate([bits, np.array([0x3C00 if name == "float16" else 0x3F80], np.uint16)])
     r = _fast.half_stats(one, fmt).result()  # 1.0 among them: the only finite value
     assert (r["mean"], r["std"], r["min"], r["max"], r["l2"]) == (1.0, 0.0, 1.0, 1.0, 1.0)
+
+
+def _hook() -> Any:
+    """The package's build hook module (hatch_build.py at the repository's root)."""
+    pytest.importorskip("hatchling")
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[3]
+    spec = importlib.util.spec_from_file_location("hatch_build", root / "hatch_build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tree(tmp_path: Path, hook: Any, source: str | None = None) -> Path:
+    src = tmp_path / hook.NATIVE_SRC
+    src.parent.mkdir(parents=True)
+    src.write_text(source if source is not None else (_fast.LIBRARY.with_suffix(".c")).read_text())
+    return tmp_path
+
+
+def test_the_build_hook_builds_a_library_that_loads(tmp_path: Path) -> None:
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    hook = _hook()
+    root = _tree(tmp_path, hook)
+    assert hook.build_native(root)
+    lib = root / hook.NATIVE_LIB
+    import ctypes
+
+    assert ctypes.CDLL(str(lib)).ds_half_abi() == _fast.ABI
+    built = lib.stat().st_mtime_ns
+    assert hook.build_native(root) and lib.stat().st_mtime_ns == built  # up to date: kept
+
+
+def test_without_a_working_compiler_the_build_says_so_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No compiler, or one that fails: the install carries on (numpy serves), says why,
+    and leaves no half-written library behind."""
+    hook = _hook()
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
+    root = _tree(tmp_path / "a", hook)
+    assert hook.build_native(root) is False
+    err = capsys.readouterr().err
+    assert "no C compiler" in err and "not built" in err
+    assert not (root / hook.NATIVE_LIB).exists()
+    if shutil.which("cc") is None:
+        return
+    monkeypatch.setenv("CC", "cc")
+    root = _tree(tmp_path / "b", hook, source="this is not C;\n")
+    assert hook.build_native(root) is False
+    err = capsys.readouterr().err
+    assert "failed" in err and "error" in err and "not built" in err  # the compiler's words
+    assert list((root / hook.NATIVE_LIB).parent.glob("*.so*")) == []
